@@ -1,0 +1,100 @@
+"""``pgdb-bot``: the console chat and the diagnostics CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import TextIO
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.core.errors import PgdbError
+
+log = logging.getLogger("pgdb_bot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pgdb-bot", description="Self-service PostgreSQL databases through chat."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    console = sub.add_parser("console", help="type /pgdb commands in a terminal or a pipe")
+    console.add_argument("--as", dest="as_user", metavar="USER", help="act as another user")
+    diagnose = sub.add_parser("diagnose", help="run the diagnostics once and exit")
+    diagnose.add_argument("--json", action="store_true", help="print the findings as JSON")
+    return parser
+
+
+def _logging(settings: Settings | None) -> None:
+    level = settings.log_level if settings else "INFO"
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _console(settings: Settings, as_user: str | None) -> int:
+    from bot import localmode
+    from bot.adapters.console_chat import run_console
+    from bot.wiring import build_services
+
+    settings, notes = localmode.prepare(settings)
+    services = build_services(settings)
+
+    def banner(out: TextIO) -> None:
+        out.write("pgdb-bot console — type `/pgdb help`, or `exit`.\n")
+
+    for note in notes:
+        sys.stderr.write(f"pgdb-bot: {note}\n")
+    return run_console(services, user=as_user, banner=banner)
+
+
+def _diagnose(settings: Settings, as_json: bool) -> int:
+    from bot.wiring import build_services
+    from handlers.diagnose import as_json as to_json
+    from handlers.diagnose import exit_code, render, run_diagnosis
+
+    services = build_services(settings)
+    try:
+        services.database.observe()
+    except PgdbError as exc:
+        sys.stderr.write(f"pgdb-bot diagnose: cannot run: {exc}\n")
+        return 2
+    diagnosis = run_diagnosis(services)
+    if as_json:
+        sys.stdout.write(json.dumps(to_json(diagnosis, services), indent=2) + "\n")
+    else:
+        reply = render(diagnosis)
+        sys.stdout.write(reply.title + "\n")
+        for line in reply.lines:
+            sys.stdout.write(f"  {line}\n")
+    return exit_code(diagnosis)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        _logging(None)
+        sys.stderr.write(f"pgdb-bot: {exc}\n")
+        return 2
+    _logging(settings)
+    try:
+        if args.command == "console":
+            return _console(settings, args.as_user)
+        return _diagnose(settings, args.json)
+    except ConfigError as exc:
+        sys.stderr.write(f"pgdb-bot: {exc}\n")
+        return 2
+    except PgdbError as exc:
+        sys.stderr.write(f"pgdb-bot: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The platform-neutral core: domain values, ports, manifests. Imports no adapter."""

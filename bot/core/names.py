@@ -1,0 +1,53 @@
+"""App names: validated once, at the edge, then carried as a typed value (SPEC §2)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+RESERVED_NAMES = frozenset({"postgres", "template0", "template1", "app", "streaming_replica"})
+RESERVED_PREFIXES = ("pg_", "pg-", "cnpg")
+
+
+class InvalidAppName(ValueError):
+    """The name cannot be an app; the message says why and what to type instead."""
+
+
+class AppName(str):
+    """A validated app name. Build it with :func:`parse_app_name`, never directly from input."""
+
+    __slots__ = ()
+
+
+def parse_app_name(raw: str, *, bot_role: str = "", deny: Iterable[str] = ()) -> AppName:
+    """Validate ``raw`` against the pattern and the reserved names, or raise InvalidAppName."""
+    name = raw.strip()
+    hint = "use lowercase letters, digits and single dashes, 2-40 characters, e.g. `docspell`"
+    if not name:
+        raise InvalidAppName(f"an app name is required: {hint}")
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    if not _PATTERN.fullmatch(name) or "--" in name:
+        raise InvalidAppName(f"`{shown}` is not a valid app name: {hint}")
+    lowered = name.lower()
+    # Dashes count as underscores here: `streaming-replica` is as confusing as the real one.
+    if lowered.replace("-", "_") in RESERVED_NAMES or lowered.startswith(RESERVED_PREFIXES):
+        raise InvalidAppName(
+            f"`{name}` is reserved by PostgreSQL or CloudNativePG: choose another app name"
+        )
+    if bot_role and lowered == bot_role.lower():
+        raise InvalidAppName(f"`{name}` is the bot's own role: choose another app name")
+    if lowered in {d.strip().lower() for d in deny if d.strip()}:
+        raise InvalidAppName(
+            f"`{name}` is on this bot's deny list (PGDB_DENY_NAMES): choose another app name"
+        )
+    return AppName(name)
+
+
+def is_system_role(role: str, *, bot_role: str) -> bool:
+    """Roles that are never apps and never orphans (SPEC §3.1)."""
+    return (
+        role in {"postgres", "streaming_replica"}
+        or role.startswith(("pg_", "cnpg_"))
+        or role == bot_role
+    )

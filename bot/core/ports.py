@@ -1,0 +1,146 @@
+"""The small interfaces the core speaks to. Each outside system is one adapter behind one port.
+
+Reading state (``observe``/``read_*``) is kept apart from changing it, so status, diagnostics
+and every workflow step share one observation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from bot.core.model import (
+    AuditEntry,
+    CheckResult,
+    DatabaseState,
+    GitSnapshot,
+    PasswordVerdict,
+    Proposal,
+    StoredCredentials,
+    WorkflowRecord,
+    WorkflowStatus,
+)
+from bot.core.names import AppName
+from bot.core.reply import Reply
+from bot.core.secret import Secret
+
+
+class SecretStore(Protocol):
+    """Where each app's ``username``, ``password`` and ``database`` live."""
+
+    kind: str
+
+    def location(self, app: AppName) -> str:
+        """Where an operator finds the app's credentials (path and environment), for humans."""
+        ...
+
+    def read_all(self) -> dict[str, StoredCredentials]:
+        """Every app folder under the prefix, in one listing. Keys are folder names."""
+        ...
+
+    def read(self, app: AppName) -> StoredCredentials | None:
+        """The app's credentials, or None when its folder does not exist."""
+        ...
+
+    def write(self, app: AppName, *, username: str, password: Secret, database: str) -> None:
+        """Create or update the three keys (folder first). The core decides the password."""
+        ...
+
+
+class ManagedDatabase(Protocol):
+    """The shared PostgreSQL server, as the bot's admin account sees it."""
+
+    def observe(self) -> DatabaseState:
+        """All roles, memberships and databases in one catalog query."""
+        ...
+
+    def check_passwords(
+        self, candidates: Mapping[str, Secret], *, state: DatabaseState
+    ) -> dict[str, PasswordVerdict]:
+        """Whether each stored password opens its role (verifier comparison, else a login)."""
+        ...
+
+    def create_role(self, role: AppName, *, password: Secret) -> None:
+        """``CREATE ROLE … LOGIN`` with a client-side SCRAM-SHA-256 verifier."""
+        ...
+
+    def enable_login(self, role: AppName, *, password: Secret) -> None:
+        """``ALTER ROLE … LOGIN PASSWORD <verifier>`` for a role that exists."""
+        ...
+
+
+class BotState(Protocol):
+    """The bot's own tables (audit log, workflow records) and its cross-replica locks."""
+
+    def record_audit(self, entry: AuditEntry) -> None: ...
+
+    def audit_entries(self, *, limit: int = 100) -> list[AuditEntry]: ...
+
+    def start_workflow(self, *, app: AppName, kind: str, requester: str) -> int: ...
+
+    def update_workflow(
+        self,
+        workflow_id: int,
+        *,
+        step: str,
+        status: WorkflowStatus,
+        detail: str = "",
+        proposal_url: str | None = None,
+    ) -> None: ...
+
+    def workflows(self) -> list[WorkflowRecord]:
+        """The latest workflow record of each app."""
+        ...
+
+    def app_lock(self, app: AppName) -> AbstractContextManager[bool]:
+        """A non-blocking lock held across replicas; yields False when another holds it."""
+        ...
+
+
+class GitHost(Protocol):
+    """The GitOps repository: its base branch, and the ``pgdb/<app>`` branches or PRs."""
+
+    kind: str
+
+    def snapshot(self, *, manifests_path: str) -> GitSnapshot:
+        """The base branch's manifests folder and every ``pgdb/*`` proposal, in one pass."""
+        ...
+
+    def read_file(self, *, ref: str, path: str) -> str | None:
+        """A file's text at a commit or branch, or None when absent."""
+        ...
+
+    def commit(self, *, parent: str, files: Mapping[str, str], message: str) -> str:
+        """A new commit on ``parent`` with ``files`` (repo-relative path -> text); its sha."""
+        ...
+
+    def set_branch(self, *, branch: str, sha: str) -> None:
+        """Point ``branch`` at ``sha`` (create it, or move it: the bot owns ``pgdb/*``)."""
+        ...
+
+    def open_proposal(self, *, branch: str, title: str, body: str) -> Proposal:
+        """The open proposal for ``branch``: reused when there is one, else opened."""
+        ...
+
+    def publish_checks(self, *, proposal: Proposal, checks: list[CheckResult]) -> None:
+        """Attach status checks to the proposal's head commit (a no-op where unsupported)."""
+        ...
+
+
+class Cluster(Protocol):
+    """The Kubernetes side. ``configured`` is False when Kubernetes is not set up."""
+
+    configured: bool
+
+
+class Conversation(Protocol):
+    """Where one command's replies go: shown once, then updated in place as steps progress."""
+
+    def show(self, reply: Reply) -> None: ...
+
+
+class GroupResolver(Protocol):
+    """Resolves ``group:<handle>`` to the platform user ids in it."""
+
+    def members(self, handle: str) -> Iterator[str]: ...

@@ -1,0 +1,1 @@
+"""Platform-neutral commands and diagnostics. Every chat adapter dispatches here."""

@@ -1,0 +1,182 @@
+"""Parse ``/pgdb …`` text once into a typed Command, or a usage error."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from handlers.access import Role
+
+
+class UsageError(ValueError):
+    """Bad command text; the message is the short usage to show."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandSpec:
+    name: str
+    usage: str
+    summary: str
+    needs: Role
+    positional: tuple[str, ...] = ()  # names of required positional args
+    optional_positional: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()  # --name VALUE
+    flags: tuple[str, ...] = ()  # --name
+    rest: bool = False  # trailing free text (e.g. a reason)
+    available: bool = True
+
+
+COMMANDS: dict[str, CommandSpec] = {
+    spec.name: spec
+    for spec in (
+        CommandSpec(
+            name="help",
+            usage="/pgdb help",
+            summary="usage, with examples",
+            needs=Role.REQUESTER,
+        ),
+        CommandSpec(
+            name="create",
+            usage="/pgdb create <app> [--namespace <ns>] [--dry-run]",
+            summary="onboard an app: credentials, role, pull request with the manifests",
+            needs=Role.REQUESTER,
+            positional=("app",),
+            options=("namespace",),
+            flags=("dry-run",),
+        ),
+        CommandSpec(
+            name="status",
+            usage="/pgdb status [<app>]",
+            summary="every layer of one app, or one line per app",
+            needs=Role.REQUESTER,
+            optional_positional=("app",),
+        ),
+        CommandSpec(
+            name="list",
+            usage="/pgdb list [--page <n>]",
+            summary="known apps and their overall state",
+            needs=Role.REQUESTER,
+            options=("page",),
+        ),
+        CommandSpec(
+            name="diagnose",
+            usage="/pgdb diagnose",
+            summary="run the diagnostics now and show the findings",
+            needs=Role.OPERATOR,
+        ),
+        CommandSpec(
+            name="repair",
+            usage="/pgdb repair <app> [--yes]",
+            summary="fix what the diagnostics found for an app (asks for confirmation)",
+            needs=Role.OPERATOR,
+            positional=("app",),
+            flags=("yes",),
+        ),
+        CommandSpec(
+            name="silence",
+            usage="/pgdb silence <app or kind> <duration>",
+            summary="mute matching alerts for a while",
+            needs=Role.OPERATOR,
+            positional=("target", "duration"),
+            available=False,
+        ),
+        CommandSpec(
+            name="rotate",
+            usage="/pgdb rotate <app>",
+            summary="new password applied everywhere",
+            needs=Role.OPERATOR,
+            positional=("app",),
+            flags=("yes",),
+            available=False,
+        ),
+        CommandSpec(
+            name="offboard",
+            usage="/pgdb offboard <app>",
+            summary="reversible removal; data is never dropped",
+            needs=Role.OPERATOR,
+            positional=("app",),
+            flags=("yes",),
+            available=False,
+        ),
+        CommandSpec(
+            name="approve",
+            usage="/pgdb approve <id>",
+            summary="approve a pending request",
+            needs=Role.OPERATOR,
+            positional=("id",),
+            available=False,
+        ),
+        CommandSpec(
+            name="deny",
+            usage="/pgdb deny <id> [reason]",
+            summary="deny a pending request",
+            needs=Role.OPERATOR,
+            positional=("id",),
+            rest=True,
+            available=False,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    name: str
+    args: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+    flags: frozenset[str] = frozenset()
+    text: str = ""
+
+    @property
+    def spec(self) -> CommandSpec:
+        return COMMANDS[self.name]
+
+
+def parse(text: str) -> Command:
+    """``/pgdb create docspell --dry-run`` (or without ``/pgdb``) into a Command."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"could not read the command ({exc}): check the quotes") from None
+    if words and words[0] in {"/pgdb", "pgdb"}:
+        words = words[1:]
+    if not words:
+        return Command(name="help", text=text)
+    name, *rest = words
+    name = name.lower()
+    spec = COMMANDS.get(name)
+    if spec is None:
+        raise UsageError(f"unknown command `{name}`. Try `/pgdb help`.")
+    positional: list[str] = []
+    options: dict[str, str] = {}
+    flags: set[str] = set()
+    index = 0
+    while index < len(rest):
+        word = rest[index]
+        if word.startswith("--") and not (spec.rest and len(positional) >= len(spec.positional)):
+            key, _, inline = word[2:].partition("=")
+            if key in spec.flags and not inline:
+                flags.add(key)
+            elif key in spec.options:
+                if inline:
+                    options[key] = inline
+                elif index + 1 < len(rest) and not rest[index + 1].startswith("--"):
+                    index += 1
+                    options[key] = rest[index]
+                else:
+                    raise UsageError(f"`--{key}` needs a value. Usage: `{spec.usage}`")
+            else:
+                raise UsageError(f"unknown option `{word}`. Usage: `{spec.usage}`")
+        else:
+            positional.append(word)
+        index += 1
+    names = spec.positional + spec.optional_positional
+    if len(positional) < len(spec.positional):
+        missing = spec.positional[len(positional)]
+        raise UsageError(f"missing <{missing}>. Usage: `{spec.usage}`")
+    if len(positional) > len(names) and not spec.rest:
+        raise UsageError(f"too many arguments. Usage: `{spec.usage}`")
+    args = dict(zip(names, positional, strict=False))
+    if spec.rest and len(positional) > len(names):
+        args["rest"] = " ".join(positional[len(names) :])
+    return Command(name=name, args=args, options=options, flags=frozenset(flags), text=text.strip())

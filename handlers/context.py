@@ -1,0 +1,55 @@
+"""What a command runs with: the ports, the settings, and who asked."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bot.config import Settings
+from bot.core.ports import (
+    BotState,
+    Cluster,
+    Conversation,
+    GitHost,
+    GroupResolver,
+    ManagedDatabase,
+    SecretStore,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Services:
+    """One adapter per outside system, chosen by the wiring from the configuration."""
+
+    settings: Settings
+    secrets: SecretStore
+    database: ManagedDatabase
+    state: BotState
+    git: GitHost
+    cluster: Cluster
+    groups: GroupResolver | None = None
+    bot_role: str = ""  # the bot's own PostgreSQL role: never an app name
+    clock: Callable[[], datetime] = utcnow
+
+
+@dataclass(frozen=True, kw_only=True)
+class Requester:
+    """The platform's stable user id (never a display name) and the platform's name."""
+
+    user_id: str
+    platform: str
+    is_console_owner: bool = False
+
+
+@dataclass(kw_only=True)
+class CommandContext:
+    services: Services
+    requester: Requester
+    conversation: Conversation
+    correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])

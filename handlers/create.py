@@ -1,0 +1,449 @@
+"""``/pgdb create <app>``: the onboarding workflow (SPEC §3.2).
+
+Each step observes first and acts only on what is missing, so a re-run resumes where a failed
+run stopped, and never changes a password already in use.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.core.errors import PgdbError
+from bot.core.manifests import (
+    ManifestSet,
+    build_manifest_set,
+    database_path,
+    secret_name,
+    secret_path,
+)
+from bot.core.model import (
+    CheckResult,
+    CheckState,
+    DatabaseState,
+    PasswordResult,
+    Proposal,
+    ProposalState,
+    StoredCredentials,
+    WorkflowStatus,
+)
+from bot.core.names import AppName
+from bot.core.reply import Reply, Step, StepState
+from bot.core.secret import Secret, generate_password
+from handlers.context import CommandContext, Services
+from handlers.observe import manifests_on_base
+
+log = logging.getLogger(__name__)
+
+STEPS = (
+    ("credentials", "Credentials in the secret store"),
+    ("role", "PostgreSQL role"),
+    ("manifests", "GitOps change"),
+    ("checks", "Status checks"),
+)
+
+
+class StepFailed(Exception):
+    """Stops the workflow; the message names the cause and what to do."""
+
+
+@dataclass(kw_only=True)
+class RunState:
+    """State carried from step to step within one run."""
+
+    app: AppName
+    password: Secret | None = None
+    role_ok: bool = False
+    manifests: ManifestSet | None = None
+    proposal: Proposal | None = None
+    on_base: bool = False
+
+
+def connection_snippet(services: Services, app: AppName) -> tuple[str, str]:
+    """The connection string (password elided) and the seed's Deployment ``env`` block."""
+    s = services.settings
+    host = f"{s.cluster}-rw.{s.namespace}.svc"
+    uri = f"postgresql://{app}:<password>@{host}:5432/{app}"
+    secret = secret_name(app)
+    env = "\n".join(
+        [
+            "env:",
+            "  - name: DB_HOST",
+            f'    value: "{host}"',
+            "  - name: DB_PORT",
+            '    value: "5432"',
+            "  - name: DB_NAME",
+            f'    value: "{app}"',
+            "  - name: DB_USER",
+            "    valueFrom:",
+            "      secretKeyRef:",
+            f"        name: {secret}",
+            "        key: username",
+            "  - name: DB_PASSWORD",
+            "    valueFrom:",
+            "      secretKeyRef:",
+            f"        name: {secret}",
+            "        key: password",
+        ]
+    )
+    return uri, env
+
+
+def run_create(
+    ctx: CommandContext, app: AppName, *, extra_namespace: str | None, dry_run: bool
+) -> Reply:
+    services = ctx.services
+    reply = Reply(
+        title=f"{'Plan for' if dry_run else 'Onboarding'} `{app}`",
+        steps=[Step(key=k, label=label) for k, label in STEPS],
+        correlation_id=ctx.correlation_id,
+    )
+    if dry_run:
+        return _plan(ctx, app, reply, extra_namespace=extra_namespace)
+    ctx.conversation.show(reply)
+    with services.state.app_lock(app) as acquired:
+        if not acquired:
+            return _in_progress(ctx, app)
+        workflow_id = services.state.start_workflow(
+            app=app, kind="create", requester=ctx.requester.user_id
+        )
+        run = RunState(app=app)
+        current = "credentials"
+        try:
+            state = services.database.observe()
+            current = "credentials"
+            ensure_credentials(ctx, run, reply, state)
+            _progress(ctx, reply, workflow_id, "credentials")
+            current = "role"
+            ensure_role(ctx, run, reply, state)
+            _progress(ctx, reply, workflow_id, "role")
+            current = "manifests"
+            ensure_manifests(ctx, run, reply, extra_namespace=extra_namespace)
+            _progress(ctx, reply, workflow_id, "manifests", run.proposal)
+            current = "checks"
+            _checks(ctx, run, reply)
+        except (StepFailed, PgdbError) as exc:
+            return _fail(ctx, reply, workflow_id, current, str(exc))
+        except Exception as exc:
+            log.exception("create %s failed at %s [%s]", app, current, ctx.correlation_id)
+            return _fail(
+                ctx,
+                reply,
+                workflow_id,
+                current,
+                f"internal error {type(exc).__name__} (correlation id {ctx.correlation_id}); "
+                "a re-run resumes from this step",
+            )
+        services.state.update_workflow(
+            workflow_id,
+            step="done",
+            status=WorkflowStatus.DONE,
+            proposal_url=run.proposal.url if run.proposal else None,
+        )
+    _report(ctx, run, reply)
+    return reply
+
+
+def _progress(
+    ctx: CommandContext,
+    reply: Reply,
+    workflow_id: int,
+    step: str,
+    proposal: Proposal | None = None,
+) -> None:
+    ctx.services.state.update_workflow(
+        workflow_id,
+        step=step,
+        status=WorkflowStatus.RUNNING,
+        proposal_url=proposal.url if proposal else None,
+    )
+    ctx.conversation.show(reply)
+
+
+def _fail(ctx: CommandContext, reply: Reply, workflow_id: int, step: str, cause: str) -> Reply:
+    reply.step(step).state = StepState.FAILED
+    reply.step(step).detail = cause
+    for s in reply.steps:
+        if s.state is StepState.PENDING:
+            s.state = StepState.SKIPPED
+    reply.ok = False
+    reply.lines.append(
+        f"Stopped at step “{reply.step(step).label}”: {cause}. "
+        "Fix the cause and run the same command again: it resumes from this step."
+    )
+    try:
+        ctx.services.state.update_workflow(
+            workflow_id, step=step, status=WorkflowStatus.FAILED, detail=cause[:500]
+        )
+    except PgdbError as exc:
+        log.warning("could not record the failed workflow: %s", exc)
+    return reply
+
+
+def _in_progress(ctx: CommandContext, app: AppName) -> Reply:
+    running = [w for w in ctx.services.state.workflows() if w.app == app]
+    where = ""
+    if running:
+        w = running[0]
+        where = f" (started by {w.requester} at {w.started_at:%Y-%m-%d %H:%M:%S} UTC"
+        where += f", {w.message_link})" if w.message_link else ")"
+    return Reply(
+        title=f"`{app}` is already being onboarded",
+        ok=False,
+        private=True,
+        lines=[f"Another `create {app}` is already in progress{where}. Wait for it to finish."],
+        correlation_id=ctx.correlation_id,
+    )
+
+
+# --- steps --------------------------------------------------------------------------------
+
+
+def ensure_credentials(
+    ctx: CommandContext, run: RunState, reply: Reply, state: DatabaseState
+) -> None:
+    services, app = ctx.services, run.app
+    step = reply.step("credentials")
+    stored = services.secrets.read(app) or StoredCredentials()
+    location = services.secrets.location(app)
+    if stored.password is not None:
+        run.password = stored.password
+        if stored.complete:
+            step.state, step.detail = StepState.EXISTS, f"reused the password at {location}"
+            return
+        services.secrets.write(
+            app,
+            username=stored.username or app,
+            password=stored.password,
+            database=stored.database or app,
+        )
+        step.state = StepState.DONE
+        step.detail = f"kept the stored password, added {', '.join(stored.missing_keys)}"
+        return
+    if app in state.roles:
+        raise StepFailed(
+            f"role `{app}` already exists but no password is stored at {location}; "
+            f"create never resets a password: an operator decides (`/pgdb rotate {app}` "
+            "sets a new one)"
+        )
+    run.password = generate_password()
+    services.secrets.write(app, username=app, password=run.password, database=app)
+    step.state, step.detail = StepState.DONE, f"generated a password, stored at {location}"
+
+
+def ensure_role(ctx: CommandContext, run: RunState, reply: Reply, state: DatabaseState) -> None:
+    services, app = ctx.services, run.app
+    assert run.password is not None
+    step = reply.step("role")
+    role = state.roles.get(app)
+    if role is None:
+        services.database.create_role(app, password=run.password)
+        step.state, step.detail = StepState.DONE, f"created role `{app}` (LOGIN, no privileges)"
+        run.role_ok = True
+        return
+    if not role.can_login:
+        services.database.enable_login(app, password=run.password)
+        step.state, step.detail = StepState.DONE, f"re-enabled LOGIN on role `{app}`"
+        run.role_ok = True
+        return
+    verdict = services.database.check_passwords({app: run.password}, state=state)[app]
+    if verdict.result is PasswordResult.MATCH:
+        step.state, step.detail = (
+            StepState.EXISTS,
+            f"role `{app}` exists and the stored password opens it",
+        )
+        unsafe = [*role.dangerous_attributes, *role.privileged_memberships]
+        if unsafe:
+            step.detail += f" (warning: it has {', '.join(unsafe)}; see /pgdb diagnose)"
+        run.role_ok = True
+        return
+    if verdict.result is PasswordResult.MISMATCH:
+        raise StepFailed(
+            f"role `{app}` exists but the stored password does not open it; create never "
+            f"resets a password: an operator decides (`/pgdb rotate {app}`)"
+        )
+    raise StepFailed(
+        f"could not check the stored password against role `{app}` ({verdict.detail}); "
+        "run again once PostgreSQL accepts the check"
+    )
+
+
+def ensure_manifests(
+    ctx: CommandContext, run: RunState, reply: Reply, *, extra_namespace: str | None
+) -> None:
+    services, app = ctx.services, run.app
+    settings = services.settings
+    step = reply.step("manifests")
+    git = services.git
+    snapshot = git.snapshot(manifests_path=settings.gitops_path)
+    if extra_namespace is None and manifests_on_base(snapshot, app):
+        run.on_base = True
+        step.state = StepState.EXISTS
+        step.detail = f"the manifests are already on branch {snapshot.base_branch}"
+        return
+    manifests = build_manifest_set(
+        app,
+        settings=settings.manifest_settings,
+        base_kustomization=snapshot.kustomization,
+        extra_namespace=extra_namespace,
+    )
+    run.manifests = manifests
+    branch = f"pgdb/{app}"
+    proposal = snapshot.proposals.get(app)
+    if proposal is not None and proposal.state is ProposalState.OPEN:
+        current = proposal.base_sha == snapshot.base_sha and proposal.mergeable is not False
+        if current and _branch_has(services, proposal.head_sha, manifests):
+            run.proposal = git.open_proposal(branch=branch, title=_title(app), body=_body(ctx, run))
+            step.state = StepState.EXISTS
+            step.detail = f"reused the open proposal: {run.proposal.url}"
+            return
+    sha = git.commit(
+        parent=snapshot.base_sha,
+        files=manifests.files,
+        message=f"{_title(app)}\n\nRequested by {ctx.requester.user_id} through pgdb-bot.\n",
+    )
+    git.set_branch(branch=branch, sha=sha)
+    run.proposal = git.open_proposal(branch=branch, title=_title(app), body=_body(ctx, run))
+    rebuilt = proposal is not None and proposal.state is ProposalState.OPEN
+    step.state = StepState.DONE
+    step.detail = f"{'rebuilt on the current base' if rebuilt else 'opened'}: {run.proposal.url}"
+
+
+def _branch_has(services: Services, sha: str, manifests: ManifestSet) -> bool:
+    return all(
+        services.git.read_file(ref=sha, path=path) == text for path, text in manifests.files.items()
+    )
+
+
+def _title(app: AppName) -> str:
+    return f"pgdb: onboard {app}"
+
+
+def _body(ctx: CommandContext, run: RunState) -> str:
+    services, app = ctx.services, run.app
+    uri, _ = connection_snippet(services, app)
+    return "\n".join(
+        [
+            f"Onboards `{app}` onto the shared PostgreSQL cluster.",
+            "",
+            f"- credentials: {services.secrets.location(app)}",
+            f"- role `{app}`: created or verified by pgdb-bot",
+            f"- `{database_path(app)}` and `{secret_path(app)}`, listed in kustomization.yaml",
+            "",
+            f"Connection: `{uri}` (the password is in the secret store)",
+            "",
+            f"Requested by {ctx.requester.user_id} ({ctx.requester.platform}), "
+            f"correlation id {ctx.correlation_id}.",
+        ]
+    )
+
+
+def _checks(ctx: CommandContext, run: RunState, reply: Reply) -> None:
+    services, app = ctx.services, run.app
+    step = reply.step("checks")
+    stored = services.secrets.read(app)
+    secret_ok = stored is not None and stored.complete
+    checks = [
+        CheckResult(
+            context="pgdb/secret",
+            state=CheckState.SUCCESS if secret_ok else CheckState.FAILURE,
+            description="username, password and database are stored"
+            if secret_ok
+            else "credentials are incomplete in the secret store",
+        ),
+        CheckResult(
+            context="pgdb/role",
+            state=CheckState.SUCCESS if run.role_ok else CheckState.FAILURE,
+            description=f"role {app} exists, can log in, password verified"
+            if run.role_ok
+            else f"role {app} is not usable",
+        ),
+    ]
+    if run.manifests is not None:
+        problems = run.manifests.validate(settings=services.settings.manifest_settings)
+        checks.append(
+            CheckResult(
+                context="pgdb/manifests",
+                state=CheckState.FAILURE if problems else CheckState.SUCCESS,
+                description=problems[0][:140]
+                if problems
+                else "manifests validate against the CRD schemas; kustomization well-formed",
+            )
+        )
+    if run.proposal is not None:
+        services.git.publish_checks(proposal=run.proposal, checks=checks)
+    failed = [c for c in checks if c.state is not CheckState.SUCCESS]
+    step.state = StepState.FAILED if failed else StepState.DONE
+    step.detail = "; ".join(f"{c.context} {c.state.value}: {c.description}" for c in checks)
+    if failed:
+        reply.ok = False
+
+
+def _report(ctx: CommandContext, run: RunState, reply: Reply) -> None:
+    services, app = ctx.services, run.app
+    uri, env = connection_snippet(services, app)
+    if run.proposal is not None:
+        reply.fields.append(
+            ("Pull request" if services.git.kind != "local" else "Branch", run.proposal.url)
+        )
+    elif run.on_base:
+        reply.fields.append(("Manifests", f"already on {services.settings.gitops_base_branch}"))
+    reply.fields.append(("Password", f"in the secret store at {services.secrets.location(app)}"))
+    reply.fields.append(("Connection", uri))
+    reply.lines.append(
+        f"Add this to your Deployment (the Secret `{secret_name(app)}` must be in your "
+        "app's namespace: use `--namespace <ns>` to deliver it there):"
+    )
+    reply.code = env
+    if not reply.ok:
+        reply.title = f"Onboarding `{app}`: needs attention"
+    else:
+        reply.title = f"Onboarded `{app}`"
+
+
+# --- dry run ------------------------------------------------------------------------------
+
+
+def _plan(ctx: CommandContext, app: AppName, reply: Reply, *, extra_namespace: str | None) -> Reply:
+    services = ctx.services
+    stored = services.secrets.read(app)
+    state = services.database.observe()
+    role = state.roles.get(app)
+    cred = reply.step("credentials")
+    if stored is not None and stored.password is not None:
+        cred.state, cred.detail = StepState.EXISTS, "would reuse the stored password"
+    elif role is not None:
+        cred.state, cred.detail = StepState.FAILED, "role exists but no password is stored"
+    else:
+        cred.state = StepState.PLANNED
+        cred.detail = f"would generate a password and store it at {services.secrets.location(app)}"
+    role_step = reply.step("role")
+    if role is None:
+        role_step.state, role_step.detail = StepState.PLANNED, f"would create role `{app}`"
+    elif not role.can_login:
+        role_step.state, role_step.detail = StepState.PLANNED, "would re-enable LOGIN"
+    else:
+        role_step.state, role_step.detail = StepState.EXISTS, "would check the stored password"
+    snapshot = services.git.snapshot(manifests_path=services.settings.gitops_path)
+    man = reply.step("manifests")
+    if extra_namespace is None and manifests_on_base(snapshot, app):
+        man.state, man.detail = StepState.EXISTS, "already on the base branch"
+    else:
+        build_manifest_set(
+            app,
+            settings=services.settings.manifest_settings,
+            base_kustomization=snapshot.kustomization,
+            extra_namespace=extra_namespace,
+        )
+        man.state = StepState.PLANNED
+        man.detail = (
+            f"would commit {database_path(app)}, {secret_path(app)} and kustomization.yaml "
+            f"on branch pgdb/{app}"
+        )
+    checks = reply.step("checks")
+    checks.state, checks.detail = (
+        StepState.PLANNED,
+        "would post pgdb/secret, pgdb/role, pgdb/manifests",
+    )
+    reply.lines.append("Dry run: nothing was changed.")
+    return reply

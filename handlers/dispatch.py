@@ -1,0 +1,128 @@
+"""The one entry point every chat adapter calls: parse, authorize, run, audit."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.core.errors import PgdbError
+from bot.core.model import AuditEntry
+from bot.core.names import AppName, InvalidAppName, parse_app_name
+from bot.core.ports import Conversation
+from bot.core.reply import Reply, error_reply
+from handlers.access import Role, role_of
+from handlers.commands import Command, UsageError, parse
+from handlers.context import CommandContext, Requester, Services
+from handlers.create import run_create
+from handlers.diagnose import run_diagnose
+from handlers.help import run_help
+from handlers.repair import run_repair
+from handlers.status import run_list, run_status
+
+log = logging.getLogger(__name__)
+
+
+def dispatch(
+    services: Services, *, text: str, requester: Requester, conversation: Conversation
+) -> Reply:
+    """Run one ``/pgdb`` command and show its reply; every outcome is audited."""
+    ctx = CommandContext(services=services, requester=requester, conversation=conversation)
+    command: Command | None = None
+    try:
+        command = parse(text)
+        reply = _authorized(ctx, command)
+    except UsageError as exc:
+        reply = error_reply(str(exc), title="Usage", correlation_id=ctx.correlation_id)
+    except InvalidAppName as exc:
+        reply = error_reply(str(exc), title="Invalid app name", correlation_id=ctx.correlation_id)
+    except PgdbError as exc:
+        reply = error_reply(str(exc), correlation_id=ctx.correlation_id)
+    except Exception as exc:
+        log.exception("command failed [%s]", ctx.correlation_id)
+        reply = error_reply(
+            f"internal error {type(exc).__name__}; give this id to an operator: "
+            f"{ctx.correlation_id}",
+            correlation_id=ctx.correlation_id,
+        )
+    reply.correlation_id = ctx.correlation_id
+    reply.final = True
+    conversation.show(reply)
+    _audit(ctx, command, reply)
+    return reply
+
+
+def _authorized(ctx: CommandContext, command: Command) -> Reply:
+    settings = ctx.services.settings
+    role = role_of(
+        ctx.requester,
+        requesters=settings.requesters,
+        operators=settings.operators,
+        groups=ctx.services.groups,
+    )
+    spec = command.spec
+    if role < spec.needs:
+        who = "operators" if spec.needs is Role.OPERATOR else "requesters"
+        variable = "PGDB_OPERATORS" if spec.needs is Role.OPERATOR else "PGDB_REQUESTERS"
+        return error_reply(
+            f"`/pgdb {spec.name}` is for {who}, and {ctx.requester.user_id} is not one "
+            f"({variable}). Ask a platform operator.",
+            title="Not allowed",
+            correlation_id=ctx.correlation_id,
+        )
+    if not spec.available:
+        return error_reply(
+            f"`/pgdb {spec.name}` is not available in this version of pgdb-bot yet.",
+            title="Not available",
+            correlation_id=ctx.correlation_id,
+        )
+    return _run(ctx, command)
+
+
+def _app(ctx: CommandContext, raw: str) -> AppName:
+    return parse_app_name(
+        raw, bot_role=ctx.services.bot_role, deny=ctx.services.settings.deny_names
+    )
+
+
+def _run(ctx: CommandContext, command: Command) -> Reply:
+    name = command.name
+    if name == "help":
+        return run_help(correlation_id=ctx.correlation_id)
+    if name == "create":
+        return run_create(
+            ctx,
+            _app(ctx, command.args["app"]),
+            extra_namespace=command.options.get("namespace"),
+            dry_run="dry-run" in command.flags,
+        )
+    if name == "status":
+        raw = command.args.get("app")
+        return run_status(ctx, _app(ctx, raw) if raw else None)
+    if name == "list":
+        page = command.options.get("page", "1")
+        if not page.isdigit():
+            raise UsageError(
+                f"`--page` takes a number, not `{page}`. Usage: `/pgdb list [--page <n>]`"
+            )
+        return run_list(ctx, int(page))
+    if name == "diagnose":
+        return run_diagnose(ctx)
+    if name == "repair":
+        return run_repair(ctx, _app(ctx, command.args["app"]), confirmed="yes" in command.flags)
+    raise UsageError(f"`/pgdb {name}` is not handled. Try `/pgdb help`.")
+
+
+def _audit(ctx: CommandContext, command: Command | None, reply: Reply) -> None:
+    app = command.args.get("app") if command else None
+    entry = AuditEntry(
+        user=ctx.requester.user_id,
+        platform=ctx.requester.platform,
+        command=command.text if command else "(unparsable)",
+        app=app,
+        result="refused" if reply.title == "Not allowed" else ("ok" if reply.ok else "failed"),
+        detail=reply.title[:200],
+        correlation_id=ctx.correlation_id,
+    )
+    try:
+        ctx.services.state.record_audit(entry)
+    except PgdbError as exc:
+        log.warning("audit log unavailable, command %s not recorded: %s", entry.command, exc)

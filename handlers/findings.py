@@ -1,0 +1,250 @@
+"""Diagnostics: findings derived from one observation (SPEC §6.1)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+from bot.core.model import PasswordResult, PasswordVerdict, ProposalState, WorkflowStatus
+from bot.core.names import AppName
+from handlers.context import Services
+from handlers.observe import (
+    Observation,
+    check_passwords,
+    known_apps,
+    manifests_on_base,
+    orphan_roles,
+)
+
+SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1"})
+# variable to check, per system that could not be observed
+_SYSTEM_HINTS = {
+    "secret store": "check PGDB_SECRETS_DIR (or the Infisical settings) and its permissions",
+    "PostgreSQL": "check PGDB_PG_DSN and that the server accepts the bot's connections",
+    "git": "check PGDB_GITOPS_REPO and PGDB_GITOPS_BASE_BRANCH",
+    "bot state": "check PGDB_PG_DSN: the bot keeps its records in schema PGDB_STATE_SCHEMA",
+}
+
+
+class Severity(enum.StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    kind: str
+    app: str | None
+    severity: Severity
+    message: str
+    remedy: str
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class Diagnosis:
+    apps: list[AppName]
+    findings: list[Finding]
+    verdicts: dict[str, PasswordVerdict]
+
+    @property
+    def alerting(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is not Severity.INFO]
+
+
+def _psql(services: Services, sql: str) -> str:
+    s = services.settings
+    return f"kubectl exec -n {s.namespace} {s.cluster}-1 -- psql -U postgres -c '{sql}'"
+
+
+def _fresh_apps(obs: Observation, services: Services) -> set[str]:
+    """Apps whose workflow is running or changed within the grace period (PGDB_GRACE)."""
+    if obs.workflows.value is None:
+        return set()
+    grace = timedelta(seconds=services.settings.grace_seconds)
+    return {
+        w.app
+        for w in obs.workflows.value
+        if w.status is WorkflowStatus.RUNNING or obs.at - w.updated_at < grace
+    }
+
+
+def diagnose(obs: Observation, services: Services, *, respect_grace: bool = True) -> Diagnosis:
+    """Every finding of the pass, most severe first. Repair ignores the grace period."""
+    apps = known_apps(obs, services)
+    verdicts = check_passwords(obs, services, apps)
+    findings: list[Finding] = []
+    for system, error in obs.unreachable().items():
+        findings.append(
+            Finding(
+                kind="system_unreachable",
+                app=None,
+                severity=Severity.CRITICAL,
+                message=f"{system} could not be observed: {error}",
+                remedy=_SYSTEM_HINTS[system],
+            )
+        )
+    fresh = _fresh_apps(obs, services) if respect_grace else set()
+    for app in apps:
+        findings.extend(_app_findings(obs, services, app, verdicts.get(app), fresh=app in fresh))
+    findings.extend(_orphans(obs, services, apps))
+    order = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+    findings.sort(key=lambda f: (order[f.severity], f.app or "", f.kind))
+    return Diagnosis(apps=apps, findings=findings, verdicts=verdicts)
+
+
+def _app_findings(
+    obs: Observation,
+    services: Services,
+    app: AppName,
+    verdict: PasswordVerdict | None,
+    *,
+    fresh: bool,
+) -> list[Finding]:
+    out: list[Finding] = []
+    stored = obs.secrets.value.get(app) if obs.secrets.value is not None else None
+    state = obs.database.value
+    role = state.roles.get(app) if state is not None else None
+    snapshot = obs.git.value
+    location = services.secrets.location(app)
+    repair = f"/pgdb repair {app} --yes"
+
+    if obs.secrets.value is not None and (stored is None or not stored.complete):
+        has_password = stored is not None and stored.password is not None
+        if has_password and stored is not None:
+            missing = ", ".join(stored.missing_keys)
+            out.append(
+                Finding(
+                    kind="secret_missing",
+                    app=app,
+                    severity=Severity.WARNING,
+                    message=f"the secret store lacks {missing} at {location}",
+                    remedy=repair,
+                )
+            )
+        elif state is not None and (role is not None or not fresh):
+            in_use = role is not None
+            out.append(
+                Finding(
+                    kind="secret_missing",
+                    app=app,
+                    severity=Severity.CRITICAL if in_use else Severity.WARNING,
+                    message=(
+                        f"no password is stored at {location}"
+                        + (f" but role `{app}` exists" if in_use else "")
+                    ),
+                    remedy=f"/pgdb rotate {app}" if in_use else repair,
+                )
+            )
+    if state is not None and stored is not None and stored.password is not None and not fresh:
+        if role is None:
+            out.append(
+                Finding(
+                    kind="role_missing",
+                    app=app,
+                    severity=Severity.CRITICAL,
+                    message=f"role `{app}` does not exist although its password is stored",
+                    remedy=repair,
+                )
+            )
+        elif not role.can_login:
+            out.append(
+                Finding(
+                    kind="role_missing",
+                    app=app,
+                    severity=Severity.CRITICAL,
+                    message=f"role `{app}` exists but cannot log in (NOLOGIN)",
+                    remedy=repair,
+                )
+            )
+    if verdict is not None and verdict.result is PasswordResult.MISMATCH:
+        out.append(
+            Finding(
+                kind="password_drift",
+                app=app,
+                severity=Severity.CRITICAL,
+                message=(
+                    f"the password stored at {location} does not open role `{app}`"
+                    + (f" ({verdict.detail})" if verdict.detail else "")
+                ),
+                remedy=f"/pgdb rotate {app}",
+            )
+        )
+    if role is not None and (role.dangerous_attributes or role.privileged_memberships):
+        attrs = [f"NO{a.upper()}" for a in role.dangerous_attributes]
+        what = ", ".join([*role.dangerous_attributes, *role.privileged_memberships])
+        sql = ""
+        if attrs:
+            sql += f'ALTER ROLE "{app}" {" ".join(attrs)};'
+        for granted in role.privileged_memberships:
+            sql += f' REVOKE "{granted}" FROM "{app}";'
+        out.append(
+            Finding(
+                kind="role_unsafe",
+                app=app,
+                severity=Severity.WARNING,
+                message=f"role `{app}` has privileges an app must not have: {what}",
+                remedy=_psql(services, sql.strip()),
+            )
+        )
+    if snapshot is not None and not fresh and (stored is not None or role is not None):
+        proposal = snapshot.proposals.get(app)
+        pending = proposal is not None and proposal.state is ProposalState.OPEN
+        if not pending and not manifests_on_base(snapshot, app):
+            out.append(
+                Finding(
+                    kind="manifest_missing",
+                    app=app,
+                    severity=Severity.WARNING,
+                    message=(
+                        f"no manifests for `{app}` on branch {snapshot.base_branch} "
+                        "and no open proposal"
+                    ),
+                    remedy=repair,
+                )
+            )
+    return out
+
+
+def _orphans(obs: Observation, services: Services, apps: list[AppName]) -> list[Finding]:
+    out = [
+        Finding(
+            kind="orphan_role",
+            app=None,
+            severity=Severity.INFO,
+            message=f"login role `{name}` belongs to no known app",
+            remedy=(
+                f"add {name} to PGDB_IGNORE_ROLES, or adopt it: store its password at "
+                f"{services.settings.secrets_prefix}/{name}/ and run /pgdb create {name}"
+            ),
+        )
+        for name in orphan_roles(obs, services, apps)
+    ]
+    state = obs.database.value
+    if state is not None:
+        known = set(apps)
+        for db in sorted(state.databases.values(), key=lambda d: d.name):
+            if db.name in SYSTEM_DATABASES or db.name in known:
+                continue
+            if db.name in services.settings.ignore_roles or db.owner == state.bot_role:
+                continue
+            out.append(
+                Finding(
+                    kind="orphan_database",
+                    app=None,
+                    severity=Severity.INFO,
+                    message=f"database `{db.name}` (owner `{db.owner}`) belongs to no known app",
+                    remedy=(
+                        f"add {db.name} to PGDB_IGNORE_ROLES, or adopt it with "
+                        f"/pgdb create {db.name}"
+                    ),
+                )
+            )
+    return out

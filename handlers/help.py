@@ -1,0 +1,22 @@
+"""``/pgdb help``."""
+
+from __future__ import annotations
+
+from bot.core.reply import Reply
+from handlers.access import Role
+from handlers.commands import COMMANDS
+
+
+def run_help(*, correlation_id: str = "") -> Reply:
+    reply = Reply(title="pgdb — self-service PostgreSQL databases", correlation_id=correlation_id)
+    for spec in COMMANDS.values():
+        if not spec.available:
+            continue
+        who = " (operators)" if spec.needs is Role.OPERATOR else ""
+        reply.lines.append(f"`{spec.usage}` — {spec.summary}{who}")
+    reply.lines.append("")
+    reply.lines.append("Examples:")
+    reply.lines.append("`/pgdb create docspell` — credentials, role and a pull request")
+    reply.lines.append("`/pgdb create docspell --namespace docspell --dry-run` — show the plan")
+    reply.lines.append("`/pgdb status docspell` — every layer of one app")
+    return reply

@@ -1,0 +1,156 @@
+"""One observation of every system, shared by status, list, diagnose and the workflow.
+
+Each system is read once, for all apps (batched); a system that fails is recorded as such
+instead of failing the whole pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from bot.core.errors import PgdbError
+from bot.core.manifests import listed_resources, on_base
+from bot.core.model import (
+    DatabaseState,
+    GitSnapshot,
+    Observed,
+    PasswordResult,
+    PasswordVerdict,
+    ProposalState,
+    StoredCredentials,
+    WorkflowRecord,
+)
+from bot.core.names import AppName, InvalidAppName, is_system_role, parse_app_name
+from bot.core.secret import Secret
+from handlers.context import Services
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observation:
+    secrets: Observed[dict[str, StoredCredentials]]
+    database: Observed[DatabaseState]
+    git: Observed[GitSnapshot]
+    workflows: Observed[list[WorkflowRecord]]
+    cluster: Observed[None]
+    at: datetime
+
+    def unreachable(self) -> dict[str, str]:
+        """System name -> error, for every configured system that could not be read."""
+        systems: dict[str, Observed[Any]] = {
+            "secret store": self.secrets,
+            "PostgreSQL": self.database,
+            "git": self.git,
+            "bot state": self.workflows,
+        }
+        return {name: o.error for name, o in systems.items() if o.error is not None}
+
+
+def _read(system: str, fn: Callable[[], T]) -> Observed[T]:
+    try:
+        return Observed.ok(fn())
+    except PgdbError as exc:
+        return Observed.failed(str(exc))
+    except Exception as exc:  # an adapter bug must not hide the other systems
+        log.exception("observing %s failed", system)
+        return Observed.failed(f"{system}: unexpected error {type(exc).__name__}")
+
+
+def observe(services: Services) -> Observation:
+    """Read every system once."""
+    settings = services.settings
+    return Observation(
+        secrets=_read("secret store", services.secrets.read_all),
+        database=_read("PostgreSQL", services.database.observe),
+        git=_read("git", lambda: services.git.snapshot(manifests_path=settings.gitops_path)),
+        workflows=_read("bot state", services.state.workflows),
+        cluster=Observed.not_configured()
+        if not services.cluster.configured
+        else Observed.failed("Kubernetes observation is not implemented yet"),
+        at=services.clock(),
+    )
+
+
+def _valid(name: str) -> AppName | None:
+    try:
+        return parse_app_name(name, bot_role="")
+    except InvalidAppName:
+        return None
+
+
+def apps_on_base(snapshot: GitSnapshot) -> set[str]:
+    """Apps whose ``databases/<app>.yaml`` is on the base branch or listed in resources."""
+    found: set[str] = set()
+    listed = set(listed_resources(snapshot.kustomization)) if snapshot.kustomization else set()
+    for path in snapshot.files | listed:
+        if path.startswith("databases/") and path.endswith(".yaml"):
+            found.add(path.removeprefix("databases/").removesuffix(".yaml"))
+    return found
+
+
+def manifests_on_base(snapshot: GitSnapshot, app: AppName) -> bool:
+    """Both files exist on the base branch and both are listed in ``resources``."""
+    return on_base(app, files_on_base=snapshot.files, kustomization=snapshot.kustomization)
+
+
+def known_apps(obs: Observation, services: Services) -> list[AppName]:
+    """Apps known to any source (SPEC §3.1); there is no separate registry to drift."""
+    names: set[str] = set()
+    if obs.secrets.value is not None:
+        names |= set(obs.secrets.value)
+    if obs.git.value is not None:
+        names |= apps_on_base(obs.git.value)
+        names |= {
+            app for app, p in obs.git.value.proposals.items() if p.state is not ProposalState.CLOSED
+        }
+    if obs.workflows.value is not None:
+        names |= {w.app for w in obs.workflows.value}
+    apps = [a for n in names if (a := _valid(n)) is not None]
+    return sorted(apps)
+
+
+def orphan_roles(obs: Observation, services: Services, apps: Iterable[str]) -> list[str]:
+    """Login roles known to no source, not system roles, not ignored (SPEC §3.1)."""
+    state = obs.database.value
+    if state is None:
+        return []
+    known = set(apps)
+    ignored = set(services.settings.ignore_roles)
+    return sorted(
+        r.name
+        for r in state.roles.values()
+        if r.can_login
+        and r.name not in known
+        and r.name not in ignored
+        and not is_system_role(r.name, bot_role=state.bot_role)
+    )
+
+
+def check_passwords(
+    obs: Observation, services: Services, apps: Iterable[str]
+) -> dict[str, PasswordVerdict]:
+    """Stored password vs role, for every app with both (one batched call to the adapter)."""
+    state, stored = obs.database.value, obs.secrets.value
+    if state is None or stored is None:
+        return {}
+    candidates: dict[str, Secret] = {}
+    for app in apps:
+        creds = stored.get(app)
+        role = state.roles.get(app)
+        if creds and creds.password and role is not None:
+            candidates[app] = creds.password
+    if not candidates:
+        return {}
+    try:
+        return services.database.check_passwords(candidates, state=state)
+    except PgdbError as exc:
+        return {
+            app: PasswordVerdict(result=PasswordResult.UNKNOWN, method="login", detail=str(exc))
+            for app in candidates
+        }

@@ -1,0 +1,131 @@
+"""``/pgdb repair <app>``: apply the remedy of each finding of an app, after confirmation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.core.errors import PgdbError
+from bot.core.names import AppName
+from bot.core.reply import Reply, Step, StepState
+from bot.core.secret import generate_password
+from handlers.context import CommandContext
+from handlers.create import RunState, ensure_manifests
+from handlers.findings import Finding, diagnose
+from handlers.observe import observe
+
+
+@dataclass(frozen=True, kw_only=True)
+class Action:
+    key: str
+    label: str
+    finding: Finding
+
+
+REPAIRABLE = ("secret_missing", "role_missing", "manifest_missing")
+
+
+def _plan(findings: list[Finding], *, role_exists: bool) -> tuple[list[Action], list[Finding]]:
+    """What repair can fix here, and what needs another command (the finding's remedy)."""
+    actions: list[Action] = []
+    manual: list[Finding] = []
+    for f in findings:
+        if f.kind == "secret_missing" and "lacks" in f.message:
+            actions.append(Action(key="secret", label="Complete the stored credentials", finding=f))
+        elif f.kind == "secret_missing" and not role_exists:
+            actions.append(Action(key="secret", label="Generate and store credentials", finding=f))
+        elif f.kind == "role_missing":
+            label = "Re-enable LOGIN" if "NOLOGIN" in f.message else "Create the role"
+            actions.append(Action(key="role", label=f"{label} with the stored password", finding=f))
+        elif f.kind == "manifest_missing":
+            actions.append(Action(key="manifests", label="Propose the manifests again", finding=f))
+        elif f.severity.value != "info":
+            manual.append(f)
+    order = {"secret": 0, "role": 1, "manifests": 2}
+    actions.sort(key=lambda a: order[a.key])
+    return actions, manual
+
+
+def run_repair(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
+    services = ctx.services
+    obs = observe(services)
+    findings = [f for f in diagnose(obs, services, respect_grace=False).findings if f.app == app]
+    role_exists = obs.database.value is not None and app in obs.database.value.roles
+    actions, manual = _plan(findings, role_exists=role_exists)
+    reply = Reply(title=f"Repair `{app}`", correlation_id=ctx.correlation_id)
+    reply.steps = [Step(key=a.key, label=a.label, detail=a.finding.message) for a in actions]
+    for f in manual:
+        reply.lines.append(f"Not repaired here: {f.kind} — {f.message}. Fix: {f.remedy}")
+    if not findings:
+        reply.title = f"Repair `{app}`: nothing to repair"
+        reply.lines.append("The diagnostics find no problem for this app.")
+        return reply
+    if not actions:
+        reply.ok = False
+        return reply
+    if not confirmed:
+        for step in reply.steps:
+            step.state = StepState.PLANNED
+        reply.title = f"Repair `{app}`: confirm"
+        reply.lines.append(f"Nothing changed yet. To apply: `/pgdb repair {app} --yes`")
+        return reply
+    ctx.conversation.show(reply)
+    with services.state.app_lock(app) as acquired:
+        if not acquired:
+            reply.ok = False
+            reply.lines.append(f"A workflow for `{app}` is in progress; try again when it ends.")
+            return reply
+        for step in reply.steps:
+            try:
+                _apply(ctx, app, step)
+            except PgdbError as exc:
+                step.state, step.detail = StepState.FAILED, str(exc)
+                reply.ok = False
+                break
+            ctx.conversation.show(reply)
+    for step in reply.steps:
+        if step.state is StepState.PENDING:
+            step.state = StepState.SKIPPED
+    reply.title = f"Repair `{app}`: {'done' if reply.ok else 'incomplete'}"
+    return reply
+
+
+def _apply(ctx: CommandContext, app: AppName, step: Step) -> None:
+    services = ctx.services
+    # Observe again under the lock: act only on what is still missing.
+    stored = services.secrets.read(app)
+    state = services.database.observe()
+    role = state.roles.get(app)
+    if step.key == "secret":
+        if stored is not None and stored.password is not None:
+            services.secrets.write(
+                app,
+                username=stored.username or app,
+                password=stored.password,
+                database=stored.database or app,
+            )
+            step.state, step.detail = StepState.DONE, "added the missing keys"
+        elif role is None:
+            services.secrets.write(app, username=app, password=generate_password(), database=app)
+            step.state = StepState.DONE
+            step.detail = f"stored new credentials at {services.secrets.location(app)}"
+        else:
+            step.state = StepState.FAILED
+            step.detail = f"role `{app}` now exists: use /pgdb rotate {app}"
+            raise PgdbError(step.detail)
+    elif step.key == "role":
+        if stored is None or stored.password is None:
+            raise PgdbError(f"no password is stored at {services.secrets.location(app)}")
+        if role is None:
+            services.database.create_role(app, password=stored.password)
+            step.state, step.detail = StepState.DONE, f"created role `{app}`"
+        elif not role.can_login:
+            services.database.enable_login(app, password=stored.password)
+            step.state, step.detail = StepState.DONE, f"re-enabled LOGIN on `{app}`"
+        else:
+            step.state, step.detail = StepState.EXISTS, "the role is already usable"
+    elif step.key == "manifests":
+        run = RunState(app=app)
+        inner = Reply(title="", steps=[Step(key="manifests", label=step.label)])
+        ensure_manifests(ctx, run, inner, extra_namespace=None)
+        result = inner.step("manifests")
+        step.state, step.detail = result.state, result.detail
