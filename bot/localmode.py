@@ -6,7 +6,9 @@ GitOps repository and a file secret store, and says where each is.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
 from pathlib import Path
 
 import psycopg
@@ -15,11 +17,57 @@ from bot.adapters.local_git import init_demo_repo
 from bot.config import Settings
 from bot.pgcluster import PrivateCluster
 
-CANDIDATE_DSNS = (
-    "postgresql://postgres@127.0.0.1:5432/postgres",
-    "dbname=postgres",  # libpq defaults: the local socket, as the OS user
-)
 PRIVATE_PORT = 54329
+
+
+def candidate_dsns() -> list[str]:
+    """libpq's defaults first (PGHOST, PGPORT, PGUSER… or the local socket as the OS user),
+    then the usual local superuser, unless PGHOST/PGPORT say where the server is."""
+    candidates = ["dbname=postgres"]
+    if not (os.environ.get("PGHOST") or os.environ.get("PGPORT")):
+        candidates.append("postgresql://postgres@127.0.0.1:5432/postgres")
+    return candidates
+
+
+def private_cluster_dir(state_dir: Path) -> Path:
+    """Where the private server lives. As root, initdb runs as the ``postgres`` OS user, who
+    cannot enter root's home: the data then goes under /var/tmp instead."""
+    if os.geteuid() != 0:
+        return state_dir / "postgres"
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
+    return Path("/var/tmp") / f"pgdb-bot-{digest}"  # noqa: S108 (a fixed, per-state-dir name)
+
+
+def _running_port(data_dir: Path) -> int | None:
+    """The port of a server already running on ``data_dir`` (line 4 of postmaster.pid)."""
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+        return int(lines[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def start_private_server(state_dir: Path) -> tuple[str, str]:
+    """Start (or reuse) the private server; its DSN and a note saying where it is."""
+    directory = private_cluster_dir(state_dir)
+    port = _running_port(directory / "data")
+    if port is None and _port_free(PRIVATE_PORT):
+        port = PRIVATE_PORT
+    cluster = PrivateCluster(directory, port=port)
+    cluster.start()
+    stop = f"pg_ctl -D {cluster.data_dir} stop"
+    if os.geteuid() == 0:
+        stop = f"runuser -u postgres -- {stop}"
+    note = (
+        f"PostgreSQL: a private server in {cluster.data_dir} on 127.0.0.1:{cluster.port} "
+        f"(it keeps running; stop it with `{stop}`)"
+    )
+    return cluster.dsn(), note
 
 
 def _usable(dsn: str) -> bool:
@@ -44,18 +92,12 @@ def prepare(settings: Settings) -> tuple[Settings, list[str]]:
     if settings.pg_dsn:
         notes.append("PostgreSQL: PGDB_PG_DSN")
     else:
-        dsn = next((d for d in CANDIDATE_DSNS if _usable(d)), None)
+        dsn = next((d for d in candidate_dsns() if _usable(d)), None)
         if dsn is not None:
-            notes.append(f"PostgreSQL: the local server at {dsn}")
+            notes.append(f"PostgreSQL: the local server at `{dsn}` (libpq defaults)")
         else:
-            cluster = PrivateCluster(state_dir / "postgres", port=PRIVATE_PORT)
-            if not cluster.is_running():
-                cluster.start()
-            dsn = cluster.dsn()
-            notes.append(
-                f"PostgreSQL: a private server in {state_dir / 'postgres'} on port "
-                f"{PRIVATE_PORT} (stop it with pg_ctl -D {state_dir / 'postgres'} stop)"
-            )
+            dsn, note = start_private_server(state_dir)
+            notes.append(note)
         updates["pg_dsn"] = dsn
 
     repo = settings.gitops_repo or state_dir / "gitops"

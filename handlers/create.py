@@ -370,22 +370,26 @@ def _checks(ctx: CommandContext, run: RunState, reply: Reply) -> None:
                 else "manifests validate against the CRD schemas; kustomization well-formed",
             )
         )
-    if run.proposal is not None:
-        services.git.publish_checks(proposal=run.proposal, checks=checks)
     failed = [c for c in checks if c.state is not CheckState.SUCCESS]
-    step.state = StepState.FAILED if failed else StepState.DONE
-    step.detail = "; ".join(f"{c.context} {c.state.value}: {c.description}" for c in checks)
     if failed:
         reply.ok = False
+    step.state = StepState.FAILED if failed else StepState.DONE
+    step.detail = ", ".join(f"{c.context} {c.state.value}" for c in checks)
+    step.detail += "".join(f"; {c.context}: {c.description}" for c in failed)
+    if run.proposal is None:
+        step.detail += " (reported here: the manifests are already on the base branch)"
+    elif {c.context: c for c in run.proposal.checks} == {c.context: c for c in checks}:
+        step.state = StepState.EXISTS if not failed else StepState.FAILED
+    else:
+        services.git.publish_checks(proposal=run.proposal, checks=checks)
 
 
 def _report(ctx: CommandContext, run: RunState, reply: Reply) -> None:
     services, app = ctx.services, run.app
     uri, env = connection_snippet(services, app)
     if run.proposal is not None:
-        reply.fields.append(
-            ("Pull request" if services.git.kind != "local" else "Branch", run.proposal.url)
-        )
+        label = "Pull request" if run.proposal.number is not None else "Branch to merge"
+        reply.fields.append((label, run.proposal.url))
     elif run.on_base:
         reply.fields.append(("Manifests", f"already on {services.settings.gitops_base_branch}"))
     reply.fields.append(("Password", f"in the secret store at {services.secrets.location(app)}"))

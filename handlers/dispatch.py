@@ -6,7 +6,13 @@ import logging
 
 from bot.core.errors import PgdbError
 from bot.core.model import AuditEntry
-from bot.core.names import AppName, InvalidAppName, parse_app_name
+from bot.core.names import (
+    AppName,
+    InvalidAppName,
+    InvalidNamespace,
+    parse_app_name,
+    parse_namespace,
+)
 from bot.core.ports import Conversation
 from bot.core.reply import Reply, error_reply
 from handlers.access import Role, role_of
@@ -34,6 +40,8 @@ def dispatch(
         reply = error_reply(str(exc), title="Usage", correlation_id=ctx.correlation_id)
     except InvalidAppName as exc:
         reply = error_reply(str(exc), title="Invalid app name", correlation_id=ctx.correlation_id)
+    except InvalidNamespace as exc:
+        reply = error_reply(str(exc), title="Invalid namespace", correlation_id=ctx.correlation_id)
     except PgdbError as exc:
         reply = error_reply(str(exc), correlation_id=ctx.correlation_id)
     except Exception as exc:
@@ -88,10 +96,11 @@ def _run(ctx: CommandContext, command: Command) -> Reply:
     if name == "help":
         return run_help(correlation_id=ctx.correlation_id)
     if name == "create":
+        namespace = command.options.get("namespace")
         return run_create(
             ctx,
             _app(ctx, command.args["app"]),
-            extra_namespace=command.options.get("namespace"),
+            extra_namespace=parse_namespace(namespace) if namespace is not None else None,
             dry_run="dry-run" in command.flags,
         )
     if name == "status":

@@ -51,3 +51,22 @@ def is_system_role(role: str, *, bot_role: str) -> bool:
         or role.startswith(("pg_", "cnpg_"))
         or role == bot_role
     )
+
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class InvalidNamespace(ValueError):
+    """Not a Kubernetes namespace name; the message says what one looks like."""
+
+
+def parse_namespace(raw: str) -> str:
+    """A Kubernetes namespace (an RFC 1123 label), validated at the edge like app names."""
+    name = raw.strip()
+    if not _NAMESPACE.fullmatch(name):
+        shown = name if len(name) <= 70 else name[:67] + "..."
+        raise InvalidNamespace(
+            f"`{shown}` is not a Kubernetes namespace: use lowercase letters, digits and "
+            "dashes, at most 63 characters, e.g. `--namespace docspell`"
+        )
+    return name

@@ -316,3 +316,50 @@ def test_usage_errors_are_short_and_never_a_traceback(bot_env: BotEnv) -> None:
     assert "missing <app>" in out.stdout
     assert "too many arguments" in out.stdout
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_namespace_delivers_the_secret_to_the_apps_namespace_too(bot_env: BotEnv) -> None:
+    out = bot_env.console("/pgdb create docspell --namespace docs")
+
+    assert "Onboarded `docspell`" in out.stdout, out.stdout
+    manifest = bot_env.git("show", f"pgdb/docspell:{BASE}/credentials/docspell-secret.yaml")
+    assert "managedKubeSecretReferences" in manifest
+    assert "managedSecretReference:" not in manifest
+    assert "secretNamespace: docs" in manifest and "secretNamespace: databases" in manifest
+
+
+def test_bad_namespace_is_refused_before_anything_is_written(bot_env: BotEnv) -> None:
+    out = bot_env.console("/pgdb create docspell --namespace Not_A_Namespace")
+
+    assert "Not_A_Namespace" in out.stdout
+    assert bot_env.stored("docspell") is None
+    assert role_row(bot_env, "docspell") is None
+
+
+def test_status_overview_list_and_pages(bot_env: BotEnv) -> None:
+    assert "Onboarded" in bot_env.console("/pgdb create docspell").stdout
+    store = bot_env.secrets_dir / "dev" / "postgresql"
+    for i in range(55):  # apps known only to the secret store: half-onboarded by hand
+        (store / f"app{i:02d}").mkdir(mode=0o700)
+        (store / f"app{i:02d}" / "username").write_text(f"app{i:02d}")
+
+    out = bot_env.console(
+        "/pgdb status", "/pgdb list", "/pgdb list --page 2", "/pgdb list --page 3"
+    )
+
+    overview, page1, page2, page3 = out.stdout.split("\n> ")[0:4]
+    assert "pgdb status: 56 app(s)" in overview
+    assert "Kubernetes: ⚪ not configured" in overview
+    assert "⏳ docspell: pending" in overview
+    assert "❌ app00: problem" in overview
+    assert "Known apps (56), page 1/2" in page1
+    assert page1.count("\n  ") == 51  # 50 apps and the pointer to the next page
+    assert "/pgdb list --page 2" in page1
+    assert "page 2/2" in page2 and "docspell" in page2
+    assert "page 3 does not exist: there are 2 page(s)" in page3
+
+
+def test_help_lists_the_commands(bot_env: BotEnv) -> None:
+    out = bot_env.console("/pgdb help")
+    for usage in ("/pgdb create <app>", "/pgdb status [<app>]", "/pgdb list", "/pgdb diagnose"):
+        assert usage in out.stdout

@@ -1,0 +1,99 @@
+"""`pgdb-bot console` with no configuration at all (SPEC §10)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bot.localmode import private_cluster_dir
+from bot.pgcluster import find_binary, free_port
+
+
+def console(state_dir: Path, commands: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PGDB_", "PG"))}
+    clean.update(PGDB_STATE_DIR=str(state_dir), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        input=commands,
+        capture_output=True,
+        text=True,
+        env=clean,
+        cwd=state_dir.parent,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.fixture
+def unreachable_state_dir(tmp_path: Path) -> Iterator[Path]:
+    """A state dir whose private server is stopped and removed after the test."""
+    state_dir = tmp_path / "state"
+    yield state_dir
+    data = private_cluster_dir(state_dir) / "data"
+    if (data / "postmaster.pid").exists():
+        stop = [str(find_binary("pg_ctl")), "-D", str(data), "stop", "-m", "immediate"]
+        if os.geteuid() == 0:
+            stop = ["runuser", "-u", "postgres", "--", *stop]
+        subprocess.run(stop, capture_output=True, check=False)
+    shutil.rmtree(private_cluster_dir(state_dir), ignore_errors=True)
+
+
+def test_no_reachable_server_starts_a_private_one(unreachable_state_dir: Path) -> None:
+    closed = str(free_port())
+
+    first = console(
+        unreachable_state_dir, "/pgdb create docspell\n", PGHOST="127.0.0.1", PGPORT=closed
+    )
+    again = console(
+        unreachable_state_dir, "/pgdb status docspell\n", PGHOST="127.0.0.1", PGPORT=closed
+    )
+
+    assert first.returncode == 0, first.stderr
+    assert "Onboarded `docspell`" in first.stdout
+    assert "a private server in" in first.stderr
+    assert "GitOps repo:" in first.stderr and "Secrets:" in first.stderr
+    # the second run reuses the same server, repo and store
+    assert "✅ credentials stored" in again.stdout
+    assert "✅ role" in again.stdout
+    password = (unreachable_state_dir / "secrets/dev/postgresql/docspell/password").read_text()
+    port = (private_cluster_dir(unreachable_state_dir) / "data/postmaster.pid").read_text()
+    port = port.splitlines()[3]
+    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres") as conn:
+        row = conn.execute(
+            "SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = 'docspell'"
+        ).fetchone()
+    assert row == (True, False)
+    assert password not in first.stdout + first.stderr + again.stdout + again.stderr
+    branches = subprocess.run(
+        ["git", "-C", str(unreachable_state_dir / "gitops"), "branch", "--list", "pgdb/*"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "pgdb/docspell" in branches
+
+
+def test_a_reachable_local_server_is_used(
+    tmp_path: Path, clean_roles: None, pg_superuser_dsn: str
+) -> None:
+    out = console(
+        tmp_path / "state",
+        "/pgdb create t-localmode\n",
+        PGHOST="127.0.0.1",
+        PGPORT="5432",
+        PGUSER="postgres",
+    )
+
+    assert out.returncode == 0, out.stderr
+    assert "the local server at" in out.stderr
+    assert "Onboarded `t-localmode`" in out.stdout
+    with psycopg.connect(pg_superuser_dsn, autocommit=True) as conn:  # leave no trace behind
+        conn.execute("DELETE FROM pgdb_bot.workflows WHERE app = 't-localmode'")
+        conn.execute("DELETE FROM pgdb_bot.audit_log WHERE app = 't-localmode'")
