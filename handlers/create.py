@@ -289,7 +289,7 @@ def ensure_manifests(
     )
     run.manifests = manifests
     branch = f"pgdb/{app}"
-    proposal = snapshot.proposals.get(app)
+    proposal = git.proposal(branch=branch)
     if proposal is not None and proposal.state is ProposalState.OPEN:
         current = proposal.base_sha == snapshot.base_sha and proposal.mergeable is not False
         if current and _branch_has(services, proposal.head_sha, manifests):

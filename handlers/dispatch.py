@@ -37,11 +37,17 @@ def dispatch(
         command = parse(text)
         reply = _authorized(ctx, command)
     except UsageError as exc:
-        reply = error_reply(str(exc), title="Usage", correlation_id=ctx.correlation_id)
+        reply = error_reply(
+            str(exc), title="Usage", correlation_id=ctx.correlation_id, outcome="usage"
+        )
     except InvalidAppName as exc:
-        reply = error_reply(str(exc), title="Invalid app name", correlation_id=ctx.correlation_id)
+        reply = error_reply(
+            str(exc), title="Invalid app name", correlation_id=ctx.correlation_id, outcome="usage"
+        )
     except InvalidNamespace as exc:
-        reply = error_reply(str(exc), title="Invalid namespace", correlation_id=ctx.correlation_id)
+        reply = error_reply(
+            str(exc), title="Invalid namespace", correlation_id=ctx.correlation_id, outcome="usage"
+        )
     except PgdbError as exc:
         reply = error_reply(str(exc), correlation_id=ctx.correlation_id)
     except Exception as exc:
@@ -75,6 +81,7 @@ def _authorized(ctx: CommandContext, command: Command) -> Reply:
             f"({variable}). Ask a platform operator.",
             title="Not allowed",
             correlation_id=ctx.correlation_id,
+            outcome="refused",
         )
     if not spec.available:
         return error_reply(
@@ -127,7 +134,7 @@ def _audit(ctx: CommandContext, command: Command | None, reply: Reply) -> None:
         platform=ctx.requester.platform,
         command=command.text if command else "(unparsable)",
         app=app,
-        result="refused" if reply.title == "Not allowed" else ("ok" if reply.ok else "failed"),
+        result=reply.outcome or ("ok" if reply.ok else "failed"),
         detail=reply.title[:200],
         correlation_id=ctx.correlation_id,
     )

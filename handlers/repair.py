@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.core.errors import PgdbError
+from bot.core.model import RoleInfo, StoredCredentials
 from bot.core.names import AppName
 from bot.core.reply import Reply, Step, StepState
 from bot.core.secret import generate_password
@@ -21,20 +22,21 @@ class Action:
     finding: Finding
 
 
-REPAIRABLE = ("secret_missing", "role_missing", "manifest_missing")
-
-
-def _plan(findings: list[Finding], *, role_exists: bool) -> tuple[list[Action], list[Finding]]:
-    """What repair can fix here, and what needs another command (the finding's remedy)."""
+def _plan(
+    findings: list[Finding], *, stored: StoredCredentials | None, role: RoleInfo | None
+) -> tuple[list[Action], list[Finding]]:
+    """What repair can fix here (chosen from the observed state), and what needs another
+    command (the finding's remedy)."""
     actions: list[Action] = []
     manual: list[Finding] = []
+    has_password = stored is not None and stored.password is not None
     for f in findings:
-        if f.kind == "secret_missing" and "lacks" in f.message:
+        if f.kind == "secret_missing" and has_password:
             actions.append(Action(key="secret", label="Complete the stored credentials", finding=f))
-        elif f.kind == "secret_missing" and not role_exists:
+        elif f.kind == "secret_missing" and role is None:
             actions.append(Action(key="secret", label="Generate and store credentials", finding=f))
         elif f.kind == "role_missing":
-            label = "Re-enable LOGIN" if "NOLOGIN" in f.message else "Create the role"
+            label = "Create the role" if role is None else "Re-enable LOGIN"
             actions.append(Action(key="role", label=f"{label} with the stored password", finding=f))
         elif f.kind == "manifest_missing":
             actions.append(Action(key="manifests", label="Propose the manifests again", finding=f))
@@ -49,8 +51,9 @@ def run_repair(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
     services = ctx.services
     obs = observe(services)
     findings = [f for f in diagnose(obs, services, respect_grace=False).findings if f.app == app]
-    role_exists = obs.database.value is not None and app in obs.database.value.roles
-    actions, manual = _plan(findings, role_exists=role_exists)
+    stored = obs.secrets.value.get(app) if obs.secrets.value is not None else None
+    role = obs.database.value.roles.get(app) if obs.database.value is not None else None
+    actions, manual = _plan(findings, stored=stored, role=role)
     reply = Reply(title=f"Repair `{app}`", correlation_id=ctx.correlation_id)
     reply.steps = [Step(key=a.key, label=a.label, detail=a.finding.message) for a in actions]
     for f in manual:

@@ -304,27 +304,33 @@ class LocalGitHost:
                 )
             raise git.failure(["update-ref"], moved)
 
-    def open_proposal(self, *, branch: str, title: str, body: str) -> Proposal:
-        """The branch itself is the proposal, so this only reads it back.
-
-        Title and body have no home in a plain repository; the chat reply carries them.
-        """
+    def proposal(self, *, branch: str) -> Proposal | None:
+        """The branch, read as a proposal (merged when the base contains it); None if absent."""
         _check_ref(branch)
         ref_name = f"refs/heads/{branch}"
-        base_ref = f"refs/heads/{self.base_branch}"
-        refs = self._refs([ref_name, base_ref])
+        refs = self._refs([ref_name, f"refs/heads/{self.base_branch}"])
         base = self._base(refs)
         head = refs.get(ref_name)
         if head is None:
-            raise ConflictError(
-                f"branch {branch} does not exist in {self.repo}, so there is nothing to propose"
-                " — run the command again to recreate it"
-            )
+            return None
         git = self._git()
         ancestor = git("merge-base", "--is-ancestor", head.sha, base.sha, check=False)
         if ancestor.code not in (0, 1):
             raise git.failure(["merge-base"], ancestor)
         return self._proposal(head, merged=ancestor.code == 0, checks=self._checks(head.sha))
+
+    def open_proposal(self, *, branch: str, title: str, body: str) -> Proposal:
+        """The branch itself is the proposal, so this only reads it back.
+
+        Title and body have no home in a plain repository; the chat reply carries them.
+        """
+        found = self.proposal(branch=branch)
+        if found is None:
+            raise ConflictError(
+                f"branch {branch} does not exist in {self.repo}, so there is nothing to propose"
+                " — run the command again to recreate it"
+            )
+        return found
 
     def publish_checks(self, *, proposal: Proposal, checks: list[CheckResult]) -> None:
         """Store the checks as a git note (JSON) on the head commit, where ``snapshot`` finds them.

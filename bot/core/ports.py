@@ -44,7 +44,8 @@ class SecretStore(Protocol):
         ...
 
     def write(self, app: AppName, *, username: str, password: Secret, database: str) -> None:
-        """Create or update the three keys (folder first). The core decides the password."""
+        """Create or update the three keys (folder first). Each key is written atomically, not
+        the three together. The core decides the password; the store never generates one."""
         ...
 
 
@@ -108,7 +109,7 @@ class GitHost(Protocol):
         ...
 
     def read_file(self, *, ref: str, path: str) -> str | None:
-        """A file's text at a commit or branch, or None when absent."""
+        """A file's text at a commit or branch, or None when absent (an unknown ref raises)."""
         ...
 
     def commit(self, *, parent: str, files: Mapping[str, str], message: str) -> str:
@@ -117,6 +118,11 @@ class GitHost(Protocol):
 
     def set_branch(self, *, branch: str, sha: str) -> None:
         """Point ``branch`` at ``sha`` (create it, or move it: the bot owns ``pgdb/*``)."""
+        ...
+
+    def proposal(self, *, branch: str) -> Proposal | None:
+        """One branch's proposal in full detail (the base its head is built on, whether it
+        can merge): the open one, else the newest closed or merged one; None when none."""
         ...
 
     def open_proposal(self, *, branch: str, title: str, body: str) -> Proposal:

@@ -36,6 +36,7 @@ class Reply:
     code: str | None = None
     correlation_id: str = ""
     final: bool = False  # the last update of this reply
+    outcome: str = ""  # for the audit log: "refused", "usage"…; empty means ok/failed by `ok`
 
     def step(self, key: str) -> Step:
         for s in self.steps:
@@ -44,7 +45,14 @@ class Reply:
         raise KeyError(key)
 
 
-def error_reply(message: str, *, title: str = "Error", correlation_id: str = "") -> Reply:
+def error_reply(
+    message: str, *, title: str = "Error", correlation_id: str = "", outcome: str = "failed"
+) -> Reply:
     return Reply(
-        title=title, ok=False, private=True, lines=[message], correlation_id=correlation_id
+        title=title,
+        ok=False,
+        private=True,
+        lines=[message],
+        correlation_id=correlation_id,
+        outcome=outcome,
     )
