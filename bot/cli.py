@@ -21,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     console = sub.add_parser("console", help="type /pgdb commands in a terminal or a pipe")
     console.add_argument("--as", dest="as_user", metavar="USER", help="act as another user")
+    sub.add_parser("run", help="serve the configured chat platforms (long-running)")
     diagnose = sub.add_parser("diagnose", help="run the diagnostics once and exit")
     diagnose.add_argument("--json", action="store_true", help="print the findings as JSON")
     return parser
@@ -49,6 +50,20 @@ def _console(settings: Settings, as_user: str | None) -> int:
     for note in notes:
         sys.stderr.write(f"pgdb-bot: {note}\n")
     return run_console(services, user=as_user, banner=banner)
+
+
+def _run(settings: Settings) -> int:
+    from bot.runner import CommandRunner
+    from bot.server import Server
+    from bot.wiring import build_platforms, build_services
+
+    services = build_services(settings)
+    runner = CommandRunner()
+    platforms = build_platforms(settings, services, runner)
+    if not platforms:
+        log.warning("no chat platform is configured: serving the health endpoints only")
+    Server(platforms=platforms, runner=runner, port=settings.http_port).serve()
+    return 0
 
 
 def _diagnose(settings: Settings, as_json: bool) -> int:
@@ -85,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "console":
             return _console(settings, args.as_user)
+        if args.command == "run":
+            return _run(settings)
         return _diagnose(settings, args.json)
     except ConfigError as exc:
         sys.stderr.write(f"pgdb-bot: {exc}\n")

@@ -10,7 +10,9 @@ from bot.adapters.file_secrets import FileSecretStore
 from bot.adapters.local_git import LocalGitHost
 from bot.adapters.no_cluster import NoCluster
 from bot.adapters.postgres import PostgresBotState, PostgresDatabase
+from bot.chat import ChatPlatform
 from bot.config import ConfigError, Settings
+from bot.runner import CommandRunner
 from handlers.context import Services
 
 LOCAL_ONLY = "(local-mode defaults apply to `pgdb-bot console` only)"
@@ -53,3 +55,11 @@ def build_services(settings: Settings) -> Services:
         cluster=NoCluster(),
         bot_role=bot_role,
     )
+
+
+def build_platforms(
+    settings: Settings, services: Services, runner: CommandRunner
+) -> list[ChatPlatform]:
+    """Every chat platform whose variables are set; `run` serves them all at once."""
+    platforms: list[ChatPlatform] = []
+    return platforms

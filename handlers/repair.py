@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from bot.core.errors import PgdbError
 from bot.core.model import RoleInfo, StoredCredentials
 from bot.core.names import AppName
-from bot.core.reply import Reply, Step, StepState
+from bot.core.reply import Button, Reply, Step, StepState
 from bot.core.secret import generate_password
 from handlers.context import CommandContext
 from handlers.create import RunState, ensure_manifests
@@ -70,6 +70,9 @@ def run_repair(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
             step.state = StepState.PLANNED
         reply.title = f"Repair `{app}`: confirm"
         reply.lines.append(f"Nothing changed yet. To apply: `/pgdb repair {app} --yes`")
+        reply.buttons = [
+            Button(label="Repair", command=f"/pgdb repair {app} --yes", style="primary"),
+        ]
         return reply
     ctx.conversation.show(reply)
     with services.state.app_lock(app) as acquired:

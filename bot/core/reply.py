@@ -23,6 +23,29 @@ class Step:
     detail: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Button:
+    """A decision: clicking it runs ``command`` (``/pgdb`` text) as the user who clicked, through
+    the same dispatch as typing it, so authorization is checked again."""
+
+    label: str
+    command: str
+    style: str = "default"  # "primary" | "danger" | "default"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Alert:
+    """A message for the ops channel. ``thread`` is the platform's reference of the first
+    message about the same finding, so reminders and "resolved" go to its thread."""
+
+    key: str  # stable identity of the finding, e.g. "role_missing:docspell"
+    severity: str  # "critical" | "warning" | "info"
+    title: str
+    text: str
+    resolved: bool = False
+    thread: str | None = None
+
+
 @dataclass(kw_only=True)
 class Reply:
     """Title, steps with states, key/value fields, free lines and a code block."""
@@ -34,6 +57,7 @@ class Reply:
     fields: list[tuple[str, str]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     code: str | None = None
+    buttons: list[Button] = field(default_factory=list)
     correlation_id: str = ""
     final: bool = False  # the last update of this reply
     outcome: str = ""  # for the audit log: "refused", "usage"…; empty means ok/failed by `ok`

@@ -1,0 +1,93 @@
+"""`pgdb-bot run`: the long-running process, started as a user would start it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.pgcluster import free_port
+
+
+def _env(tmp_path: Path, dsn: str, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PGDB_")}
+    env.update(
+        PGDB_PG_DSN=dsn,
+        PGDB_GITOPS_REPO=str(tmp_path / "gitops"),
+        PGDB_SECRETS_DIR=str(tmp_path / "secrets"),
+        PGDB_HTTP_PORT=str(port),
+    )
+    env.update(extra)
+    return env
+
+
+def wait_until_healthy(port: int, process: subprocess.Popen[str], *, timeout: float = 20) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise AssertionError(f"pgdb-bot run exited early: {process.communicate()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("pgdb-bot run did not become healthy")
+
+
+@pytest.fixture
+def running_bot(
+    tmp_path: Path, pg_superuser_dsn: str, gitops_repo: Path
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    port = free_port()
+    env = _env(tmp_path, pg_superuser_dsn, port, PGDB_GITOPS_REPO=str(gitops_repo))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_healthy(port, process)
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_run_serves_health_and_stops_cleanly_on_sigterm(
+    running_bot: tuple[subprocess.Popen[str], int],
+) -> None:
+    process, port = running_bot
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz").text == "ok\n"
+
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 0, stderr
+    assert "no chat platform is configured" in stderr
+    assert "stopped" in stderr
+
+
+def test_run_refuses_to_start_without_a_git_host(tmp_path: Path, pg_superuser_dsn: str) -> None:
+    env = _env(tmp_path, pg_superuser_dsn, free_port())
+    del env["PGDB_GITOPS_REPO"]
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert "PGDB_GITOPS_REPO" in out.stderr
+    assert "console" in out.stderr  # says the local defaults are the console's only
