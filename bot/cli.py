@@ -28,11 +28,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _logging(settings: Settings | None) -> None:
-    level = settings.log_level if settings else "INFO"
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    from bot import logs
+
+    fmt = settings.log_format if settings else "auto"
+    logs.configure(
+        level=settings.log_level if settings else "INFO",
+        json_lines=fmt == "json" or (fmt == "auto" and not sys.stderr.isatty()),
+        known_secrets=settings.secret_values() if settings else (),
     )
 
 
@@ -54,15 +56,25 @@ def _console(settings: Settings, as_user: str | None) -> int:
 
 def _run(settings: Settings) -> int:
     from bot.runner import CommandRunner
-    from bot.server import Server
-    from bot.wiring import build_platforms, build_services
+    from bot.server import Readiness, Server
+    from bot.wiring import build_platforms, build_services, instrumented, readiness_checks
 
-    services = build_services(settings)
+    services = instrumented(build_services(settings))
     runner = CommandRunner()
     platforms = build_platforms(settings, services, runner)
     if not platforms:
         log.warning("no chat platform is configured: serving the health endpoints only")
-    Server(platforms=platforms, runner=runner, port=settings.http_port).serve()
+    readiness = Readiness(readiness_checks(services))
+    from bot.scheduler import build_scheduler
+
+    scheduler = build_scheduler(settings, services, platforms)
+    scheduler.start()
+    try:
+        Server(
+            platforms=platforms, runner=runner, readiness=readiness, port=settings.http_port
+        ).serve()
+    finally:
+        scheduler.stop()
     return 0
 
 

@@ -9,8 +9,9 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.durations import parse_duration, parse_schedule
@@ -44,6 +45,16 @@ class Settings(BaseSettings):
     gitops_repo: Path | None = None
     gitops_base_branch: str = "main"
     gitops_path: str = "apps/04-databases/postgresql-shared/base"
+    # GitHub (README "### GitHub"): selected when these are set; then PGDB_GITOPS_REPO is unused
+    github_repo: str | None = None
+    github_api_url: str = "https://api.github.com"
+    github_token: str | None = None
+    github_app_id: str | None = None
+    github_app_private_key: SecretStr | None = None
+    github_installation_id: int | None = None
+    github_labels: CommaList = Field(default_factory=list)
+    github_reviewers: CommaList = Field(default_factory=list)
+    pr_stale_after: str = "7d"
     secrets_dir: Path | None = None
     secrets_prefix: str = "/postgresql"
     infisical_host_api: str = "http://192.168.111.69:8085"
@@ -51,19 +62,45 @@ class Settings(BaseSettings):
     infisical_resync_interval: int = Field(default=60, ge=5)
     infisical_auth_secret: str = "infisical-universal-auth"  # noqa: S105 (a Secret name)
     infisical_auth_namespace: str = "argocd"
+    # the Infisical API the bot itself calls (the secret store); hostAPI above is the operator's
+    infisical_url: str | None = None
+    infisical_client_id: str | None = None
+    infisical_client_secret: str | None = None
     state_dir: Path | None = None
     state_schema: str = "pgdb_bot"
     http_port: int = Field(default=8080, ge=1, le=65535)
     public_url: str | None = None
     action_secret: str | None = None
+    ops_channel: str | None = None  # alerts, for every chat platform unless overridden
+    # Slack (SPEC §7): Socket Mode with an app token, else HTTP mode at /slack/events
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_ops_channel: str | None = None
+    # Mattermost (SPEC §7): a custom slash command plus a bot account for the posts
+    mattermost_url: str | None = None
+    mattermost_bot_token: str | None = None
+    mattermost_command_token: str | None = None
+    mattermost_ops_channel: str | None = None
     requesters: CommaList = Field(default_factory=lambda: ["*"])
     operators: CommaList = Field(default_factory=list)
     deny_names: CommaList = Field(default_factory=list)
     ignore_roles: CommaList = Field(default_factory=list)
+    # Kubernetes (README "### Kubernetes"): auto = only when a kubeconfig or in-cluster env exists
+    kubernetes: str = "auto"
+    kubeconfig: Path | None = None
+    kube_context: str | None = None
+    kube_timeout: str = "10s"
+    argocd_app: str | None = None
+    argocd_namespace: str = "argocd"
+    backup_max_age: str = "26h"
+    pod_name: str | None = None  # the leader Lease's holder identity (the Deployment sets it)
     diagnose_interval: str = "5m"
     alert_repeat: str = "24h"
     grace: str = "10m"
     log_level: str = "INFO"
+    log_format: str = "auto"  # json | text | auto (text on a terminal, JSON otherwise)
 
     _split = field_validator(
         "requesters", "operators", "deny_names", "ignore_roles", mode="before"
@@ -82,6 +119,45 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} must be a DNS label (lowercase letters, digits, dashes)")
         return value
 
+    @field_validator("infisical_url")
+    @classmethod
+    def _infisical_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = value.strip().rstrip("/")
+        split = urlsplit(url)
+        if split.scheme not in {"http", "https"} or not split.hostname:
+            raise ValueError("must be the Infisical API's base URL, e.g. https://infisical.example")
+        if split.username or split.password or split.query or split.fragment:
+            raise ValueError("must be a plain base URL: no credentials, query or fragment")
+        return url
+
+    @field_validator("infisical_client_id", "infisical_client_secret")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() if value and value.strip() else None
+
+    def infisical_store(self) -> tuple[str, str, str] | None:
+        """URL, client id and client secret when the Infisical secret store is selected (all
+        three set), else None. Half a configuration is an error, not a silent fallback to the
+        file store."""
+        values = {
+            "PGDB_INFISICAL_URL": self.infisical_url,
+            "PGDB_INFISICAL_CLIENT_ID": self.infisical_client_id,
+            "PGDB_INFISICAL_CLIENT_SECRET": self.infisical_client_secret,
+        }
+        missing = [name for name, value in values.items() if value is None]
+        if len(missing) == len(values):
+            return None
+        if missing:
+            raise ConfigError(
+                f"missing configuration: {', '.join(missing)} (the Infisical secret store needs"
+                " PGDB_INFISICAL_URL, PGDB_INFISICAL_CLIENT_ID and PGDB_INFISICAL_CLIENT_SECRET;"
+                " unset all three to use the file store)"
+            )
+        assert self.infisical_url and self.infisical_client_id and self.infisical_client_secret
+        return self.infisical_url, self.infisical_client_id, self.infisical_client_secret
+
     @field_validator("secrets_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
@@ -97,6 +173,73 @@ class Settings(BaseSettings):
         if not cleaned or ".." in cleaned.split("/"):
             raise ValueError(f"{value!r} must be a relative folder path inside the repository")
         return cleaned
+
+    _split_github = field_validator("github_labels", "github_reviewers", mode="before")(
+        _split_commas
+    )
+
+    @field_validator("github_repo")
+    @classmethod
+    def _github_repo(cls, value: str | None) -> str | None:
+        cleaned = value.strip() if value else ""
+        if not cleaned:
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}", cleaned):
+            raise ValueError(f"{value!r} must be the repository as owner/name, e.g. acme/gitops")
+        return cleaned
+
+    @field_validator("github_api_url")
+    @classmethod
+    def _github_api_url(cls, value: str) -> str:
+        cleaned = value.strip().rstrip("/")
+        if not re.fullmatch(r"https?://[^\s/@]+(/\S*)?", cleaned):
+            raise ValueError(
+                f"{value!r} must be the API's base URL: https://api.github.com, or "
+                "https://<host>/api/v3 for GitHub Enterprise Server"
+            )
+        return cleaned
+
+    @field_validator("github_token")
+    @classmethod
+    def _github_token(cls, value: str | None) -> str | None:
+        return value.strip() if value and value.strip() else None
+
+    @field_validator("github_app_id")
+    @classmethod
+    def _github_app_id(cls, value: str | None) -> str | None:
+        cleaned = value.strip() if value else ""
+        if cleaned and not cleaned.isdigit():
+            raise ValueError(f"{value!r} must be the App's numeric id (App settings: App ID)")
+        return cleaned or None
+
+    @field_validator("github_app_private_key", "github_installation_id", mode="before")
+    @classmethod
+    def _github_blank(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("pr_stale_after")
+    @classmethod
+    def _pr_stale_after(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def github_enabled(self) -> bool:
+        """GitHub is the git host when any PGDB_GITHUB_* variable that selects it is set."""
+        return any(
+            value is not None
+            for value in (
+                self.github_repo,
+                self.github_token,
+                self.github_app_id,
+                self.github_app_private_key,
+                self.github_installation_id,
+            )
+        )
+
+    @property
+    def pr_stale_after_seconds(self) -> float:
+        return parse_duration(self.pr_stale_after)
 
     @field_validator("state_schema")
     @classmethod
@@ -117,6 +260,86 @@ class Settings(BaseSettings):
         parse_schedule(value)
         return value
 
+    @field_validator("log_format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value.lower() not in {"json", "text", "auto"}:
+            raise ValueError(f"{value!r} must be json, text or auto")
+        return value.lower()
+
+    def secret_values(self) -> list[str]:
+        """Every configured token, secret, key or password, for the log redaction (a private
+        key is masked line by line, since a log would show it line by line)."""
+        found: list[str] = []
+        for name, value in self:
+            if not value or name == "infisical_auth_secret":  # a Kubernetes Secret's name
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if any(word in name for word in ("token", "secret", "password", "private_key")):
+                found.extend(line for line in str(value).splitlines() if len(line) >= 16)
+                found.append(str(value))
+        return found
+
+    @field_validator(
+        "ops_channel",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "slack_ops_channel",
+    )
+    @classmethod
+    def _optional(cls, value: str | None) -> str | None:
+        return value.strip() if value and value.strip() else None
+
+    @field_validator("slack_bot_token", "slack_app_token")
+    @classmethod
+    def _slack_token(cls, value: str | None, info: ValidationInfo) -> str | None:
+        prefix = "xoxb-" if info.field_name == "slack_bot_token" else "xapp-"
+        if value is not None and not value.startswith(prefix):
+            kind = "bot token" if prefix == "xoxb-" else "app-level token"
+            raise ValueError(f"must be a Slack {kind} starting with {prefix} (value not shown)")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slack_api_url(cls, value: str) -> str:
+        cleaned = value.strip()
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", cleaned):
+            raise ValueError(f"{value!r} must be an http(s) URL such as https://slack.com/api/")
+        return cleaned.rstrip("/") + "/"
+
+    @field_validator("mattermost_url")
+    @classmethod
+    def _mattermost_url(cls, value: str | None) -> str | None:
+        cleaned = value.strip() if value else ""
+        if not cleaned:
+            return None
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", cleaned):
+            raise ValueError(
+                f"{value!r} must be the server's base URL such as https://chat.example.com"
+            )
+        return cleaned.rstrip("/")
+
+    @field_validator("mattermost_bot_token", "mattermost_command_token")
+    @classmethod
+    def _mattermost_token(cls, value: str | None) -> str | None:
+        cleaned = value.strip() if value else ""
+        if cleaned and not re.fullmatch(r"[A-Za-z0-9_-]{8,128}", cleaned):
+            raise ValueError("must be a Mattermost token: letters and digits (value not shown)")
+        return cleaned or None
+
+    @field_validator("mattermost_ops_channel")
+    @classmethod
+    def _mattermost_channel(cls, value: str | None) -> str | None:
+        cleaned = value.strip() if value else ""
+        if cleaned and not re.fullmatch(r"[a-z0-9]{26}", cleaned):
+            raise ValueError(
+                f"{value!r} must be a Mattermost channel id (26 lowercase letters and digits, "
+                "from the channel's View Info), not its name"
+            )
+        return cleaned or None
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -124,6 +347,47 @@ class Settings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError(f"{value!r} must be one of DEBUG, INFO, WARNING, ERROR")
         return upper
+
+    @field_validator("kubernetes")
+    @classmethod
+    def _kubernetes(cls, value: str) -> str:
+        if value.strip().lower() not in {"auto", "on", "off"}:
+            raise ValueError(f"{value!r} must be auto, on or off")
+        return value.strip().lower()
+
+    @field_validator("kube_context", "argocd_app")
+    @classmethod
+    def _optional_name(cls, value: str | None) -> str | None:
+        return value.strip() if value and value.strip() else None
+
+    @field_validator("argocd_namespace")
+    @classmethod
+    def _argocd_namespace(cls, value: str) -> str:
+        if not _DNS_LABEL.fullmatch(value):
+            raise ValueError(f"{value!r} must be a DNS label (lowercase letters, digits, dashes)")
+        return value
+
+    @field_validator("kube_timeout")
+    @classmethod
+    def _kube_timeout(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("backup_max_age")
+    @classmethod
+    def _backup_age(cls, value: str) -> str:
+        if value.strip().lower() != "off":
+            parse_duration(value)
+        return value.strip()
+
+    @property
+    def backup_max_age_seconds(self) -> float | None:
+        """None when backup freshness is not checked (``PGDB_BACKUP_MAX_AGE=off``)."""
+        return None if self.backup_max_age.lower() == "off" else parse_duration(self.backup_max_age)
+
+    @property
+    def alert_repeat_seconds(self) -> float:
+        return parse_duration(self.alert_repeat)
 
     @property
     def grace_seconds(self) -> float:

@@ -101,7 +101,7 @@ def prepare(settings: Settings) -> tuple[Settings, list[str]]:
         updates["pg_dsn"] = dsn
 
     repo = settings.gitops_repo or state_dir / "gitops"
-    if settings.gitops_repo is None:
+    if settings.gitops_repo is None and not settings.github_enabled:  # GitHub: no demo repo
         init_demo_repo(
             repo,
             manifests_path=settings.gitops_path,
@@ -110,8 +110,19 @@ def prepare(settings: Settings) -> tuple[Settings, list[str]]:
             cluster=settings.cluster,
         )
         updates["gitops_repo"] = repo
-    notes.append(f"GitOps repo: {repo} (branch {settings.gitops_base_branch}; see `git log --all`)")
+    notes.append(
+        f"GitOps repo: GitHub {settings.github_repo} at {settings.github_api_url}"
+        f" (branch {settings.gitops_base_branch})"
+        if settings.github_enabled
+        else f"GitOps repo: {repo} (branch {settings.gitops_base_branch}; see `git log --all`)"
+    )
 
+    if settings.infisical_store() is not None:  # Infisical is the store: no folder is made
+        notes.append(
+            f"Secrets: Infisical project {settings.infisical_project}, env {settings.env},"
+            f" at {settings.infisical_url} (under {settings.secrets_prefix})"
+        )
+        return settings.model_copy(update=updates), notes
     secrets_dir: Path = settings.secrets_dir or state_dir / "secrets"
     if settings.secrets_dir is None:
         secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -5,20 +5,28 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.chat import ChatPlatform
+from bot.core.errors import PgdbError
 from bot.runner import CommandRunner
 
 log = logging.getLogger(__name__)
 SHUTDOWN_DEADLINE_SECONDS = 25.0
+
+
+ReadinessCheck = tuple[str, Callable[[], None]]
+READINESS_CACHE_SECONDS = 5.0
 
 
 async def healthz(_: Request) -> PlainTextResponse:
@@ -26,8 +34,48 @@ async def healthz(_: Request) -> PlainTextResponse:
     return PlainTextResponse("ok\n")
 
 
-def build_app(platforms: Sequence[ChatPlatform]) -> Starlette:
-    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
+async def metrics(_: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class Readiness:
+    """Each configured backend answers; the body names any that does not. Results are cached
+    briefly so that probes from several sources do not hammer the backends."""
+
+    def __init__(self, checks: Sequence[ReadinessCheck]) -> None:
+        self._checks = list(checks)
+        self._cached: tuple[float, list[str]] | None = None
+        self._lock = threading.Lock()
+
+    def problems(self) -> list[str]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached and now - self._cached[0] < READINESS_CACHE_SECONDS:
+                return self._cached[1]
+            found: list[str] = []
+            for name, check in self._checks:
+                try:
+                    check()
+                except PgdbError as exc:
+                    found.append(f"{name}: {exc}")
+                except Exception as exc:
+                    found.append(f"{name}: {type(exc).__name__}")
+            self._cached = (now, found)
+            return found
+
+    async def endpoint(self, _: Request) -> PlainTextResponse:
+        problems = await run_in_threadpool(self.problems)
+        if problems:
+            return PlainTextResponse("not ready\n" + "\n".join(problems) + "\n", status_code=503)
+        return PlainTextResponse("ready\n")
+
+
+def build_app(platforms: Sequence[ChatPlatform], *, readiness: Readiness) -> Starlette:
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readiness.endpoint, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
     for platform in platforms:
         routes.extend(platform.routes())
     return Starlette(routes=routes)
@@ -41,13 +89,14 @@ class Server:
         *,
         platforms: Sequence[ChatPlatform],
         runner: CommandRunner,
+        readiness: Readiness,
         port: int,
         host: str = "0.0.0.0",  # noqa: S104 (a container's server listens on all interfaces)
     ) -> None:
         self.platforms = list(platforms)
         self.runner = runner
         config = uvicorn.Config(
-            build_app(self.platforms),
+            build_app(self.platforms, readiness=readiness),
             host=host,
             port=port,
             log_level="warning",

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
+from collections.abc import Callable
+from typing import cast
 
 from psycopg.conninfo import conninfo_to_dict
 
 from bot.adapters.file_secrets import FileSecretStore
+from bot.adapters.kube_source import build_cluster
 from bot.adapters.local_git import LocalGitHost
-from bot.adapters.no_cluster import NoCluster
+from bot.adapters.pg_alerts import PostgresAlertStore
 from bot.adapters.postgres import PostgresBotState, PostgresDatabase
 from bot.chat import ChatPlatform
 from bot.config import ConfigError, Settings
+from bot.core.ports import BotState, Cluster, GitHost, ManagedDatabase, SecretStore
+from bot.core.secret import Secret
+from bot.metrics import Instrumented
 from bot.runner import CommandRunner
 from handlers.context import Services
 
@@ -30,29 +37,74 @@ def bot_role_of(dsn: str) -> str:
     return str(params.get("user") or getpass.getuser())
 
 
+def uses_secret_store(settings: Settings) -> bool:
+    """Whether a secret store is configured: Infisical (all three variables), or a folder."""
+    return settings.infisical_store() is not None or settings.secrets_dir is not None
+
+
+def build_secret_store(settings: Settings) -> SecretStore:
+    """Infisical when its URL, client id and secret are set; then the file store is not used."""
+    infisical = settings.infisical_store()
+    if infisical is not None:
+        # imported here: the SDK (and boto3 under it) costs ~0.4 s at start when unused
+        from bot.adapters.infisical_secrets import InfisicalSecretStore
+
+        url, client_id, client_secret = infisical
+        return InfisicalSecretStore(
+            url=url,
+            client_id=client_id,
+            client_secret=Secret(client_secret),
+            project=settings.infisical_project,
+            env=settings.env,
+            prefix=settings.secrets_prefix,
+        )
+    if settings.secrets_dir is None:
+        raise ConfigError(f"missing configuration: PGDB_SECRETS_DIR {LOCAL_ONLY}")
+    return FileSecretStore(settings.secrets_dir, env=settings.env, prefix=settings.secrets_prefix)
+
+
+def uses_git_host(settings: Settings) -> bool:
+    """Whether a git host is configured: GitHub (PGDB_GITHUB_*), or a local repository."""
+    return settings.github_enabled or settings.gitops_repo is not None
+
+
+def build_git_host(settings: Settings) -> GitHost:
+    """GitHub when a PGDB_GITHUB_* variable selects it (then PGDB_GITOPS_REPO is not used),
+    else the local repository."""
+    if settings.github_enabled:
+        # imported here: PyGithub (and cryptography under it) is not needed otherwise
+        from bot.adapters.github_host import host_from_settings
+
+        return host_from_settings(settings)
+    if settings.gitops_repo is None:
+        raise ConfigError(f"missing configuration: PGDB_GITOPS_REPO {LOCAL_ONLY}")
+    return LocalGitHost(settings.gitops_repo, base_branch=settings.gitops_base_branch)
+
+
 def build_services(settings: Settings) -> Services:
     """The services for ``settings``; every required variable must be set."""
     missing = [
         variable
         for variable, value in (
             ("PGDB_PG_DSN", settings.pg_dsn),
-            ("PGDB_GITOPS_REPO", settings.gitops_repo),
-            ("PGDB_SECRETS_DIR", settings.secrets_dir),
+            ("PGDB_GITOPS_REPO (or the PGDB_GITHUB_* variables)", uses_git_host(settings)),
+            ("PGDB_SECRETS_DIR (or the PGDB_INFISICAL_* variables)", uses_secret_store(settings)),
         )
         if not value
     ]
     if missing:
         raise ConfigError(f"missing configuration: {', '.join(missing)} {LOCAL_ONLY}")
-    dsn, repo, secrets_dir = settings.pg_dsn, settings.gitops_repo, settings.secrets_dir
-    assert dsn is not None and repo is not None and secrets_dir is not None
+    dsn = settings.pg_dsn
+    assert dsn is not None
     bot_role = bot_role_of(dsn)
     return Services(
         settings=settings,
-        secrets=FileSecretStore(secrets_dir, env=settings.env, prefix=settings.secrets_prefix),
+        secrets=build_secret_store(settings),
         database=PostgresDatabase(dsn),
         state=PostgresBotState(dsn, schema=settings.state_schema),
-        git=LocalGitHost(repo, base_branch=settings.gitops_base_branch),
-        cluster=NoCluster(),
+        alerts=PostgresAlertStore(dsn, schema=settings.state_schema),
+        git=build_git_host(settings),
+        cluster=build_cluster(settings),
         bot_role=bot_role,
     )
 
@@ -62,4 +114,31 @@ def build_platforms(
 ) -> list[ChatPlatform]:
     """Every chat platform whose variables are set; `run` serves them all at once."""
     platforms: list[ChatPlatform] = []
+    from bot.adapters.mattermost import build_mattermost
+
+    mattermost = build_mattermost(settings, services, runner)
+    if mattermost is not None:
+        platforms.append(mattermost)
+    from bot.adapters.slack import slack_platform
+
+    slack = slack_platform(settings=settings, services=services, runner=runner)
+    if slack is not None:
+        platforms.append(slack)
     return platforms
+
+
+def readiness_checks(services: Services) -> list[tuple[str, Callable[[], None]]]:
+    """What /readyz asks: PostgreSQL (the bot's state and the managed server are the same)."""
+    return [("PostgreSQL", services.state.ping)]
+
+
+def instrumented(services: Services) -> Services:
+    """The same services, each adapter counted by system for /metrics."""
+    return dataclasses.replace(
+        services,
+        secrets=cast(SecretStore, Instrumented(services.secrets, system="secret store")),
+        database=cast(ManagedDatabase, Instrumented(services.database, system="postgresql")),
+        state=cast(BotState, Instrumented(services.state, system="bot state")),
+        git=cast(GitHost, Instrumented(services.git, system="git")),
+        cluster=cast(Cluster, Instrumented(services.cluster, system="kubernetes")),
+    )

@@ -74,11 +74,10 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec(
             name="silence",
-            usage="/pgdb silence <app or kind> <duration>",
+            usage="/pgdb silence <app or kind> <duration|off>",
             summary="mute matching alerts for a while",
             needs=Role.OPERATOR,
             positional=("target", "duration"),
-            available=False,
         ),
         CommandSpec(
             name="rotate",
@@ -134,12 +133,16 @@ class Command:
 
 def parse(text: str) -> Command:
     """``/pgdb create docspell --dry-run`` (or without ``/pgdb``) into a Command."""
-    try:
-        words = shlex.split(text)
-    except ValueError as exc:
-        raise UsageError(f"could not read the command ({exc}): check the quotes") from None
-    if words and words[0] in {"/pgdb", "pgdb"}:
+    words = text.split()
+    if words and words[0].lower() in {"/pgdb", "pgdb"}:
         words = words[1:]
+    head = COMMANDS.get(words[0].lower()) if words else None
+    try:
+        words = shlex.split(" ".join(words))
+    except ValueError as exc:
+        # Free text (a reason) is taken as typed: an apostrophe is not a quote there.
+        if head is None or not head.rest:
+            raise UsageError(f"could not read the command ({exc}): check the quotes") from None
     if not words:
         return Command(name="help", text=text)
     name, *rest = words
@@ -155,6 +158,8 @@ def parse(text: str) -> Command:
         word = rest[index]
         if word.startswith("--") and not (spec.rest and len(positional) >= len(spec.positional)):
             key, _, inline = word[2:].partition("=")
+            if key in flags or key in options:
+                raise UsageError(f"`--{key}` is given twice. Usage: `{spec.usage}`")
             if key in spec.flags and not inline:
                 flags.add(key)
             elif key in spec.options:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from bot.config import Settings
 from bot.core.ports import (
+    AlertStore,
     BotState,
     Cluster,
     Conversation,
@@ -33,6 +34,7 @@ class Services:
     state: BotState
     git: GitHost
     cluster: Cluster
+    alerts: AlertStore | None = None  # alert lifecycle and silences (None: not available)
     groups: GroupResolver | None = None
     bot_role: str = ""  # the bot's own PostgreSQL role: never an app name
     clock: Callable[[], datetime] = utcnow

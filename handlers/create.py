@@ -30,6 +30,7 @@ from bot.core.model import (
 from bot.core.names import AppName
 from bot.core.reply import Reply, Step, StepState
 from bot.core.secret import Secret, generate_password
+from bot.metrics import timed_step
 from handlers.context import CommandContext, Services
 from handlers.observe import manifests_on_base
 
@@ -100,6 +101,8 @@ def run_create(
     )
     if dry_run:
         return _plan(ctx, app, reply, extra_namespace=extra_namespace)
+    # Shown at once (before the lock, which waits on PostgreSQL); when another run holds the
+    # lock, the final reply replaces this message with "already in progress".
     ctx.conversation.show(reply)
     with services.state.app_lock(app) as acquired:
         if not acquired:
@@ -111,17 +114,20 @@ def run_create(
         current = "credentials"
         try:
             state = services.database.observe()
-            current = "credentials"
-            ensure_credentials(ctx, run, reply, state)
+            with timed_step(current):
+                ensure_credentials(ctx, run, reply, state)
             _progress(ctx, reply, workflow_id, "credentials")
             current = "role"
-            ensure_role(ctx, run, reply, state)
+            with timed_step(current):
+                ensure_role(ctx, run, reply, state)
             _progress(ctx, reply, workflow_id, "role")
             current = "manifests"
-            ensure_manifests(ctx, run, reply, extra_namespace=extra_namespace)
+            with timed_step(current):
+                ensure_manifests(ctx, run, reply, extra_namespace=extra_namespace)
             _progress(ctx, reply, workflow_id, "manifests", run.proposal)
             current = "checks"
-            _checks(ctx, run, reply)
+            with timed_step(current):
+                _checks(ctx, run, reply)
         except (StepFailed, PgdbError) as exc:
             return _fail(ctx, reply, workflow_id, current, str(exc))
         except Exception as exc:
@@ -151,6 +157,14 @@ def _progress(
     step: str,
     proposal: Proposal | None = None,
 ) -> None:
+    done = reply.step(step)
+    log.info(
+        "create %s: %s %s",
+        reply.title,
+        step,
+        done.state.value,
+        extra={"correlation_id": ctx.correlation_id, "step": step, "state": done.state.value},
+    )
     ctx.services.state.update_workflow(
         workflow_id,
         step=step,
@@ -341,8 +355,8 @@ def _body(ctx: CommandContext, run: RunState) -> str:
 def _checks(ctx: CommandContext, run: RunState, reply: Reply) -> None:
     services, app = ctx.services, run.app
     step = reply.step("checks")
-    stored = services.secrets.read(app)
-    secret_ok = stored is not None and stored.complete
+    # ensure_credentials sets the password only once all three keys are stored
+    secret_ok = run.password is not None
     checks = [
         CheckResult(
             context="pgdb/secret",

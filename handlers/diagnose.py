@@ -26,7 +26,7 @@ def as_json(diagnosis: Diagnosis, services: Services) -> dict[str, Any]:
     for f in diagnosis.findings:
         counts[f.severity.value] += 1
     return {
-        "observed_at": services.clock().isoformat(),
+        "observed_at": diagnosis.observed_at.isoformat(),
         "apps": len(diagnosis.apps),
         "counts": counts,
         "findings": [f.as_json() for f in diagnosis.findings],

@@ -15,6 +15,7 @@ from bot.core.names import (
 )
 from bot.core.ports import Conversation
 from bot.core.reply import Reply, error_reply
+from bot.metrics import COMMANDS
 from handlers.access import Role, role_of
 from handlers.commands import Command, UsageError, parse
 from handlers.context import CommandContext, Requester, Services
@@ -22,6 +23,7 @@ from handlers.create import run_create
 from handlers.diagnose import run_diagnose
 from handlers.help import run_help
 from handlers.repair import run_repair
+from handlers.silence import run_silence
 from handlers.status import run_list, run_status
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,19 @@ def dispatch(
     reply.correlation_id = ctx.correlation_id
     reply.final = True
     conversation.show(reply)
+    result = reply.outcome or ("ok" if reply.ok else "failed")
+    COMMANDS.labels(command.name if command else "unparsable", result).inc()
+    log.info(
+        "command %s: %s",
+        command.name if command else "unparsable",
+        result,
+        extra={
+            "correlation_id": ctx.correlation_id,
+            "user": ctx.requester.user_id,
+            "platform": ctx.requester.platform,
+            "app": command.args.get("app") if command else None,
+        },
+    )
     _audit(ctx, command, reply)
     return reply
 
@@ -124,6 +139,8 @@ def _run(ctx: CommandContext, command: Command) -> Reply:
         return run_diagnose(ctx)
     if name == "repair":
         return run_repair(ctx, _app(ctx, command.args["app"]), confirmed="yes" in command.flags)
+    if name == "silence":
+        return run_silence(ctx, command.args["target"], command.args["duration"])
     raise UsageError(f"`/pgdb {name}` is not handled. Try `/pgdb help`.")
 
 

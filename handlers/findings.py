@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core.model import PasswordResult, PasswordVerdict, ProposalState, WorkflowStatus
-from bot.core.names import AppName
+from bot.core.model import PasswordResult, PasswordVerdict, ProposalState
+from bot.core.names import AppName, InvalidAppName, parse_app_name
 from handlers.context import Services
 from handlers.observe import (
     Observation,
@@ -23,8 +23,10 @@ SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1"})
 _SYSTEM_HINTS = {
     "secret store": "check PGDB_SECRETS_DIR (or the Infisical settings) and its permissions",
     "PostgreSQL": "check PGDB_PG_DSN and that the server accepts the bot's connections",
-    "git": "check PGDB_GITOPS_REPO and PGDB_GITOPS_BASE_BRANCH",
+    "git": "check PGDB_GITOPS_REPO (or PGDB_GITHUB_*) and PGDB_GITOPS_BASE_BRANCH",
     "bot state": "check PGDB_PG_DSN: the bot keeps its records in schema PGDB_STATE_SCHEMA",
+    "Kubernetes": "check PGDB_KUBECONFIG (or the pod's service account) and that the API server "
+    "is reachable; PGDB_KUBERNETES=off runs without it",
 }
 
 
@@ -53,6 +55,7 @@ class Diagnosis:
     apps: list[AppName]
     findings: list[Finding]
     verdicts: dict[str, PasswordVerdict]
+    observed_at: datetime
 
     @property
     def alerting(self) -> list[Finding]:
@@ -69,11 +72,9 @@ def _fresh_apps(obs: Observation, services: Services) -> set[str]:
     if obs.workflows.value is None:
         return set()
     grace = timedelta(seconds=services.settings.grace_seconds)
-    return {
-        w.app
-        for w in obs.workflows.value
-        if w.status is WorkflowStatus.RUNNING or obs.at - w.updated_at < grace
-    }
+    # A running workflow updates its record at every step, so an old "running" record is a
+    # crashed run: it must not hide the app's findings forever.
+    return {w.app for w in obs.workflows.value if obs.at - w.updated_at < grace}
 
 
 def diagnose(obs: Observation, services: Services, *, respect_grace: bool = True) -> Diagnosis:
@@ -95,9 +96,14 @@ def diagnose(obs: Observation, services: Services, *, respect_grace: bool = True
     for app in apps:
         findings.extend(_app_findings(obs, services, app, verdicts.get(app), fresh=app in fresh))
     findings.extend(_orphans(obs, services, apps))
+    from handlers.cluster_checks import kube_findings  # imports this module: a cycle at the top
+
+    findings.extend(
+        kube_findings(obs, services, apps, fresh_apps=fresh, respect_grace=respect_grace)
+    )
     order = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
     findings.sort(key=lambda f: (order[f.severity], f.app or "", f.kind))
-    return Diagnosis(apps=apps, findings=findings, verdicts=verdicts)
+    return Diagnosis(apps=apps, findings=findings, verdicts=verdicts, observed_at=obs.at)
 
 
 def _app_findings(
@@ -210,20 +216,65 @@ def _app_findings(
                     remedy=repair,
                 )
             )
+    out.extend(_pr_stale(obs, services, app))
     return out
 
 
+def _pr_stale(obs: Observation, services: Services, app: AppName) -> list[Finding]:
+    """An onboarding proposal open longer than PGDB_PR_STALE_AFTER: until someone merges it
+    (or closes it), the app has a role and credentials but no database."""
+    snapshot = obs.git.value
+    proposal = snapshot.proposals.get(app) if snapshot is not None else None
+    if proposal is None or proposal.state is not ProposalState.OPEN:
+        return []
+    if proposal.created_at is None:
+        return []
+    age = obs.at - proposal.created_at
+    if age.total_seconds() < services.settings.pr_stale_after_seconds:
+        return []
+    what = (
+        f"pull request #{proposal.number}"
+        if proposal.number is not None
+        else f"branch {proposal.branch}"
+    )
+    days = age.days
+    how_long = f"{days} day{'s' if days != 1 else ''}" if days else f"{age.seconds // 3600} h"
+    return [
+        Finding(
+            kind="pr_stale",
+            app=app,
+            severity=Severity.WARNING,
+            message=(
+                f"{what} onboarding `{app}` has been open for {how_long} (since "
+                f"{proposal.created_at:%Y-%m-%d}), longer than PGDB_PR_STALE_AFTER "
+                f"({services.settings.pr_stale_after})"
+            ),
+            remedy=f"review and merge {what}: {proposal.url} (or close it if `{app}` is dropped)",
+        )
+    ]
+
+
+def _adopt_hint(name: str, services: Services) -> str:
+    try:
+        parse_app_name(name, bot_role=services.bot_role, deny=services.settings.deny_names)
+    except InvalidAppName:
+        return f"add {name} to PGDB_IGNORE_ROLES (it cannot be an app name)"
+    return (
+        f"add {name} to PGDB_IGNORE_ROLES, or adopt it: store its password at "
+        f"{services.settings.secrets_prefix}/{name}/ and run /pgdb create {name}"
+    )
+
+
 def _orphans(obs: Observation, services: Services, apps: list[AppName]) -> list[Finding]:
+    if obs.secrets.value is None or obs.git.value is None or obs.workflows.value is None:
+        return []  # a source of known apps is missing: every app would look like an orphan
     out = [
         Finding(
             kind="orphan_role",
             app=None,
             severity=Severity.INFO,
             message=f"login role `{name}` belongs to no known app",
-            remedy=(
-                f"add {name} to PGDB_IGNORE_ROLES, or adopt it: store its password at "
-                f"{services.settings.secrets_prefix}/{name}/ and run /pgdb create {name}"
-            ),
+            remedy=_adopt_hint(name, services),
         )
         for name in orphan_roles(obs, services, apps)
     ]
@@ -241,10 +292,7 @@ def _orphans(obs: Observation, services: Services, apps: list[AppName]) -> list[
                     app=None,
                     severity=Severity.INFO,
                     message=f"database `{db.name}` (owner `{db.owner}`) belongs to no known app",
-                    remedy=(
-                        f"add {db.name} to PGDB_IGNORE_ROLES, or adopt it with "
-                        f"/pgdb create {db.name}"
-                    ),
+                    remedy=_adopt_hint(db.name, services),
                 )
             )
     return out

@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from bot.core.errors import PgdbError
-from bot.core.manifests import listed_resources, on_base
+from bot.core.manifests import listed_set, on_base
 from bot.core.model import (
+    ClusterSnapshot,
     DatabaseState,
     GitSnapshot,
     Observed,
@@ -38,7 +39,7 @@ class Observation:
     database: Observed[DatabaseState]
     git: Observed[GitSnapshot]
     workflows: Observed[list[WorkflowRecord]]
-    cluster: Observed[None]
+    cluster: Observed[ClusterSnapshot]
     at: datetime
 
     def unreachable(self) -> dict[str, str]:
@@ -48,6 +49,7 @@ class Observation:
             "PostgreSQL": self.database,
             "git": self.git,
             "bot state": self.workflows,
+            "Kubernetes": self.cluster,
         }
         return {name: o.error for name, o in systems.items() if o.error is not None}
 
@@ -70,9 +72,9 @@ def observe(services: Services) -> Observation:
         database=_read("PostgreSQL", services.database.observe),
         git=_read("git", lambda: services.git.snapshot(manifests_path=settings.gitops_path)),
         workflows=_read("bot state", services.state.workflows),
-        cluster=Observed.not_configured()
-        if not services.cluster.configured
-        else Observed.failed("Kubernetes observation is not implemented yet"),
+        cluster=_read("Kubernetes", services.cluster.observe)
+        if services.cluster.configured
+        else Observed.not_configured(),
         at=services.clock(),
     )
 
@@ -87,7 +89,7 @@ def _valid(name: str) -> AppName | None:
 def apps_on_base(snapshot: GitSnapshot) -> set[str]:
     """Apps whose ``databases/<app>.yaml`` is on the base branch or listed in resources."""
     found: set[str] = set()
-    listed = set(listed_resources(snapshot.kustomization)) if snapshot.kustomization else set()
+    listed = listed_set(snapshot.kustomization) if snapshot.kustomization else frozenset()
     for path in snapshot.files | listed:
         if path.startswith("databases/") and path.endswith(".yaml"):
             found.add(path.removeprefix("databases/").removesuffix(".yaml"))
@@ -111,6 +113,9 @@ def known_apps(obs: Observation, services: Services) -> list[AppName]:
         }
     if obs.workflows.value is not None:
         names |= {w.app for w in obs.workflows.value}
+    if obs.cluster.value is not None:
+        cluster = obs.cluster.value
+        names |= {d.name for d in cluster.databases.values() if d.cluster == cluster.cluster_name}
     apps = [a for n in names if (a := _valid(n)) is not None]
     return sorted(apps)
 

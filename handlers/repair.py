@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.core.errors import PgdbError
+from bot.core.manifests import secret_name
 from bot.core.model import RoleInfo, StoredCredentials
 from bot.core.names import AppName
 from bot.core.reply import Button, Reply, Step, StepState
@@ -13,6 +14,9 @@ from handlers.context import CommandContext
 from handlers.create import RunState, ensure_manifests
 from handlers.findings import Finding, diagnose
 from handlers.observe import observe
+
+# Findings a forced resync of the app's InfisicalSecret fixes (SPEC §6.3).
+_RESYNCED = frozenset({"secret_unsynced", "kube_secret_missing", "kube_secret_stale"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,7 +27,11 @@ class Action:
 
 
 def _plan(
-    findings: list[Finding], *, stored: StoredCredentials | None, role: RoleInfo | None
+    findings: list[Finding],
+    *,
+    stored: StoredCredentials | None,
+    role: RoleInfo | None,
+    infisical_present: bool = False,
 ) -> tuple[list[Action], list[Finding]]:
     """What repair can fix here (chosen from the observed state), and what needs another
     command (the finding's remedy)."""
@@ -40,9 +48,23 @@ def _plan(
             actions.append(Action(key="role", label=f"{label} with the stored password", finding=f))
         elif f.kind == "manifest_missing":
             actions.append(Action(key="manifests", label="Propose the manifests again", finding=f))
+        elif f.kind in _RESYNCED and infisical_present:
+            if not any(a.key == "resync" for a in actions):
+                label = "Re-sync the InfisicalSecret (a harmless spec change)"
+                actions.append(Action(key="resync", label=label, finding=f))
+        elif f.kind == "database_not_applied" and f.remedy.startswith("/pgdb repair"):
+            continue  # the role step fixes it: CloudNativePG retries every 30 s
         elif f.severity.value != "info":
             manual.append(f)
-    order = {"secret": 0, "role": 1, "manifests": 2}
+    if any(f.kind == "database_not_applied" for f in findings) and not any(
+        a.key == "role" for a in actions
+    ):
+        manual.extend(
+            f
+            for f in findings
+            if f.kind == "database_not_applied" and f.remedy.startswith("/pgdb repair")
+        )
+    order = {"secret": 0, "role": 1, "manifests": 2, "resync": 3}
     actions.sort(key=lambda a: order[a.key])
     return actions, manual
 
@@ -53,7 +75,13 @@ def run_repair(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
     findings = [f for f in diagnose(obs, services, respect_grace=False).findings if f.app == app]
     stored = obs.secrets.value.get(app) if obs.secrets.value is not None else None
     role = obs.database.value.roles.get(app) if obs.database.value is not None else None
-    actions, manual = _plan(findings, stored=stored, role=role)
+    cluster = obs.cluster.value
+    actions, manual = _plan(
+        findings,
+        stored=stored,
+        role=role,
+        infisical_present=cluster is not None and secret_name(app) in cluster.infisical_secrets,
+    )
     reply = Reply(title=f"Repair `{app}`", correlation_id=ctx.correlation_id)
     reply.steps = [Step(key=a.key, label=a.label, detail=a.finding.message) for a in actions]
     for f in manual:
@@ -97,6 +125,16 @@ def run_repair(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
 
 def _apply(ctx: CommandContext, app: AppName, step: Step) -> None:
     services = ctx.services
+    if step.key == "resync":
+        resync = services.cluster.resync_infisical_secret(secret_name(app))
+        step.state = StepState.DONE
+        step.detail = (
+            f"changed {resync.field} of InfisicalSecret `{resync.name}` from {resync.before} "
+            f"to {resync.after} (generation {resync.generation_before} → "
+            f"{resync.generation_after}): the Infisical operator resyncs now and rewrites the "
+            "Secret; Argo CD may put the value back, which is harmless"
+        )
+        return
     # Observe again under the lock: act only on what is still missing.
     stored = services.secrets.read(app)
     state = services.database.observe()

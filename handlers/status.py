@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 
-from bot.core.model import PasswordResult, PasswordVerdict, ProposalState
+from bot.core.errors import PgdbError
+from bot.core.model import Observed, PasswordResult, PasswordVerdict, ProposalState
 from bot.core.names import AppName
 from bot.core.reply import Reply
 from handlers.context import CommandContext, Services
@@ -37,13 +39,6 @@ class AppCheck:
     outcome: CheckOutcome
     detail: str
     source: str
-
-
-_KUBE_CHECKS = (
-    "InfisicalSecret ready",
-    "Kubernetes Secret carries the stored password",
-    "Database CR applied",
-)
 
 
 def app_checks(
@@ -170,15 +165,9 @@ def app_checks(
                 )
             )
     checks.append(_manifest_check(obs, services, app))
-    for name in _KUBE_CHECKS:
-        checks.append(
-            AppCheck(
-                name=name,
-                outcome=CheckOutcome.NOT_CONFIGURED,
-                detail="Kubernetes is not configured",
-                source="Kubernetes",
-            )
-        )
+    from handlers.cluster_checks import kube_checks  # imports this module: a cycle at the top
+
+    checks.extend(kube_checks(obs, services, app))
     return checks
 
 
@@ -287,21 +276,38 @@ def _systems(obs: Observation, services: Services) -> list[tuple[str, str]]:
             else f"{ICONS[CheckOutcome.PROBLEM]} {obs.git.error}",
         )
     )
-    rows.append(
-        (
-            "Kubernetes",
-            f"{ICONS[CheckOutcome.NOT_CONFIGURED]} not configured"
-            if not obs.cluster.configured
-            else f"{ICONS[CheckOutcome.UNKNOWN]} {obs.cluster.error}",
-        )
-    )
+    from handlers.cluster_checks import kube_system_row
+
+    rows.append(("Kubernetes", kube_system_row(obs, services)))
     return rows
+
+
+def with_proposal_detail(obs: Observation, services: Services, app: AppName) -> Observation:
+    """``obs`` with the app's open proposal read in full (its checks, whether it can merge).
+
+    The snapshot lists every proposal in a few calls, so a git host may leave each one's
+    checks out of it (GitHub: one more call per pull request); one app's status can afford it.
+    """
+    snapshot = obs.git.value
+    listed = snapshot.proposals.get(app) if snapshot is not None else None
+    if snapshot is None or listed is None or listed.state is not ProposalState.OPEN:
+        return obs
+    try:
+        detail = services.git.proposal(branch=listed.branch)
+    except PgdbError as exc:
+        logging.getLogger(__name__).warning("status %s: proposal detail unavailable: %s", app, exc)
+        return obs
+    if detail is None:
+        return obs
+    proposals = {**snapshot.proposals, app: detail}
+    return replace(obs, git=Observed.ok(replace(snapshot, proposals=proposals)))
 
 
 def run_status(ctx: CommandContext, app: AppName | None) -> Reply:
     services = ctx.services
     obs = observe(services)
     if app is not None:
+        obs = with_proposal_detail(obs, services, app)
         verdict = check_passwords(obs, services, [app]).get(app)
         checks = app_checks(obs, services, app, verdict)
         known = app in known_apps(obs, services)

@@ -4,4 +4,9 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.gitrepo",
     "tests.fixtures.bot",
+    "tests.fixtures.kubernetes",
+    "tests.fixtures.github",
+    "tests.fixtures.slack",
+    "tests.fixtures.infisical",
+    "tests.fixtures.mattermost",
 ]

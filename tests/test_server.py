@@ -91,3 +91,35 @@ def test_run_refuses_to_start_without_a_git_host(tmp_path: Path, pg_superuser_ds
     assert out.returncode == 2
     assert "PGDB_GITOPS_REPO" in out.stderr
     assert "console" in out.stderr  # says the local defaults are the console's only
+
+
+def test_readyz_and_metrics(running_bot: tuple[subprocess.Popen[str], int]) -> None:
+    _, port = running_bot
+    ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
+    assert ready.status_code == 200, ready.text
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert "# TYPE pgdb_commands_total counter" in metrics.text
+    assert "pgdb_workflow_step_seconds" in metrics.text
+
+
+def test_readyz_names_the_backend_that_is_down(tmp_path: Path, gitops_repo: Path) -> None:
+    port = free_port()
+    dsn = f"postgresql://bot:hunter2-not-shown@127.0.0.1:{free_port()}/postgres"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        env=_env(tmp_path, dsn, port, PGDB_GITOPS_REPO=str(gitops_repo)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_healthy(port, process)
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert ready.status_code == 503
+    assert "PostgreSQL" in ready.text and "PGDB_PG_DSN" in ready.text
+    assert "hunter2-not-shown" not in ready.text

@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+from bot.core.errors import PgdbError
+from bot.core.model import ClusterSnapshot, ResyncResult
+
+NOT_CONFIGURED = (
+    "Kubernetes is not configured (set PGDB_KUBECONFIG, or run in a cluster; "
+    "PGDB_KUBERNETES=off turns it off)"
+)
+
 
 class NoCluster:
     configured = False
+
+    def describe(self) -> str:
+        return "not configured"
+
+    def observe(self) -> ClusterSnapshot:
+        raise PgdbError(NOT_CONFIGURED)
+
+    def resync_infisical_secret(self, name: str) -> ResyncResult:
+        raise PgdbError(NOT_CONFIGURED)

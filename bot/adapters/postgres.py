@@ -62,6 +62,7 @@ DSN_VARIABLE = "PGDB_PG_DSN"
 LOCK_CLASS_APP: Final = 0x70676462
 LOCK_CLASS_MIGRATIONS: Final = LOCK_CLASS_APP + 1
 _MASK = "********"
+_VERIFIER_MEMO_SIZE = 100_000
 
 
 # --- connection targets and error text -------------------------------------------------------
@@ -372,6 +373,7 @@ class PostgresDatabase:
         # with a per-process random key so the cache holds nothing useful to guess against.
         self._cache_key = secrets.token_bytes(32)
         self._cache: dict[tuple[str, bytes], tuple[PasswordVerdict, float]] = {}
+        self._verifier_memo: dict[tuple[str, bytes], PasswordVerdict | None] = {}
         self._lock = threading.Lock()
         self.login_probes: int = 0
 
@@ -600,8 +602,23 @@ class PostgresDatabase:
             verdicts.update(self._probe_all(probes, state=state))
         return verdicts
 
+    def _by_verifier(self, info: RoleInfo, password: Secret) -> PasswordVerdict | None:
+        """Compare against the verifier; the (slow, PBKDF2) result is remembered for the same
+        verifier and password, so a diagnostics pass only pays for what changed."""
+        assert info.verifier is not None
+        key = (info.verifier, self._cache_slot(info.name, password)[1])
+        with self._lock:
+            known = self._verifier_memo.get(key)
+        if known is None:
+            known = self._compare_verifier(info, password)
+            with self._lock:
+                if len(self._verifier_memo) >= _VERIFIER_MEMO_SIZE:
+                    self._verifier_memo.clear()
+                self._verifier_memo[key] = known
+        return known
+
     @staticmethod
-    def _by_verifier(info: RoleInfo, password: Secret) -> PasswordVerdict | None:
+    def _compare_verifier(info: RoleInfo, password: Secret) -> PasswordVerdict | None:
         assert info.verifier is not None
         if info.verifier == "":
             return PasswordVerdict(
@@ -741,6 +758,28 @@ MIGRATIONS: Final[list[tuple[int, str]]] = [
         CREATE INDEX alert_state_fingerprint ON {schema}.alert_state (fingerprint);
         """,
     ),
+    (
+        2,
+        """
+        ALTER TABLE {schema}.alert_state
+            ADD COLUMN severity text NOT NULL DEFAULT 'warning',
+            ADD COLUMN message text NOT NULL DEFAULT '',
+            ADD COLUMN last_seen timestamptz,
+            ADD COLUMN absent_passes int NOT NULL DEFAULT 0,
+            ADD COLUMN flaps int NOT NULL DEFAULT 0,
+            ADD COLUMN threads jsonb NOT NULL DEFAULT '{{}}'::jsonb;
+        CREATE UNIQUE INDEX alert_state_one_open ON {schema}.alert_state (fingerprint)
+            WHERE resolved_at IS NULL;
+        CREATE TABLE {schema}.silences (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            target text NOT NULL,
+            until timestamptz NOT NULL,
+            created_by text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX silences_target ON {schema}.silences (target, until);
+        """,
+    ),
 ]
 
 
@@ -838,6 +877,10 @@ class PostgresBotState:
     def _ensure_migrated(self) -> None:
         if not self._migrated:
             self.migrate()
+
+    def ping(self) -> None:
+        """Raise BackendUnavailable unless the server answers (readiness)."""
+        self._run("ping", lambda conn: conn.execute("SELECT 1").fetchone(), migrate=False)
 
     # -- audit ----------------------------------------------------------------------------
 

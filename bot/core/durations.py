@@ -6,7 +6,48 @@ import re
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z]+$")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# (lowest, highest, names) of minute, hour, day of month, month, day of week
+_CRON_FIELDS: tuple[tuple[int, int, tuple[str, ...]], ...] = (
+    (0, 59, ()),
+    (0, 23, ()),
+    (1, 31, ()),
+    (1, 12, _MONTHS),
+    (0, 7, _DAYS),
+)
+
+
+def _cron_value(text: str, low: int, high: int, names: tuple[str, ...]) -> int | None:
+    if text.lower() in names:
+        return names.index(text.lower()) + low
+    if text.isdigit() and low <= int(text) <= high:
+        return int(text)
+    return None
+
+
+def _cron_field_ok(field: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    """``*``, ``a``, ``a-b``, each with an optional ``/step``, comma-separated."""
+    for item in field.split(","):
+        base, _, step = item.partition("/")
+        if step and not (step.isdigit() and int(step) > 0):
+            return False
+        if base == "*":
+            continue
+        first, _, last = base.partition("-")
+        start = _cron_value(first, low, high, names)
+        end = _cron_value(last, low, high, names) if last else start
+        if start is None or end is None or start > end:
+            return False
+    return True
+
+
+def is_cron(text: str) -> bool:
+    fields = (text or "").split()
+    return len(fields) == 5 and all(
+        _cron_field_ok(f, low, high, names)
+        for f, (low, high, names) in zip(fields, _CRON_FIELDS, strict=True)
+    )
 
 
 def parse_duration(text: str) -> float:
@@ -22,9 +63,8 @@ def parse_duration(text: str) -> float:
 
 def parse_schedule(text: str) -> float | str:
     """Seconds for a duration, or the cron expression itself when it has five fields."""
-    fields = (text or "").split()
-    if len(fields) == 5 and all(_CRON_FIELD.fullmatch(f) for f in fields):
-        return " ".join(fields)
+    if is_cron(text):
+        return " ".join(text.split())
     try:
         return parse_duration(text)
     except ValueError:

@@ -14,6 +14,7 @@ a ruamel.yaml round-trip dump with the file's detected indentation.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import posixpath
@@ -1048,7 +1049,12 @@ def on_base(app: AppName, *, files_on_base: frozenset[str], kustomization: str |
     """
     if kustomization is None:
         return False
-    existing = {_normalized(path) for path in files_on_base}
-    listed = {_normalized(path) for path in listed_resources(kustomization)}
     needed = {database_path(app), secret_path(app)}
-    return needed <= existing and needed <= listed
+    return needed <= listed_set(kustomization) and all(p in files_on_base for p in needed)
+
+
+@functools.lru_cache(maxsize=8)
+def listed_set(kustomization_text: str) -> frozenset[str]:
+    """The normalized ``resources`` entries, parsed once per text: status and diagnostics ask
+    about every app against the same kustomization."""
+    return frozenset(_normalized(path) for path in listed_resources(kustomization_text))

@@ -172,6 +172,236 @@ class GitSnapshot:
     proposals: Mapping[str, Proposal] = field(default_factory=dict)
 
 
+# --- Kubernetes ---------------------------------------------------------------------------
+
+READY_TO_SYNC = "secrets.infisical.com/ReadyToSyncSecrets"
+LOADED_TOKEN = "secrets.infisical.com/LoadedInfisicalToken"  # noqa: S105 (a condition type)
+HEALTHY_PHASE = "Cluster in healthy state"  # the only healthy CNPG phase
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubeCondition:
+    """One ``status.conditions[]`` entry; ``since`` is its lastTransitionTime."""
+
+    type: str
+    status: str  # "True" | "False" | "Unknown"
+    reason: str = ""
+    message: str = ""
+    since: datetime | None = None
+
+    @property
+    def true(self) -> bool:
+        return self.status == "True"
+
+
+def find_condition(conditions: tuple[KubeCondition, ...], kind: str) -> KubeCondition | None:
+    return next((c for c in conditions if c.type == kind), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PgCluster:
+    """The CloudNativePG ``Cluster``'s health as its status reports it."""
+
+    name: str
+    phase: str
+    phase_reason: str = ""
+    instances: int = 0
+    ready_instances: int = 0
+    current_primary: str = ""
+    target_primary: str = ""
+    conditions: tuple[KubeCondition, ...] = ()
+    # managedRolesStatus.byStatus: "reconciled" | "pending-reconciliation" | ... -> roles
+    roles_by_status: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    cannot_reconcile: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    last_successful_backup: datetime | None = None  # deprecated field, unset with plugins
+    created_at: datetime | None = None
+
+    def condition(self, kind: str) -> KubeCondition | None:
+        return find_condition(self.conditions, kind)
+
+    @property
+    def healthy(self) -> bool:
+        ready = self.condition("Ready")
+        return (
+            self.phase == HEALTHY_PHASE
+            and self.instances > 0
+            and self.ready_instances >= self.instances
+            and (ready is None or ready.true)
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseResource:
+    """A CNPG ``Database`` CR. ``applied`` None means no status yet (or a replica cluster)."""
+
+    name: str  # metadata.name
+    database: str  # spec.name
+    owner: str
+    cluster: str  # spec.cluster.name
+    applied: bool | None = None
+    message: str = ""
+    generation: int = 0
+    observed_generation: int | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfisicalSecretResource:
+    """An Infisical ``InfisicalSecret`` CR (v1alpha1): its conditions are its only status."""
+
+    name: str
+    generation: int = 0
+    conditions: tuple[KubeCondition, ...] = ()
+    secrets_path: str | None = None
+    # names of the managed Secrets it writes into the cluster's namespace
+    managed_secrets: tuple[str, ...] = ()
+    created_at: datetime | None = None
+
+    @property
+    def ready(self) -> KubeCondition | None:
+        return find_condition(self.conditions, READY_TO_SYNC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubeSecret:
+    """A managed Secret: which keys it has and its password, kept wrapped (never logged)."""
+
+    name: str
+    keys: frozenset[str]
+    password: Secret | None = None
+    username: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackupRecord:
+    """A CNPG ``Backup``; ``phase`` is ``completed`` on success."""
+
+    name: str
+    cluster: str
+    phase: str = ""
+    error: str = ""
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduledBackupRecord:
+    name: str
+    cluster: str
+    schedule: str = ""
+    suspended: bool = False
+    last_schedule_time: datetime | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArgoApplication:
+    """The Argo CD ``Application`` that syncs the cluster's manifests."""
+
+    name: str
+    sync: str = "Unknown"  # Synced | OutOfSync | Unknown
+    health: str = "Unknown"  # Healthy | Progressing | Degraded | Suspended | Missing | Unknown
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.sync == "Synced" and self.health == "Healthy"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterSnapshot:
+    """Every Kubernetes object the bot reads, from one pass (one call per kind).
+
+    ``errors`` names the kinds that could not be read (forbidden, not installed) while the
+    others were: their checks are "unknown", not "missing".
+    """
+
+    namespace: str
+    cluster_name: str
+    cluster: PgCluster | None  # None: no such Cluster
+    databases: Mapping[str, DatabaseResource] = field(default_factory=dict)  # by metadata.name
+    infisical_secrets: Mapping[str, InfisicalSecretResource] = field(default_factory=dict)
+    secrets: Mapping[str, KubeSecret] = field(default_factory=dict)
+    backups: tuple[BackupRecord, ...] = ()
+    scheduled_backups: tuple[ScheduledBackupRecord, ...] = ()
+    argocd_app: str | None = None  # the configured name; None when not configured
+    argocd: ArgoApplication | None = None  # None: not configured, or not found
+    errors: Mapping[str, str] = field(default_factory=dict)  # kind -> why it is unknown
+    calls: int = 0  # API calls this pass made (constant in the number of apps)
+
+    def database_for(self, app: str) -> DatabaseResource | None:
+        """The app's Database CR: named after it, else the one creating a database of its name."""
+        found = self.databases.get(app)
+        if found is not None:
+            return found
+        return next(
+            (
+                d
+                for d in self.databases.values()
+                if d.database == app and d.cluster == self.cluster_name
+            ),
+            None,
+        )
+
+    @property
+    def last_backup(self) -> datetime | None:
+        """When the newest completed backup of the cluster finished (Backup CRs first)."""
+        done = [
+            b.stopped_at
+            for b in self.backups
+            if b.cluster == self.cluster_name and b.phase == "completed" and b.stopped_at
+        ]
+        if self.cluster is not None and self.cluster.last_successful_backup is not None:
+            done.append(self.cluster.last_successful_backup)
+        return max(done) if done else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResyncResult:
+    """What a forced Infisical resync changed: the spec field, and the generation bump."""
+
+    name: str
+    field: str
+    before: str
+    after: str
+    generation_before: int
+    generation_after: int
+
+
+# --- alerts (SPEC §6.2) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertRecord:
+    """One alert's lifecycle, as stored: when it was announced, where (each platform's thread),
+    and how long its finding has been gone (``absent_passes``) or come back (``flaps``)."""
+
+    id: int
+    fingerprint: str  # "<kind>:<app or empty>"
+    kind: str
+    app: str | None
+    severity: str
+    message: str
+    first_seen: datetime
+    last_seen: datetime | None = None
+    last_sent: datetime | None = None  # None: never announced (silenced, or not yet)
+    resolved_at: datetime | None = None
+    absent_passes: int = 0
+    flaps: int = 0
+    threads: Mapping[str, str] = field(default_factory=dict)  # platform -> message reference
+
+
+@dataclass(frozen=True, kw_only=True)
+class Silence:
+    """``/pgdb silence <target> <duration>``: alerts whose app or kind is ``target`` are muted."""
+
+    target: str
+    until: datetime
+    created_by: str
+
+
 # --- the bot's own records ----------------------------------------------------------------
 
 

@@ -8,21 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Protocol
 
 from bot.core.model import (
+    AlertRecord,
     AuditEntry,
     CheckResult,
+    ClusterSnapshot,
     DatabaseState,
     GitSnapshot,
     PasswordVerdict,
     Proposal,
+    ResyncResult,
+    Silence,
     StoredCredentials,
     WorkflowRecord,
     WorkflowStatus,
 )
 from bot.core.names import AppName
-from bot.core.reply import Reply
+from bot.core.reply import Alert, Reply
 from bot.core.secret import Secret
 
 
@@ -73,6 +78,10 @@ class ManagedDatabase(Protocol):
 
 class BotState(Protocol):
     """The bot's own tables (audit log, workflow records) and its cross-replica locks."""
+
+    def ping(self) -> None:
+        """Raise BackendUnavailable unless the store answers (readiness)."""
+        ...
 
     def record_audit(self, entry: AuditEntry) -> None: ...
 
@@ -135,15 +144,98 @@ class GitHost(Protocol):
 
 
 class Cluster(Protocol):
-    """The Kubernetes side. ``configured`` is False when Kubernetes is not set up."""
+    """The Kubernetes side. ``configured`` is False when Kubernetes is not set up.
+
+    One read (``observe``: one API call per kind, whatever the number of apps) and one narrow
+    write (``resync_infisical_secret``), so the RBAC stays minimal and reviewable.
+    """
 
     configured: bool
+
+    def describe(self) -> str:
+        """Which API server and namespace, for humans (never a token)."""
+        ...
+
+    def observe(self) -> ClusterSnapshot:
+        """The CNPG Cluster, Database and InfisicalSecret CRs, the managed Secrets, backups and
+        (when configured) the Argo CD Application, in one pass."""
+        ...
+
+    def resync_infisical_secret(self, name: str) -> ResyncResult:
+        """Force the Infisical operator to resync ``name`` by a harmless spec change (on v0.11
+        an annotation does not trigger it); guarded by resourceVersion, safe to repeat."""
+        ...
 
 
 class Conversation(Protocol):
     """Where one command's replies go: shown once, then updated in place as steps progress."""
 
     def show(self, reply: Reply) -> None: ...
+
+
+class AlertSink(Protocol):
+    """Where alerts go: each chat platform's ops channel (``ChatPlatform`` is one), or the log."""
+
+    name: str
+
+    def send_alert(self, alert: Alert) -> str | None:
+        """Post the alert (in ``alert.thread`` when set); the posted message's reference."""
+        ...
+
+
+class AlertStore(Protocol):
+    """The alert lifecycle's state, shared by every replica (PostgreSQL), so that a restart or
+    a new leader never announces twice. Every change is a compare-and-set: two replicas acting
+    at once (a failover) cannot both send."""
+
+    def open_alerts(self) -> list[AlertRecord]: ...
+
+    def last_resolved(self, fingerprint: str, *, since: datetime) -> AlertRecord | None:
+        """The newest alert with this fingerprint resolved after ``since`` (to reopen it)."""
+        ...
+
+    def open_alert(
+        self,
+        *,
+        fingerprint: str,
+        kind: str,
+        app: str | None,
+        severity: str,
+        message: str,
+        at: datetime,
+    ) -> AlertRecord | None:
+        """A new open alert; None when another replica opened the same one meanwhile."""
+        ...
+
+    def reopen(self, alert_id: int, *, at: datetime) -> AlertRecord | None: ...
+
+    def seen(self, alert_id: int, *, at: datetime, severity: str, message: str) -> None:
+        """The finding is present in this pass: its absence count starts again."""
+        ...
+
+    def absent(self, alert_id: int, *, passes: int) -> None: ...
+
+    def claim_send(self, alert_id: int, *, previous: datetime | None, at: datetime) -> bool:
+        """Set ``last_sent`` to ``at`` if it still is ``previous``: whoever wins sends."""
+        ...
+
+    def unclaim(self, alert_id: int, *, previous: datetime | None, at: datetime) -> None:
+        """Undo a claim whose message could not be sent to any platform (retried next pass)."""
+        ...
+
+    def set_threads(self, alert_id: int, threads: Mapping[str, str]) -> None: ...
+
+    def resolve(self, alert_id: int, *, at: datetime) -> bool:
+        """Close it if it still is open; False when another replica did."""
+        ...
+
+    def add_silence(self, *, target: str, until: datetime, created_by: str) -> None: ...
+
+    def lift_silences(self, target: str) -> int: ...
+
+    def silences(self, *, at: datetime) -> list[Silence]:
+        """The silences still in force at ``at``."""
+        ...
 
 
 class GroupResolver(Protocol):

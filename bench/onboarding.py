@@ -1,0 +1,48 @@
+"""One `/pgdb create`, end to end, on the local backends: wall time and calls per system."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+from bench.fleet import Fleet
+from bench.measure import counting, median
+from bot.adapters.console_chat import ConsoleConversation
+from bot.wiring import instrumented
+from handlers.context import Requester
+from handlers.dispatch import dispatch
+
+# The least each system must be asked for a first onboarding, with what for.
+MINIMUM = {
+    "secret store": "2: read the app's folder (reuse a password?), write the three keys",
+    "postgresql": "2: observe roles (role exists? password?), create the role",
+    "git": "5: snapshot of the base, the branch's proposal, commit, move the branch, open the "
+    "proposal (+1 to publish the checks, which the local host keeps as a git note)",
+    "bot state": "lock + workflow record: start, one update per step, audit row",
+}
+
+
+def onboard(fleet: Fleet, *, runs: int) -> dict[str, Any]:
+    services = instrumented(fleet.services())
+    seconds: list[float] = []
+    calls: list[dict[str, float]] = []
+    for i in range(runs):
+        with counting() as counted:
+            start = time.perf_counter()
+            reply = dispatch(
+                services,
+                text=f"/pgdb create bench-{i}-{int(time.time())}",
+                requester=Requester(user_id="bench", platform="console", is_console_owner=True),
+                conversation=ConsoleConversation(io.StringIO()),
+            )
+            seconds.append(time.perf_counter() - start)
+        calls.append(counted)
+        assert reply.ok, reply
+    return {
+        "runs": runs,
+        "median_seconds": round(median(seconds), 4),
+        "max_seconds": round(max(seconds), 4),
+        "calls_per_system": calls[-1],
+        "minimum": MINIMUM,
+    }

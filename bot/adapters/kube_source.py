@@ -1,0 +1,93 @@
+"""Whether, and how, the bot talks to Kubernetes (``PGDB_KUBERNETES=auto|on|off``).
+
+Kept apart from the adapter so that choosing costs nothing: the kubernetes client (about a
+second to import) is loaded only when a cluster is really configured.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.config import ConfigError, Settings
+from bot.core.ports import Cluster
+
+IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubeSource:
+    """Where the credentials come from: the pod's service account, or a kubeconfig file."""
+
+    in_cluster: bool
+    kubeconfig: Path | None = None
+    context: str | None = None
+    origin: str = ""  # which setting chose it, for messages
+
+    def describe(self) -> str:
+        if self.in_cluster:
+            return "in-cluster service account"
+        context = f", context {self.context}" if self.context else ""
+        return f"kubeconfig {self.kubeconfig}{context} ({self.origin})"
+
+
+def select_source(
+    settings: Settings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    token_file: Path = IN_CLUSTER_TOKEN,
+    home: Path | None = None,
+) -> KubeSource | None:
+    """The source ``PGDB_KUBERNETES`` asks for; None when Kubernetes is off or, in ``auto``,
+    when nothing is there. ``on`` without any source is a configuration error.
+
+    Order: ``PGDB_KUBECONFIG`` (explicit, must exist), the in-cluster service account,
+    ``$KUBECONFIG``, ``~/.kube/config``.
+    """
+    env = os.environ if environ is None else environ
+    mode = settings.kubernetes
+    if mode == "off":
+        return None
+    context = settings.kube_context
+    if settings.kubeconfig is not None:
+        path = settings.kubeconfig.expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"PGDB_KUBECONFIG: {path} is not a file (point it at a kubeconfig, or unset it)"
+            )
+        return KubeSource(
+            in_cluster=False, kubeconfig=path, context=context, origin="PGDB_KUBECONFIG"
+        )
+    if env.get("KUBERNETES_SERVICE_HOST") and token_file.is_file():
+        return KubeSource(in_cluster=True, origin="in-cluster")
+    for raw in (env.get("KUBECONFIG") or "").split(os.pathsep):
+        if raw and Path(raw).expanduser().is_file():
+            return KubeSource(
+                in_cluster=False,
+                kubeconfig=Path(raw).expanduser(),
+                context=context,
+                origin="KUBECONFIG",
+            )
+    default = (home or Path.home()) / ".kube" / "config"
+    if default.is_file():
+        return KubeSource(in_cluster=False, kubeconfig=default, context=context, origin="~/.kube")
+    if mode == "on":
+        raise ConfigError(
+            "PGDB_KUBERNETES=on but no Kubernetes configuration was found: set PGDB_KUBECONFIG, "
+            "run in a pod with a service account, or set PGDB_KUBERNETES=auto"
+        )
+    return None
+
+
+def build_cluster(settings: Settings) -> Cluster:
+    """The Kubernetes adapter when a source is selected, else the "not configured" one."""
+    source = select_source(settings)
+    if source is None:
+        from bot.adapters.no_cluster import NoCluster
+
+        return NoCluster()
+    from bot.adapters.kubernetes import KubernetesCluster
+
+    return KubernetesCluster.connect(source, settings=settings)

@@ -1,0 +1,833 @@
+"""Slack: every ``/pgdb`` command through slack-bolt, in Socket Mode or HTTP mode (SPEC §7).
+
+The ack never waits for work. Bolt runs our listeners inline (``process_before_response``),
+and a listener only hands the command to the :class:`~bot.runner.CommandRunner`, so Bolt's
+answer (the HTTP 200 or the Socket Mode ack) leaves in milliseconds whatever PostgreSQL, Git or
+the secret store are doing, and Bolt's own listener pool is never involved.
+
+A command's progress is one channel message, posted at once (``chat.postMessage``) and edited in
+place (``chat.update``), updates coalesced to stay within Slack's rate limits. Where the bot may
+not post (``not_in_channel``), the command's ``response_url`` carries the same message. Replies
+meant for the requester only are ephemeral. Every Web API call honours 429 ``Retry-After`` and
+retries server and connection errors, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App, BoltRequest
+from slack_bolt.adapter.socket_mode.builtin import SocketModeHandler
+from slack_bolt.adapter.starlette.handler import to_starlette_response
+from slack_bolt.error import BoltError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    RetryHandler,
+    RetryState,
+)
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.web import WebClient
+from slack_sdk.webhook import WebhookClient
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot.config import ConfigError, Settings
+from bot.core.errors import PgdbError
+from bot.core.reply import Alert, Reply, StepState
+from bot.runner import CommandRunner, ShuttingDown
+from handlers.context import Requester, Services
+from handlers.dispatch import dispatch
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+SIGNATURE_WINDOW_SECONDS = 300  # Slack's replay window
+MAX_BODY_BYTES = 1 << 20
+HTTP_TIMEOUT_SECONDS = 10
+BUTTON_ACTION_PREFIX = "pgdb_command_"
+# chat.postMessage errors that mean "not here" (expected; any failure falls back to response_url)
+FALLBACK_ERRORS = frozenset(
+    {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
+)
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlackSettings:
+    """What the Slack adapter needs, checked together (each error names its variable)."""
+
+    bot_token: str
+    signing_secret: str | None
+    app_token: str | None
+    api_url: str
+    ops_channel: str | None
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.app_token is not None
+
+
+def slack_settings(settings: Settings) -> SlackSettings | None:
+    """None when no ``PGDB_SLACK_*`` credential is set; ConfigError when the set is unusable."""
+    if not any((settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)):
+        return None
+    if settings.slack_bot_token is None:
+        raise ConfigError(
+            "PGDB_SLACK_BOT_TOKEN: missing: Slack needs the app's bot token (xoxb-…) as soon "
+            "as PGDB_SLACK_SIGNING_SECRET or PGDB_SLACK_APP_TOKEN is set"
+        )
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        raise ConfigError(
+            "PGDB_SLACK_SIGNING_SECRET: missing: in HTTP mode (no PGDB_SLACK_APP_TOKEN) every "
+            "request to /slack/events is verified with the app's signing secret"
+        )
+    return SlackSettings(
+        bot_token=settings.slack_bot_token,
+        signing_secret=settings.slack_signing_secret,
+        app_token=settings.slack_app_token,
+        api_url=settings.slack_api_url,
+        ops_channel=settings.slack_ops_channel or settings.ops_channel,
+    )
+
+
+# --- Web API client ------------------------------------------------------------------------
+
+
+class ServerErrorsRetryHandler(RetryHandler):
+    """Retries any 5xx answer (slack_sdk's own handler only retries 500 and 503)."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and 500 <= response.status_code < 600
+
+
+def retry_handlers() -> list[RetryHandler]:
+    """Bounded retries: 429 after its Retry-After, 5xx and broken connections with backoff."""
+    return [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=5),
+        ServerErrorsRetryHandler(max_retry_count=2),
+    ]
+
+
+def web_client(*, token: str, api_url: str) -> WebClient:
+    return WebClient(
+        token=token,
+        base_url=api_url,
+        timeout=HTTP_TIMEOUT_SECONDS,
+        retry_handlers=retry_handlers(),
+    )
+
+
+def _error_code(exc: SlackApiError) -> str:
+    try:
+        return str(exc.response.get("error") or exc.response.status_code)
+    except Exception:
+        return "unknown error"
+
+
+# --- request signatures --------------------------------------------------------------------
+
+
+def signature_ok(
+    *, secret: str, body: bytes, timestamp: str | None, signature: str | None, now: float
+) -> bool:
+    """Slack's v0 request signature: HMAC-SHA256 over ``v0:<timestamp>:<raw body>`` with the
+    signing secret, compared in constant time; refused outside the 5-minute replay window."""
+    if not timestamp or not signature or not timestamp.isascii() or not timestamp.isdigit():
+        return False
+    if abs(now - int(timestamp)) > SIGNATURE_WINDOW_SECONDS:
+        return False
+    basestring = b"v0:" + timestamp.encode("ascii") + b":" + body
+    digest = hmac.new(secret.encode("utf-8"), basestring, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f"v0={digest}".encode(), signature.encode("utf-8", "replace"))
+
+
+# --- rendering (Block Kit) -----------------------------------------------------------------
+
+SECTION_LIMIT = 3000
+FIELD_LIMIT = 2000
+FALLBACK_TEXT_LIMIT = 3000
+MAX_BLOCKS = 50
+SHORT_FIELD = 40  # label + value up to this fit side by side, even on a phone
+
+STEP_ICONS = {
+    StepState.PENDING: "⏳",
+    StepState.DONE: "✅",
+    StepState.EXISTS: "☑️",
+    StepState.PLANNED: "🔹",
+    StepState.FAILED: "❌",
+    StepState.SKIPPED: "⏭️",
+}
+SEVERITY_ICONS = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
+
+Block = dict[str, Any]
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters; everything else is shown as written."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _mrkdwn(text: str) -> Block:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": _mrkdwn(_clip(text, SECTION_LIMIT))}
+
+
+def _sections(entries: list[str]) -> list[Block]:
+    """Entries packed into as few sections as Slack's length limit allows."""
+    blocks: list[Block] = []
+    current: list[str] = []
+    size = 0
+    for entry in entries:
+        entry = _clip(entry, SECTION_LIMIT)
+        if current and size + len(entry) + 1 > SECTION_LIMIT:
+            blocks.append(_section("\n".join(current)))
+            current, size = [], 0
+        current.append(entry)
+        size += len(entry) + 1
+    if current and any(e.strip() for e in current):
+        blocks.append(_section("\n".join(current)))
+    return blocks
+
+
+def _field_blocks(fields: list[tuple[str, str]]) -> list[Block]:
+    """Short fields side by side (10 per section); long ones stacked, label over value."""
+    if all(len(label) + len(value) <= SHORT_FIELD for label, value in fields):
+        return [
+            {
+                "type": "section",
+                "fields": [
+                    _mrkdwn(_clip(f"*{escape(label)}*\n{escape(value)}", FIELD_LIMIT))
+                    for label, value in fields[i : i + 10]
+                ],
+            }
+            for i in range(0, len(fields), 10)
+        ]
+    return _sections([f"*{escape(label)}*\n{escape(value)}" for label, value in fields])
+
+
+def _button(index: int, label: str, command: str, style: str) -> Block:
+    button: Block = {
+        "type": "button",
+        "action_id": f"{BUTTON_ACTION_PREFIX}{index}",
+        "text": {"type": "plain_text", "text": _clip(label, 75)},
+        "value": command,
+    }
+    if style in {"primary", "danger"}:
+        button["style"] = style
+    if style == "danger":
+        button["confirm"] = {
+            "title": {"type": "plain_text", "text": "Are you sure?"},
+            "text": _mrkdwn(f"This runs `{escape(command)}`."),
+            "confirm": {"type": "plain_text", "text": _clip(label, 30)},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        }
+    return button
+
+
+def render(reply: Reply, *, footer: str | None = None) -> tuple[str, list[Block]]:
+    """A reply as Slack's fallback text and Block Kit blocks (sections, fields, buttons)."""
+    mark = "" if reply.ok else "⚠️ "
+    blocks: list[Block] = [_section(f"{mark}*{escape(reply.title)}*")]
+    if reply.steps:
+        blocks.extend(
+            _sections(
+                [
+                    f"{STEP_ICONS[s.state]} *{escape(s.label)}*"
+                    + ("" if s.state is StepState.PENDING else f" · _{s.state.value}_")
+                    + (f"\n{escape(s.detail)}" if s.detail else "")
+                    for s in reply.steps
+                ]
+            )
+        )
+    if reply.fields:
+        blocks.extend(_field_blocks(reply.fields))
+    if reply.lines:
+        blocks.extend(_sections([escape(line) for line in reply.lines]))
+    if reply.code:
+        blocks.append(_section(f"```\n{_clip(escape(reply.code), SECTION_LIMIT - 8)}\n```"))
+    if reply.buttons:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    _button(i, b.label, b.command, b.style)
+                    for i, b in enumerate(reply.buttons[:25])
+                ],
+            }
+        )
+    notes = [footer] if footer else []
+    if reply.correlation_id and not reply.ok:
+        notes.append(f"correlation id `{escape(reply.correlation_id)}`")
+    if notes:
+        blocks.append({"type": "context", "elements": [_mrkdwn(" · ".join(notes))]})
+    if len(blocks) > MAX_BLOCKS:
+        blocks = [*blocks[: MAX_BLOCKS - 1], {"type": "context", "elements": [_mrkdwn("…")]}]
+    text = reply.title
+    if not reply.ok and reply.lines:
+        text += f": {reply.lines[0]}"
+    return _clip(escape(text), FALLBACK_TEXT_LIMIT), blocks
+
+
+def render_alert(alert: Alert) -> tuple[str, list[Block]]:
+    """An ops-channel alert: severity, app, what is wrong and the remedy; or a thread reply."""
+    kind, _, app = alert.key.partition(":")
+    if alert.resolved:
+        text = f"✅ Resolved: {alert.title}"
+    elif alert.thread:
+        text = f"{SEVERITY_ICONS.get(alert.severity, '⚪')} Still open: {alert.title}"
+    else:
+        text = f"{SEVERITY_ICONS.get(alert.severity, '⚪')} {alert.title}"
+    blocks: list[Block] = [_section(f"*{escape(text)}*")]
+    if alert.text:
+        blocks.extend(_sections([escape(line) for line in alert.text.splitlines()]))
+    facts = [("Severity", alert.severity), ("Finding", kind)]
+    if app:
+        facts.append(("App", app))
+    blocks.extend(_field_blocks(facts))
+    return _clip(escape(text), FALLBACK_TEXT_LIMIT), blocks
+
+
+# --- user groups ---------------------------------------------------------------------------
+
+
+class SlackGroups:
+    """``group:<handle>`` → the Slack user ids in that user group (``usergroups.list`` and
+    ``usergroups.users.list``), cached briefly; a stale answer is used while Slack fails."""
+
+    def __init__(
+        self,
+        *,
+        client: WebClient,
+        ttl_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ids: tuple[float, dict[str, str]] | None = None
+        self._members: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def members(self, handle: str) -> Iterator[str]:
+        return iter(self._lookup(handle.strip().lstrip("@")))
+
+    def _lookup(self, handle: str) -> frozenset[str]:
+        with self._lock:
+            now = self._clock()
+            cached = self._members.get(handle)
+            if cached is not None and cached[0] > now:
+                return cached[1]
+            try:
+                group_id = self._group_ids(now).get(handle)
+                if group_id is None:
+                    log.warning(
+                        "no Slack user group with handle @%s (PGDB_*: group:%s)", handle, handle
+                    )
+                    users: frozenset[str] = frozenset()
+                else:
+                    answer = self._client.usergroups_users_list(usergroup=group_id)
+                    users = frozenset(str(u) for u in answer.get("users") or [])
+            except Exception as exc:
+                cause = _error_code(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
+                if cached is not None:
+                    log.warning(
+                        "Slack user group @%s: using the cached members (%s)", handle, cause
+                    )
+                    return cached[1]
+                raise PgdbError(
+                    f"cannot resolve `group:{handle}` through Slack ({cause}); try again shortly"
+                ) from None
+            self._members[handle] = (now + self._ttl, users)
+            return users
+
+    def _group_ids(self, now: float) -> dict[str, str]:
+        if self._ids is None or self._ids[0] <= now:
+            answer = self._client.usergroups_list()
+            ids = {str(g["handle"]): str(g["id"]) for g in answer.get("usergroups") or []}
+            self._ids = (now + self._ttl, ids)
+        return self._ids[1]
+
+
+# --- progress in place ---------------------------------------------------------------------
+
+
+class UpdateBudget:
+    """A token bucket for ``chat.update`` (Tier 3, about 50 a minute per workspace): progress
+    updates wait for a token, final ones never do."""
+
+    def __init__(
+        self,
+        *,
+        per_minute: float = 40,
+        burst: float = 20,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rate = per_minute / 60.0
+        self._burst = burst
+        self._tokens = burst
+        self._clock = clock
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+
+    def try_take(self) -> bool:
+        with self._lock:
+            self._refill()
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+            return False
+
+    def take_if_any(self) -> None:
+        with self._lock:
+            self._refill()
+            self._tokens = max(0.0, self._tokens - 1)
+
+    def wait_seconds(self) -> float:
+        with self._lock:
+            self._refill()
+            return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate
+
+
+@dataclass(frozen=True, kw_only=True)
+class Messenger:
+    """The Web API client and the pacing shared by every conversation of one workspace."""
+
+    client: WebClient
+    budget: UpdateBudget = dataclasses.field(default_factory=UpdateBudget)
+    min_interval: float = 1.0  # between two updates of one message
+
+    def respond(self, url: str, body: dict[str, Any]) -> bool:
+        """POST to a ``response_url``; True when Slack took it."""
+        try:
+            answer = WebhookClient(
+                url=url, timeout=HTTP_TIMEOUT_SECONDS, retry_handlers=retry_handlers()
+            ).send_dict(body)
+        except Exception as exc:
+            log.warning("Slack response_url failed: %s", type(exc).__name__)
+            return False
+        if answer.status_code != 200:
+            log.warning("Slack response_url answered %d: %s", answer.status_code, answer.body)
+            return False
+        return True
+
+
+class SlackConversation:
+    """One command's message: posted on the first update, edited in place after that.
+
+    ``show`` never raises: a Slack problem is logged and must not stop the workflow.
+    """
+
+    def __init__(
+        self,
+        *,
+        messenger: Messenger,
+        channel: str,
+        user: str,
+        command: str,
+        response_url: str | None,
+        message_ts: str | None = None,
+        via_response_url: bool = False,
+    ) -> None:
+        self._slack = messenger
+        self._channel = channel
+        self._user = user
+        self._response_url = response_url
+        self._footer = f"<@{user}> · `{escape(command)}`"
+        self._ts = message_ts  # our message in the channel (chat.update)
+        self._webhook = via_response_url  # our message went through the response_url
+        self._changed = False  # this command posted or edited a message
+        self._last_sent = 0.0
+        self._pending: tuple[str, list[Block]] | None = None
+        self._timer: threading.Timer | None = None
+        self._finished = False
+        self._lock = threading.RLock()
+
+    # Conversation port
+    def show(self, reply: Reply) -> None:
+        try:
+            with self._lock:
+                if self._finished:
+                    return
+                if reply.private:
+                    if reply.final:
+                        self._finish_privately(reply)
+                    return
+                text, blocks = render(reply, footer=self._footer)
+                if not self._posted:
+                    self._post(text, blocks)
+                    self._finished = reply.final
+                    return
+                if reply.final:
+                    self._finished = True
+                    self._cancel_timer()
+                    self._pending = None
+                    time.sleep(
+                        max(0.0, self._last_sent + self._slack.min_interval - time.monotonic())
+                    )
+                    self._slack.budget.take_if_any()
+                    self._update(text, blocks)
+                    return
+                self._pending = (text, blocks)
+                self._flush_or_wait()
+        except Exception:
+            log.exception("could not show a reply in Slack channel %s", self._channel)
+
+    @property
+    def _posted(self) -> bool:
+        return self._ts is not None or self._webhook
+
+    def _flush_or_wait(self) -> None:
+        if self._pending is None or self._timer is not None:
+            return
+        due = self._last_sent + self._slack.min_interval - time.monotonic()
+        if due <= 0 and self._slack.budget.try_take():
+            text, blocks = self._pending
+            self._pending = None
+            self._update(text, blocks)
+            return
+        delay = max(due, self._slack.budget.wait_seconds(), 0.05)
+        self._timer = threading.Timer(delay, self._on_timer)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _on_timer(self) -> None:
+        try:
+            with self._lock:
+                self._timer = None
+                if not self._finished:
+                    self._flush_or_wait()
+        except Exception:
+            log.exception("could not update the Slack message in %s", self._channel)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _post(self, text: str, blocks: list[Block]) -> None:
+        self._last_sent = time.monotonic()
+        try:
+            answer = self._slack.client.chat_postMessage(
+                channel=self._channel, text=text, blocks=blocks, unfurl_links=False
+            )
+            self._ts = str(answer["ts"])
+            self._channel = str(answer.get("channel") or self._channel)
+            self._changed = True
+            return
+        except Exception as exc:
+            code = _error_code(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
+            if not self._response_url:
+                log.error("Slack chat.postMessage to %s failed: %s", self._channel, code)
+                return
+            # not_in_channel, channel_not_found (a private channel, a DM), or Slack failing
+            level = logging.INFO if code in FALLBACK_ERRORS else logging.WARNING
+            log.log(level, "cannot post in %s (%s): using the response_url", self._channel, code)
+        self._webhook = self._slack.respond(
+            self._response_url,
+            {"response_type": "in_channel", "text": text, "blocks": blocks},
+        )
+        self._changed = self._webhook
+
+    def _update(self, text: str, blocks: list[Block]) -> None:
+        self._last_sent = time.monotonic()
+        self._changed = True
+        if self._webhook and self._response_url:
+            self._slack.respond(
+                self._response_url,
+                {
+                    "response_type": "in_channel",
+                    "replace_original": True,
+                    "text": text,
+                    "blocks": blocks,
+                },
+            )
+            return
+        try:
+            self._slack.client.chat_update(
+                channel=self._channel, ts=self._ts or "", text=text, blocks=blocks
+            )
+        except SlackApiError as exc:
+            log.warning(
+                "Slack chat.update in %s failed (%s): posting the message again",
+                self._channel,
+                _error_code(exc),
+            )
+            self._ts = None
+            self._post(text, blocks)
+
+    def _finish_privately(self, reply: Reply) -> None:
+        """An answer for the requester only: ephemeral; a channel message this command already
+        showed says where the answer went (a clicked message is left as it was)."""
+        self._finished = True
+        self._cancel_timer()
+        if self._changed:
+            note = Reply(title="Not run", lines=["The reason was sent to the requester only."])
+            self._update(*render(note, footer=self._footer))
+        text, blocks = render(reply)
+        body = {"response_type": "ephemeral", "replace_original": False}
+        if self._response_url and self._slack.respond(
+            self._response_url, {**body, "text": text, "blocks": blocks}
+        ):
+            return
+        try:
+            self._slack.client.chat_postEphemeral(
+                channel=self._channel, user=self._user, text=text, blocks=blocks
+            )
+        except SlackApiError as exc:
+            log.error("could not tell %s privately: %s", self._user, _error_code(exc))
+
+
+# --- the platform --------------------------------------------------------------------------
+
+
+def normalize_command_text(text: str) -> str:
+    """What the user typed, undoing Slack's escaping and the clients' typographic "smart"
+    replacements (an em dash for ``--``, curly quotes)."""
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text = re.sub(r"(^|\s)[\u2014\u2013](?=\w)", r"\1--", text)
+    for curly, straight in (("\u201c", '"'), ("\u201d", '"'), ("\u2018", "'"), ("\u2019", "'")):
+        text = text.replace(curly, straight)
+    return text.strip()
+
+
+class SlackPlatform:
+    """``/pgdb`` on Slack. Socket Mode when an app token is configured, else ``POST
+    /slack/events`` on the shared HTTP server."""
+
+    name = "slack"
+
+    def __init__(
+        self,
+        *,
+        config: SlackSettings,
+        services: Services,
+        runner: CommandRunner,
+        messenger: Messenger | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._runner = runner
+        self._clock = clock
+        client = (
+            messenger.client
+            if messenger
+            else web_client(token=config.bot_token, api_url=config.api_url)
+        )
+        self._slack = messenger or Messenger(client=client)
+        self._services = dataclasses.replace(services, groups=SlackGroups(client=client))
+        try:
+            self.app = App(
+                client=client,
+                signing_secret=config.signing_secret or "",
+                request_verification_enabled=not config.socket_mode,
+                process_before_response=True,  # listeners only enqueue: run them inline
+                logger=logging.getLogger("slack_bolt"),
+            )
+        except BoltError as exc:
+            raise ConfigError(
+                f"PGDB_SLACK_BOT_TOKEN: Slack did not accept the bot token at "
+                f"{config.api_url} (PGDB_SLACK_API_URL): {exc}"
+            ) from None
+        self.app.command(re.compile(r"^/pgdb"))(self._on_command)
+        self.app.action(re.compile(f"^{BUTTON_ACTION_PREFIX}"))(self._on_button)
+        self._socket: SocketModeHandler | None = None
+        self._stopping = threading.Event()
+
+    # ChatPlatform
+    def routes(self) -> list[BaseRoute]:
+        if self._config.socket_mode:
+            return []
+        return [Route(EVENTS_PATH, self._http_events, methods=["POST"])]
+
+    def start(self) -> None:
+        if not self._config.socket_mode:
+            log.info("Slack: HTTP mode at %s", EVENTS_PATH)
+            return
+        assert self._config.app_token is not None
+        self._socket = SocketModeHandler(
+            self.app, app_token=self._config.app_token, web_client=self._slack.client
+        )
+        threading.Thread(target=self._connect, name="slack-socket-mode", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._socket is not None:
+            self._socket.client.close()
+
+    def send_alert(self, alert: Alert) -> str | None:
+        channel = self._config.ops_channel
+        if channel is None:
+            log.warning(
+                "alert %s not posted: set PGDB_OPS_CHANNEL or PGDB_SLACK_OPS_CHANNEL: %s",
+                alert.key,
+                alert.title,
+            )
+            return None
+        text, blocks = render_alert(alert)
+        try:
+            answer = self._slack.client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                thread_ts=alert.thread,
+                unfurl_links=False,
+            )
+        except SlackApiError as exc:
+            code = _error_code(exc)
+            hint = (
+                " (invite the bot to the channel: /invite @pgdb)" if code in FALLBACK_ERRORS else ""
+            )
+            log.error("could not post alert %s to %s: %s%s", alert.key, channel, code, hint)
+            return None
+        return alert.thread or str(answer["ts"])
+
+    # HTTP mode
+    async def _http_events(self, request: Request) -> Response:
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        assert self._config.signing_secret is not None
+        if not signature_ok(
+            secret=self._config.signing_secret,
+            body=body,
+            timestamp=request.headers.get("x-slack-request-timestamp"),
+            signature=request.headers.get("x-slack-signature"),
+            now=self._clock(),
+        ):
+            log.warning("refused a request to %s: missing, wrong or stale signature", EVENTS_PATH)
+            return JSONResponse({"error": "invalid request"}, status_code=401)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return JSONResponse({"error": "not UTF-8"}, status_code=400)
+        bolt_request = BoltRequest(
+            body=text,
+            query=request.url.query,
+            headers={k: [v] for k, v in request.headers.items()},
+        )
+        return to_starlette_response(await run_in_threadpool(self.app.dispatch, bolt_request))
+
+    # Socket Mode
+    def _connect(self) -> None:
+        delay = 1.0
+        while not self._stopping.is_set() and self._socket is not None:
+            try:
+                self._socket.client.connect()
+                log.info("Slack: Socket Mode connected")
+                return
+            except Exception as exc:
+                cause = _error_code(exc) if isinstance(exc, SlackApiError) else str(exc)
+                log.warning(
+                    "Slack Socket Mode: cannot connect (%s; check PGDB_SLACK_APP_TOKEN): "
+                    "retrying in %.0fs",
+                    cause,
+                    delay,
+                )
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 60.0)
+
+    # listeners: they only hand the work over, so Bolt's answer is the ack
+    def _on_command(self, ack: Ack, body: dict[str, Any]) -> None:
+        user, channel = str(body.get("user_id") or ""), str(body.get("channel_id") or "")
+        text = f"/pgdb {normalize_command_text(str(body.get('text') or ''))}".strip()
+        conversation = SlackConversation(
+            messenger=self._slack,
+            channel=channel,
+            user=user,
+            command=text,
+            response_url=body.get("response_url"),
+        )
+        self._hand_over(ack, text=text, user=user, conversation=conversation, note=True)
+
+    def _on_button(self, ack: Ack, body: dict[str, Any]) -> None:
+        actions = body.get("actions") or [{}]
+        command = str(actions[0].get("value") or "")
+        user = str((body.get("user") or {}).get("id") or "")
+        container = body.get("container") or {}
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+        if not command.startswith("/pgdb "):
+            ack()
+            log.warning("ignored a Slack button without a /pgdb command")
+            return
+        ephemeral = bool(container.get("is_ephemeral"))
+        conversation = SlackConversation(
+            messenger=self._slack,
+            channel=channel,
+            user=user,
+            command=command,
+            response_url=body.get("response_url"),
+            message_ts=None if ephemeral else container.get("message_ts"),
+            via_response_url=ephemeral,
+        )
+        self._hand_over(ack, text=command, user=user, conversation=conversation, note=False)
+
+    def _hand_over(
+        self, ack: Ack, *, text: str, user: str, conversation: SlackConversation, note: bool
+    ) -> None:
+        if not user:
+            ack()
+            return
+        requester = Requester(user_id=user, platform="slack")
+
+        def work() -> None:
+            dispatch(self._services, text=text, requester=requester, conversation=conversation)
+
+        try:
+            self._runner.submit(work, what=f"slack command by {user}: {text[:80]}")
+        except ShuttingDown as exc:
+            ack(response_type="ephemeral", text=str(exc))
+            return
+        if not note:  # a click: Slack wants an empty 200
+            ack()
+            return
+        # Bolt sends this once the listener returns: the ack, with a note for the requester
+        ack(response_type="ephemeral", text=f"Working on `{escape(text)}`…")
+
+
+def slack_platform(
+    *, settings: Settings, services: Services, runner: CommandRunner
+) -> SlackPlatform | None:
+    """The Slack platform when its variables are set (the bot token is checked now)."""
+    config = slack_settings(settings)
+    if config is None:
+        return None
+    return SlackPlatform(config=config, services=services, runner=runner)

@@ -1,0 +1,94 @@
+"""Logging: one JSON object per line (or plain text on a terminal), secrets redacted at the
+logger, so no handler anywhere can write a password or a token."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+MASK = "********"
+_PATTERNS = (
+    # URI credentials: scheme://user:password@host
+    re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://[^:/\s@]+:)[^@\s]+(?=@)", re.IGNORECASE),
+    # key=value / key: value / "key": "value" for password-like keys
+    re.compile(
+        r"(?P<keep>\b(?:password|passwd|pwd|secret|token|client_secret|clientSecret|"
+        r"access_token|accessToken)\b[\"']?\s*[=:]\s*[\"']?)[^\s\"',;&}]+",
+        re.IGNORECASE,
+    ),
+    # Authorization headers
+    re.compile(r"(?P<keep>\b(?:Bearer|Token)\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    # Slack tokens, GitHub tokens
+    re.compile(r"(?P<keep>)\b(?:xox[abposr]|xapp)-[A-Za-z0-9-]{10,}"),
+    re.compile(r"(?P<keep>)\b(?:ghp|gho|ghs|ghu|github_pat)_[A-Za-z0-9_]{20,}"),
+)
+# Fields of a LogRecord that are not "extra" context.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def redact(text: str, *, known: Iterable[str] = ()) -> str:
+    """``text`` without anything that looks like a credential, nor any of the ``known`` values."""
+    for value in known:
+        if value and len(value) >= 6:
+            text = text.replace(value, MASK)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group("keep") + MASK, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message (and exception text) before any handler sees it."""
+
+    def __init__(self, *, known: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.known = tuple(sorted({k for k in known if k}, key=len, reverse=True))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = redact(record.getMessage(), known=self.known)
+        if record.exc_info:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact(text, known=self.known)
+            record.exc_info = None
+        record.msg, record.args = message, None
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, redact(value, known=self.known))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"time", "level", "logger", "message", ...extra fields}`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                event[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        if record.exc_text:
+            event["exception"] = record.exc_text
+        return json.dumps(event, ensure_ascii=False)
+
+
+def configure(*, level: str, json_lines: bool, known_secrets: Iterable[str] = ()) -> None:
+    """Route every logger to stderr through the redacting filter."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter(known=known_secrets))
+    if json_lines:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level, logging.INFO))

@@ -1,0 +1,201 @@
+"""Scheduled diagnostics in ``pgdb-bot run`` (SPEC §6.2): APScheduler runs a pass on
+``PGDB_DIAGNOSE_INTERVAL`` (a duration or a 5-field cron), on the leader only.
+
+Leadership is a Kubernetes ``Lease`` when Kubernetes is configured, else a PostgreSQL advisory
+lock. A separate job renews it more often than it expires, so a follower takes over within a
+lease period when the leader dies; each pass asks again right before it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.config import Settings
+from bot.core.durations import parse_schedule
+from bot.core.errors import PgdbError
+from bot.core.ports import AlertSink, AlertStore
+from handlers.alerts import AlertLifecycle, LogAlerts, PassReport
+from handlers.context import Services
+from handlers.findings import diagnose
+from handlers.observe import observe
+
+log = logging.getLogger(__name__)
+LEASE_SECONDS = 30
+RENEW_SECONDS = 10
+
+
+class Leadership(Protocol):
+    """Who runs the schedule among the replicas."""
+
+    name: str
+
+    @property
+    def leading(self) -> bool: ...
+
+    def try_lead(self) -> bool:
+        """Acquire or renew; True while this replica leads."""
+        ...
+
+    def release(self) -> None: ...
+
+
+def trigger_for(schedule: str) -> Any:
+    """An APScheduler trigger for a duration (``5m``) or a 5-field cron (``*/5 * * * *``)."""
+    parsed = parse_schedule(schedule)
+    if isinstance(parsed, str):
+        return CronTrigger.from_crontab(parsed, timezone=UTC)
+    return IntervalTrigger(seconds=parsed, timezone=UTC)
+
+
+class DiagnosticsScheduler:
+    """The leader's passes: observe, diagnose, then the alert lifecycle."""
+
+    def __init__(
+        self,
+        *,
+        services: Services,
+        lifecycle: AlertLifecycle,
+        leadership: Leadership,
+        schedule: str,
+        renew_seconds: float = RENEW_SECONDS,
+    ) -> None:
+        self.services = services
+        self.lifecycle = lifecycle
+        self.leadership = leadership
+        self.schedule = schedule
+        self.renew_seconds = renew_seconds
+        self._scheduler: BackgroundScheduler | None = None
+        self.passes = 0
+
+    def lead(self) -> bool:
+        try:
+            return self.leadership.try_lead()
+        except Exception:  # never let the renewal job die
+            log.exception("leader election failed")
+            return False
+
+    def run_pass(self) -> PassReport | None:
+        """One pass if this replica leads; None otherwise (or when the pass cannot run)."""
+        if not self.lead():
+            log.debug(
+                "diagnostics pass skipped: %s is held by another replica", self.leadership.name
+            )
+            return None
+        services = self.services
+        obs = observe(services)
+        diagnosis = diagnose(obs, services)
+        unknown = set(obs.unreachable())
+        if obs.cluster.value is not None and obs.cluster.value.errors:
+            unknown.add("Kubernetes")
+        try:
+            report = self.lifecycle.process(diagnosis.findings, at=obs.at, unknown_systems=unknown)
+        except PgdbError as exc:
+            log.warning("diagnostics pass: alert state unavailable, nothing announced: %s", exc)
+            return None
+        self.passes += 1
+        log.info(
+            "diagnostics pass: %d finding(s), %d alert message(s) sent, %d silenced",
+            len(diagnosis.alerting),
+            len(report.sent),
+            len(report.silenced),
+        )
+        return report
+
+    def start(self) -> None:
+        # APScheduler logs every run at INFO: the pass logs its own line instead
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+        )
+        now = datetime.now(UTC)
+        scheduler.add_job(
+            self.lead,
+            IntervalTrigger(seconds=self.renew_seconds, timezone=UTC),
+            id="leadership",
+            next_run_time=now,
+        )
+        trigger = trigger_for(self.schedule)
+        first = now + timedelta(seconds=2) if isinstance(trigger, IntervalTrigger) else None
+        scheduler.add_job(
+            self._guarded_pass,
+            trigger,
+            id="diagnostics",
+            **({"next_run_time": first} if first else {}),
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        log.info(
+            "scheduled diagnostics every %s; leader election by %s",
+            self.schedule,
+            self.leadership.name,
+        )
+
+    def _guarded_pass(self) -> None:
+        try:
+            self.run_pass()
+        except Exception:
+            log.exception("diagnostics pass failed")
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        try:
+            self.leadership.release()
+        except Exception:
+            log.exception("releasing leadership failed")
+
+
+def identity(settings: Settings) -> str:
+    """This replica's name in the Lease: the pod name when the Deployment gives it."""
+    return settings.pod_name or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def build_scheduler(
+    settings: Settings,
+    services: Services,
+    sinks: Sequence[AlertSink],
+    *,
+    store: AlertStore | None = None,
+) -> DiagnosticsScheduler:
+    """The scheduler of ``pgdb-bot run``: alerts to every chat platform, or to the log."""
+    from bot.adapters.kube_source import select_source
+    from bot.adapters.pg_alerts import PostgresAlertStore
+
+    dsn = settings.pg_dsn
+    assert dsn is not None, "build_services requires PGDB_PG_DSN"
+    leadership: Leadership
+    source = select_source(settings)
+    if source is not None:
+        from bot.adapters.kubernetes import KubernetesLease
+
+        leadership = KubernetesLease.connect(
+            source, settings=settings, identity=identity(settings), duration_seconds=LEASE_SECONDS
+        )
+    else:
+        from bot.adapters.pg_leader import PostgresLeaderLock
+
+        leadership = PostgresLeaderLock(
+            dsn, key=f"pgdb-bot scheduler {settings.env}/{settings.state_schema}"
+        )
+    lifecycle = AlertLifecycle(
+        store=store or services.alerts or PostgresAlertStore(dsn, schema=settings.state_schema),
+        sinks=list(sinks) or [LogAlerts()],
+        repeat=timedelta(seconds=settings.alert_repeat_seconds),
+    )
+    return DiagnosticsScheduler(
+        services=services,
+        lifecycle=lifecycle,
+        leadership=leadership,
+        schedule=settings.diagnose_interval,
+    )
