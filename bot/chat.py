@@ -28,5 +28,6 @@ class ChatPlatform(Protocol):
 
     def send_alert(self, alert: Alert) -> str | None:
         """Post (or, with ``alert.thread``, reply in the thread of) an ops-channel alert;
-        returns the reference of the posted message for later replies."""
+        returns the reference of the posted message for later replies. Raises PgdbError when
+        it could not be delivered, so the alert is kept and sent again on the next pass."""
         ...

@@ -52,7 +52,7 @@ class Instrumented:
         self._system = system
 
     # Methods that compute locally and call no outside system.
-    LOCAL = frozenset({"location"})
+    LOCAL = frozenset({"location", "describe"})
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._target, name)

@@ -132,3 +132,14 @@ def test_bot_role_sql_makes_a_createrole_account_that_can_run_the_bot(
         conn.execute("CREATE TABLE pgdb_bot.probe (id int)")  # it owns its schema
     with psycopg.connect(pg_superuser_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database)))
+
+
+def test_the_optional_argocd_rbac_validates() -> None:
+    docs = [
+        d for d in yaml.safe_load_all((ROOT / "deploy/optional/argocd-rbac.yaml").read_text()) if d
+    ]
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.30.0", strict=True)
+    assert docs[0]["rules"] == [
+        {"apiGroups": ["argoproj.io"], "resources": ["applications"], "verbs": ["get"]}
+    ]

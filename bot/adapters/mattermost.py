@@ -38,6 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.config import ConfigError, Settings
+from bot.core.errors import BackendUnavailable
 from bot.core.reply import Alert, Button, Reply, StepState
 from bot.runner import CommandRunner, ShuttingDown
 from handlers.context import Requester, Services
@@ -768,9 +769,11 @@ class MattermostPlatform:
                 root_id=alert.thread,
                 attachments=message.attachments,
             )
-        except MattermostError:
-            log.warning("alert not delivered to Mattermost: %s", message.text)
-            return None
+        except MattermostError as exc:
+            # Raised, so the alert lifecycle keeps the alert unsent and retries it next pass.
+            raise BackendUnavailable(
+                "Mattermost", f"the alert {alert.key} was not posted to the ops channel: {exc}"
+            ) from None
         return str(post.get("id") or "") or None
 
     # -- inbound --

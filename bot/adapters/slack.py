@@ -46,7 +46,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.config import ConfigError, Settings
-from bot.core.errors import PgdbError
+from bot.core.errors import BackendUnavailable, PgdbError
 from bot.core.reply import Alert, Reply, StepState
 from bot.runner import CommandRunner, ShuttingDown
 from handlers.context import Requester, Services
@@ -713,8 +713,10 @@ class SlackPlatform:
             hint = (
                 " (invite the bot to the channel: /invite @pgdb)" if code in FALLBACK_ERRORS else ""
             )
-            log.error("could not post alert %s to %s: %s%s", alert.key, channel, code, hint)
-            return None
+            # Raised, so the alert lifecycle keeps the alert unsent and retries it next pass.
+            raise BackendUnavailable(
+                "Slack", f"could not post alert {alert.key} to {channel}: {code}{hint}"
+            ) from None
         return alert.thread or str(answer["ts"])
 
     # HTTP mode

@@ -28,6 +28,7 @@ from bot.adapters.mattermost import (
     render_reply,
 )
 from bot.config import ConfigError, Settings, load_settings
+from bot.core.errors import BackendUnavailable
 from bot.core.reply import Alert, Button, Reply, Step, StepState, error_reply
 from bot.pgcluster import free_port
 from bot.runner import CommandRunner
@@ -629,13 +630,14 @@ def test_alerts_go_to_the_ops_channel_and_follow_ups_to_their_thread(
     assert posts[again]["props"]["attachments"][0]["color"] == "#3db887"
 
 
-def test_an_undelivered_alert_is_logged_not_raised(
+def test_an_undelivered_alert_is_reported_so_it_is_sent_again(
     platform: MattermostPlatform, fake_mattermost: FakeMattermost
 ) -> None:
     fake_mattermost.fail("POST", "/api/v4/posts", status=500, times=10)
     alert = Alert(key="k", severity="warning", title="t", text="x")
 
-    assert platform.send_alert(alert) is None
+    with pytest.raises(BackendUnavailable, match="Mattermost: the alert k was not posted"):
+        platform.send_alert(alert)
 
 
 # --- configuration --------------------------------------------------------------------------

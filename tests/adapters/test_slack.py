@@ -44,7 +44,7 @@ from bot.adapters.slack import (
     web_client,
 )
 from bot.config import ConfigError, Settings, load_settings
-from bot.core.errors import PgdbError
+from bot.core.errors import BackendUnavailable, PgdbError
 from bot.core.reply import Alert, Button, Reply, Step, StepState, error_reply
 from bot.pgcluster import free_port
 from bot.runner import CommandRunner
@@ -374,11 +374,14 @@ def test_alerts_go_to_the_ops_channel_and_follow_ups_to_its_thread(
     assert third.thread_ts == ref and third.text.startswith("✅ Resolved")
 
 
-def test_alerts_never_crash_the_caller(slack_api: FakeSlack, offline_services: Services) -> None:
+def test_an_undelivered_alert_is_reported_with_the_fix(
+    slack_api: FakeSlack, offline_services: Services
+) -> None:
     slack_api.not_in_channel.add("C0OPS")
     alert = Alert(key="orphan_role:x", severity="info", title="t", text="m")
 
-    assert platform_for(slack_api, offline_services).send_alert(alert) is None
+    with pytest.raises(BackendUnavailable, match="/invite @pgdb"):
+        platform_for(slack_api, offline_services).send_alert(alert)
     assert platform_for(slack_api, offline_services, ops=None).send_alert(alert) is None
 
 
