@@ -27,6 +27,7 @@ from handlers.alerts import AlertLifecycle, LogAlerts, PassReport
 from handlers.context import Services
 from handlers.findings import diagnose
 from handlers.observe import observe
+from handlers.pr_checks import CheckRefresher
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 30
@@ -75,6 +76,7 @@ class DiagnosticsScheduler:
         self.renew_seconds = renew_seconds
         self._scheduler: BackgroundScheduler | None = None
         self.passes = 0
+        self.checks = CheckRefresher()
 
     def lead(self) -> bool:
         try:
@@ -93,6 +95,7 @@ class DiagnosticsScheduler:
         services = self.services
         obs = observe(services)
         diagnosis = diagnose(obs, services)
+        self.checks.refresh(obs, services, diagnosis)
         unknown = set(obs.unreachable())
         if obs.cluster.value is not None and obs.cluster.value.errors:
             unknown.add("Kubernetes")

@@ -33,6 +33,7 @@ from bot.core.secret import Secret, generate_password
 from bot.metrics import timed_step
 from handlers.context import CommandContext, Services
 from handlers.observe import manifests_on_base
+from handlers.pr_checks import role_check, secret_check
 
 log = logging.getLogger(__name__)
 
@@ -357,22 +358,7 @@ def _checks(ctx: CommandContext, run: RunState, reply: Reply) -> None:
     step = reply.step("checks")
     # ensure_credentials sets the password only once all three keys are stored
     secret_ok = run.password is not None
-    checks = [
-        CheckResult(
-            context="pgdb/secret",
-            state=CheckState.SUCCESS if secret_ok else CheckState.FAILURE,
-            description="username, password and database are stored"
-            if secret_ok
-            else "credentials are incomplete in the secret store",
-        ),
-        CheckResult(
-            context="pgdb/role",
-            state=CheckState.SUCCESS if run.role_ok else CheckState.FAILURE,
-            description=f"role {app} exists, can log in, password verified"
-            if run.role_ok
-            else f"role {app} is not usable",
-        ),
-    ]
+    checks = [secret_check(ok=secret_ok), role_check(app, ok=run.role_ok)]
     if run.manifests is not None:
         problems = run.manifests.validate(settings=services.settings.manifest_settings)
         checks.append(

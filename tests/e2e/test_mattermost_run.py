@@ -199,6 +199,12 @@ def test_create_by_slash_command_posts_progress_and_onboards_the_app(
         "/pgdb create docspell",
         "ok",
     )
+    # health, readiness and the command counter moved by this chat command (/metrics)
+    assert httpx.get(f"{bot.url}/healthz").status_code == 200
+    assert httpx.get(f"{bot.url}/readyz").status_code == 200
+    metrics = httpx.get(f"{bot.url}/metrics").text
+    assert 'pgdb_commands_total{command="create",result="ok"} 1.0' in metrics
+    assert 'pgdb_workflow_step_seconds_count{step="role"} 1.0' in metrics
 
     log = bot.stop()
     for where, text in {
