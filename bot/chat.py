@@ -31,3 +31,9 @@ class ChatPlatform(Protocol):
         returns the reference of the posted message for later replies. Raises PgdbError when
         it could not be delivered, so the alert is kept and sent again on the next pass."""
         ...
+
+    def reply_in_thread(self, link: str, text: str) -> bool:
+        """Post ``text`` in the thread of a command's message (``message_link`` of its
+        conversation): False when ``link`` belongs to another platform; raises PgdbError when
+        it could not be posted."""
+        ...

@@ -99,6 +99,7 @@ class Settings(BaseSettings):
     diagnose_interval: str = "5m"
     alert_repeat: str = "24h"
     grace: str = "10m"
+    follow_deadline: str = "24h"
     log_level: str = "INFO"
     log_format: str = "auto"  # json | text | auto (text on a terminal, JSON otherwise)
 
@@ -248,7 +249,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} must be a lowercase SQL identifier such as pgdb_bot")
         return value
 
-    @field_validator("alert_repeat", "grace")
+    @field_validator("alert_repeat", "grace", "follow_deadline")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
@@ -392,6 +393,10 @@ class Settings(BaseSettings):
     @property
     def grace_seconds(self) -> float:
         return parse_duration(self.grace)
+
+    @property
+    def follow_deadline_seconds(self) -> float:
+        return parse_duration(self.follow_deadline)
 
     @property
     def manifest_settings(self) -> ManifestSettings:

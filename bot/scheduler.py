@@ -13,7 +13,7 @@ import os
 import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -22,10 +22,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.config import Settings
 from bot.core.durations import parse_schedule
 from bot.core.errors import PgdbError
-from bot.core.ports import AlertSink, AlertStore
+from bot.core.ports import AlertSink, AlertStore, ThreadReplier
 from handlers.alerts import AlertLifecycle, LogAlerts, PassReport
 from handlers.context import Services
 from handlers.findings import diagnose
+from handlers.follow import follow_through
 from handlers.observe import observe
 from handlers.pr_checks import CheckRefresher
 
@@ -58,7 +59,8 @@ def trigger_for(schedule: str) -> Any:
 
 
 class DiagnosticsScheduler:
-    """The leader's passes: observe, diagnose, then the alert lifecycle."""
+    """The leader's passes: observe, diagnose, the follow-through after ``create``, then the
+    alert lifecycle."""
 
     def __init__(
         self,
@@ -68,12 +70,16 @@ class DiagnosticsScheduler:
         leadership: Leadership,
         schedule: str,
         renew_seconds: float = RENEW_SECONDS,
+        repliers: Sequence[ThreadReplier] = (),
+        follow_deadline: timedelta = timedelta(hours=24),
     ) -> None:
         self.services = services
         self.lifecycle = lifecycle
         self.leadership = leadership
         self.schedule = schedule
         self.renew_seconds = renew_seconds
+        self.repliers = list(repliers)
+        self.follow_deadline = follow_deadline
         self._scheduler: BackgroundScheduler | None = None
         self.passes = 0
         self.checks = CheckRefresher()
@@ -96,6 +102,17 @@ class DiagnosticsScheduler:
         obs = observe(services)
         diagnosis = diagnose(obs, services)
         self.checks.refresh(obs, services, diagnosis)
+        try:  # a follow-through problem must not keep the alerts from going out
+            follow_through(
+                obs,
+                services,
+                diagnosis.verdicts,
+                repliers=self.repliers,
+                ops=self.lifecycle.sinks,
+                deadline=self.follow_deadline,
+            )
+        except Exception:
+            log.exception("follow-through failed in this pass")
         unknown = set(obs.unreachable())
         if obs.cluster.value is not None and obs.cluster.value.errors:
             unknown.add("Kubernetes")
@@ -201,4 +218,8 @@ def build_scheduler(
         lifecycle=lifecycle,
         leadership=leadership,
         schedule=settings.diagnose_interval,
+        repliers=[
+            cast(ThreadReplier, s) for s in sinks if callable(getattr(s, "reply_in_thread", None))
+        ],
+        follow_deadline=timedelta(seconds=settings.follow_deadline_seconds),
     )

@@ -111,6 +111,7 @@ def run_create(
         workflow_id = services.state.start_workflow(
             app=app, kind="create", requester=ctx.requester.user_id
         )
+        _record_link(ctx, workflow_id)
         run = RunState(app=app)
         current = "credentials"
         try:
@@ -149,6 +150,17 @@ def run_create(
         )
     _report(ctx, run, reply)
     return reply
+
+
+def _record_link(ctx: CommandContext, workflow_id: int) -> None:
+    """Where the progress message is, so the follow-through replies in its thread."""
+    link = getattr(ctx.conversation, "message_link", None)
+    if not isinstance(link, str) or not link:
+        return
+    try:
+        ctx.services.state.set_message_link(workflow_id, link=link)
+    except PgdbError as exc:
+        log.warning("create: could not record the message link: %s", exc)
 
 
 def _progress(

@@ -550,6 +550,9 @@ class PostStream:
         self._post_id = str(post.get("id") or "") or None
 
 
+LINK_PREFIX = "mattermost:"
+
+
 class MattermostConversation:
     """Where one command's (or click's) replies go: the HTTP response while it is pending,
     then one bot post updated in place; private replies go to the requester only."""
@@ -583,6 +586,12 @@ class MattermostConversation:
             post_id=post_id,
             min_interval=min_interval,
         )
+
+    @property
+    def message_link(self) -> str | None:
+        """``mattermost:<channel_id>:<thread root>`` once the progress post exists."""
+        root = self._root_id or self.stream.post_id
+        return f"{LINK_PREFIX}{self._channel_id}:{root}" if root else None
 
     def show(self, reply: Reply) -> None:
         """Never raises: a chat failure must not stop the workflow or its audit record."""
@@ -775,6 +784,20 @@ class MattermostPlatform:
                 "Mattermost", f"the alert {alert.key} was not posted to the ops channel: {exc}"
             ) from None
         return str(post.get("id") or "") or None
+
+    def reply_in_thread(self, link: str, text: str) -> bool:
+        if not link.startswith(LINK_PREFIX):
+            return False
+        channel_id, _, root_id = link.removeprefix(LINK_PREFIX).partition(":")
+        if not channel_id or not root_id:
+            return False
+        try:
+            self.api.create_post(channel_id=channel_id, message=text, root_id=root_id)
+        except MattermostError as exc:
+            raise BackendUnavailable(
+                "Mattermost", f"could not reply in thread {root_id}: {exc}"
+            ) from None
+        return True
 
     # -- inbound --
 

@@ -780,6 +780,14 @@ MIGRATIONS: Final[list[tuple[int, str]]] = [
         CREATE INDEX silences_target ON {schema}.silences (target, until);
         """,
     ),
+    (
+        3,
+        """
+        ALTER TABLE {schema}.workflows
+            ADD COLUMN followed_up_at timestamptz,
+            ADD COLUMN follow_result text;
+        """,
+    ),
 ]
 
 
@@ -1004,6 +1012,51 @@ class PostgresBotState:
             return [_workflow(row) for row in rows]
 
         return self._run("reading the workflows", body)
+
+    def pending_follow_ups(self) -> list[WorkflowRecord]:
+        """Each app's latest workflow when it is a done ``create`` with a chat message and no
+        follow-through yet."""
+
+        def body(conn: Connection) -> list[WorkflowRecord]:
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT id, app, kind, requester, status, step, detail, proposal_url,"
+                    " message_link, started_at, updated_at FROM ("
+                    "SELECT DISTINCT ON (app) * FROM {} ORDER BY app, id DESC) latest"
+                    " WHERE kind = 'create' AND status = %s AND message_link IS NOT NULL"
+                    " AND followed_up_at IS NULL ORDER BY id"
+                ).format(self._table("workflows")),
+                (WorkflowStatus.DONE.value,),
+            )
+            return [_workflow(row) for row in rows]
+
+        return self._run("reading the pending follow-ups", body)
+
+    def mark_followed_up(self, workflow_id: int, *, result: str) -> bool:
+        """Compare-and-set: only the replica whose update finds no follow-up recorded wins."""
+
+        def body(conn: Connection) -> int:
+            return conn.execute(
+                sql.SQL(
+                    "UPDATE {} SET followed_up_at = now(), follow_result = %s"
+                    " WHERE id = %s AND followed_up_at IS NULL"
+                ).format(self._table("workflows")),
+                (result, workflow_id),
+            ).rowcount
+
+        return self._run("recording the follow-up", body) == 1
+
+    def clear_follow_up(self, workflow_id: int, *, result: str) -> None:
+        def body(conn: Connection) -> None:
+            conn.execute(
+                sql.SQL(
+                    "UPDATE {} SET followed_up_at = NULL, follow_result = NULL"
+                    " WHERE id = %s AND follow_result = %s"
+                ).format(self._table("workflows")),
+                (workflow_id, result),
+            )
+
+        self._run("clearing the follow-up", body)
 
     # -- locks ----------------------------------------------------------------------------
 

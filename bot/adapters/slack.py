@@ -447,6 +447,9 @@ class Messenger:
         return True
 
 
+LINK_PREFIX = "slack:"
+
+
 class SlackConversation:
     """One command's message: posted on the first update, edited in place after that.
 
@@ -507,6 +510,11 @@ class SlackConversation:
                 self._flush_or_wait()
         except Exception:
             log.exception("could not show a reply in Slack channel %s", self._channel)
+
+    @property
+    def message_link(self) -> str | None:
+        """``slack:<channel>:<ts>`` once the message is posted (not through a response_url)."""
+        return f"{LINK_PREFIX}{self._channel}:{self._ts}" if self._ts else None
 
     @property
     def _posted(self) -> bool:
@@ -718,6 +726,22 @@ class SlackPlatform:
                 "Slack", f"could not post alert {alert.key} to {channel}: {code}{hint}"
             ) from None
         return alert.thread or str(answer["ts"])
+
+    def reply_in_thread(self, link: str, text: str) -> bool:
+        if not link.startswith(LINK_PREFIX):
+            return False
+        channel, _, ts = link.removeprefix(LINK_PREFIX).partition(":")
+        if not channel or not ts:
+            return False
+        try:
+            self._slack.client.chat_postMessage(
+                channel=channel, text=text, thread_ts=ts, unfurl_links=False
+            )
+        except SlackApiError as exc:
+            raise BackendUnavailable(
+                "Slack", f"could not reply in thread {ts} of {channel}: {_error_code(exc)}"
+            ) from None
+        return True
 
     # HTTP mode
     async def _http_events(self, request: Request) -> Response:

@@ -99,8 +99,26 @@ class BotState(Protocol):
         proposal_url: str | None = None,
     ) -> None: ...
 
+    def set_message_link(self, workflow_id: int, *, link: str) -> None:
+        """Where the workflow's chat message is (its thread receives the follow-through)."""
+        ...
+
     def workflows(self) -> list[WorkflowRecord]:
         """The latest workflow record of each app."""
+        ...
+
+    def pending_follow_ups(self) -> list[WorkflowRecord]:
+        """Each app's latest workflow when it is a finished ``create`` with a chat message and
+        no follow-through sent yet (SPEC §3.2 step 8)."""
+        ...
+
+    def mark_followed_up(self, workflow_id: int, *, result: str) -> bool:
+        """Record the follow-through if none is recorded yet: True for the one replica that
+        wins (it posts), False when another did."""
+        ...
+
+    def clear_follow_up(self, workflow_id: int, *, result: str) -> None:
+        """Undo a mark whose message could not be posted (tried again next pass)."""
         ...
 
     def app_lock(self, app: AppName) -> AbstractContextManager[bool]:
@@ -168,9 +186,25 @@ class Cluster(Protocol):
 
 
 class Conversation(Protocol):
-    """Where one command's replies go: shown once, then updated in place as steps progress."""
+    """Where one command's replies go: shown once, then updated in place as steps progress.
+
+    A chat conversation may also offer ``message_link`` (a property: the platform's reference
+    of the progress message once posted, e.g. ``slack:<channel>:<ts>``), so a later message can
+    reply in its thread; the console has none.
+    """
 
     def show(self, reply: Reply) -> None: ...
+
+
+class ThreadReplier(Protocol):
+    """Replies in the thread of a message a command posted (``ChatPlatform`` is one)."""
+
+    name: str
+
+    def reply_in_thread(self, link: str, text: str) -> bool:
+        """Post ``text`` in the thread of ``link``: False when the link is another platform's;
+        raises PgdbError when this platform's message could not be posted."""
+        ...
 
 
 class AlertSink(Protocol):

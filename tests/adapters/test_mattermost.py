@@ -630,6 +630,26 @@ def test_alerts_go_to_the_ops_channel_and_follow_ups_to_their_thread(
     assert posts[again]["props"]["attachments"][0]["color"] == "#3db887"
 
 
+def test_the_follow_through_replies_in_the_thread_of_the_command_post(
+    platform: MattermostPlatform, fake_mattermost: FakeMattermost
+) -> None:
+    talk = conversation(fake_mattermost)
+    assert talk.message_link is None  # nothing posted yet
+    talk.show(Reply(title="Onboarding `docspell`"))
+    [progress] = fake_mattermost.posts_in(CHANNEL)
+    link = talk.message_link
+    assert link == f"mattermost:{CHANNEL}:{progress['id']}"
+
+    assert platform.reply_in_thread("slack:C1:1.2", "not mine") is False
+    assert platform.reply_in_thread(link, "`docspell` is ready") is True
+
+    [reply] = [p for p in fake_mattermost.posts_in(CHANNEL) if p["id"] != progress["id"]]
+    assert (reply["root_id"], reply["message"]) == (progress["id"], "`docspell` is ready")
+    fake_mattermost.fail("POST", "/api/v4/posts", status=500, times=10)
+    with pytest.raises(BackendUnavailable, match="could not reply in thread"):
+        platform.reply_in_thread(link, "again")
+
+
 def test_an_undelivered_alert_is_reported_so_it_is_sent_again(
     platform: MattermostPlatform, fake_mattermost: FakeMattermost
 ) -> None:

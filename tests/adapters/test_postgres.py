@@ -581,6 +581,46 @@ def test_workflows_returns_the_latest_record_of_each_app(state_dsn: str) -> None
         state.update_workflow(999_999, step="x", status=WorkflowStatus.DONE)
 
 
+def test_follow_up_is_marked_by_one_replica_only(state_dsn: str) -> None:
+    replica_a, replica_b = PostgresBotState(state_dsn), PostgresBotState(state_dsn)
+    app = AppName("docspell")
+    done = replica_a.start_workflow(app=app, kind="create", requester="U1")
+    replica_a.update_workflow(done, step="done", status=WorkflowStatus.DONE)
+    no_link = replica_a.start_workflow(app=AppName("nextcloud"), kind="create", requester="U2")
+    replica_a.update_workflow(no_link, step="done", status=WorkflowStatus.DONE)
+    running = replica_a.start_workflow(app=AppName("gitea"), kind="create", requester="U3")
+    replica_a.set_message_link(running, link="mattermost:c:p2")
+    assert replica_a.pending_follow_ups() == []  # no message link yet
+    replica_a.set_message_link(done, link="mattermost:c:p1")
+
+    assert [w.id for w in replica_b.pending_follow_ups()] == [done]
+    results: list[bool] = []
+    barrier = threading.Barrier(2)
+
+    def mark(replica: PostgresBotState) -> None:
+        barrier.wait()
+        results.append(replica.mark_followed_up(done, result="ready"))
+
+    threads = [threading.Thread(target=mark, args=(r,)) for r in (replica_a, replica_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(results) == [False, True]
+    assert replica_a.pending_follow_ups() == []
+    assert replica_b.mark_followed_up(done, result="stuck") is False
+    # a message that could not be posted is retried: the mark is undone
+    replica_b.clear_follow_up(done, result="ready")
+    assert [w.id for w in replica_a.pending_follow_ups()] == [done]
+    # a newer workflow of the app replaces the old one
+    again = replica_a.start_workflow(app=app, kind="create", requester="U1")
+    assert replica_a.pending_follow_ups() == []
+    replica_a.update_workflow(again, step="done", status=WorkflowStatus.DONE)
+    replica_a.set_message_link(again, link="mattermost:c:p3")
+    assert [w.id for w in replica_a.pending_follow_ups()] == [again]
+
+
 def test_app_lock_excludes_a_second_holder_and_is_released_on_exit(state_dsn: str) -> None:
     replica_a, replica_b = PostgresBotState(state_dsn), PostgresBotState(state_dsn)
     docspell, other = AppName("docspell"), AppName("nextcloud")

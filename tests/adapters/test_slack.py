@@ -374,6 +374,33 @@ def test_alerts_go_to_the_ops_channel_and_follow_ups_to_its_thread(
     assert third.thread_ts == ref and third.text.startswith("✅ Resolved")
 
 
+def test_the_follow_through_replies_in_the_thread_of_the_command_message(
+    slack_api: FakeSlack, offline_services: Services
+) -> None:
+    platform = platform_for(slack_api, offline_services)
+    talk = SlackConversation(
+        messenger=platform._slack,
+        channel="C0DEV",
+        user="U0ALICE",
+        command="/pgdb create docspell",
+        response_url=None,
+    )
+    assert talk.message_link is None
+    talk.show(Reply(title="Onboarding `docspell`"))
+    [progress] = slack_api.channel_messages("C0DEV")
+    assert progress.thread_ts is None
+    link = talk.message_link
+    assert link is not None and link.startswith("slack:C0DEV:")
+
+    assert platform.reply_in_thread("mattermost:c:p", "not mine") is False
+    assert platform.reply_in_thread(link, "`docspell` is ready") is True
+    _, reply = slack_api.channel_messages("C0DEV")
+    assert reply.thread_ts == link.rsplit(":", 1)[1] and reply.text == "`docspell` is ready"
+    slack_api.not_in_channel.add("C0DEV")
+    with pytest.raises(BackendUnavailable, match="could not reply in thread"):
+        platform.reply_in_thread(link, "again")
+
+
 def test_an_undelivered_alert_is_reported_with_the_fix(
     slack_api: FakeSlack, offline_services: Services
 ) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,14 @@ class RunningBot:
 
 @pytest.fixture
 def bot(bot_env: BotEnv, fake_mattermost: FakeMattermost, tmp_path: Path) -> Iterator[RunningBot]:
+    with _running_bot(bot_env, fake_mattermost, tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def _running_bot(
+    bot_env: BotEnv, fake_mattermost: FakeMattermost, tmp_path: Path, **extra: str
+) -> Iterator[RunningBot]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = bot_env.env(
@@ -109,6 +118,7 @@ def bot(bot_env: BotEnv, fake_mattermost: FakeMattermost, tmp_path: Path) -> Ite
         PGDB_PUBLIC_URL=url,
         PGDB_ACTION_SECRET=ACTION_SECRET,
         PGDB_OPERATORS=OPERATOR,
+        **extra,
     )
     log = tmp_path / "pgdb-bot.log"
     with log.open("w") as sink:
@@ -294,3 +304,25 @@ def test_a_repair_button_is_checked_and_authorized_on_every_click(
     assert password not in fake_mattermost.everything_sent()
     assert password not in log
     assert ACTION_SECRET not in log
+
+
+def test_follow_through_says_ready_in_the_command_thread_once_the_app_is_usable(
+    bot_env: BotEnv, fake_mattermost: FakeMattermost, tmp_path: Path
+) -> None:
+    with _running_bot(bot_env, fake_mattermost, tmp_path, PGDB_DIAGNOSE_INTERVAL="1s") as bot:
+        thread = fake_mattermost.user_post(CHANNEL, "we need a database", user_id=REQUESTER)
+        assert bot.command("create docspell", root_id=thread).status_code == 200
+        _post_saying(fake_mattermost, "Onboarded `docspell`")
+        time.sleep(3)  # a few passes: the manifests are on their branch, no database yet
+        assert not [p for p in fake_mattermost.posts_in(CHANNEL) if "is ready" in p["message"]]
+
+        bot_env.git("merge", "-q", "--ff-only", "pgdb/docspell")  # the PR is merged
+        bot_env.sql("CREATE DATABASE docspell OWNER docspell")  # CloudNativePG applies it
+        ready = _post_saying(fake_mattermost, "`docspell` is ready", timeout=30)
+        assert ready["root_id"] == thread
+        time.sleep(2.5)  # later passes say nothing more
+        said = [p for p in fake_mattermost.posts_in(CHANNEL) if "is ready" in p["message"]]
+        assert len(said) == 1
+        password = bot_env.stored("docspell")
+        assert password is not None and password not in ready["message"]
+        assert bot.stop().count("follow-through: docspell ready") == 1
