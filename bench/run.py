@@ -11,16 +11,43 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import diagnostics, footprint, onboarding
+from bench import chat, diagnostics, footprint, on_fakes, onboarding
 from bench.fleet import FleetBuilder, private_cluster
 from bench.machine import describe
 
-FULL = {"sizes": [10, 100, 1000, 5000], "max_databases": 500, "password_apps": 1000}
-QUICK = {"sizes": [10, 100], "max_databases": 20, "password_apps": 100}
+FULL = {
+    "sizes": [10, 100, 1000, 5000],
+    "max_databases": 500,
+    "password_apps": 1000,
+    "fake_sizes": [100, 1000],
+    "fake_onboard_runs": 3,
+    "naive_sample": 100,
+    "ack_help": True,
+    "ack_bursts": {1: 20, 10: 5, 50: 4},
+    "commands": 1000,
+}
+QUICK = {
+    "sizes": [10, 100],
+    "max_databases": 20,
+    "password_apps": 100,
+    "fake_sizes": [10, 100],
+    "fake_onboard_runs": 2,
+    "naive_sample": 20,
+    "ack_help": False,
+    "ack_bursts": {1: 3, 10: 1, 50: 1},
+    "commands": 100,
+}
 
 
 def _row(*cells: object) -> str:
     return " | ".join(str(c) for c in cells)
+
+
+_T0 = time.perf_counter()
+
+
+def _progress(*what: object) -> None:
+    print(f"[{time.perf_counter() - _T0:5.1f} s]", *what, flush=True)
 
 
 def main() -> int:
@@ -39,10 +66,11 @@ def main() -> int:
         print("machine:", ", ".join(f"{k}={v}" for k, v in results["machine"].items()))
 
         rows: list[dict[str, Any]] = []
+        fake_rows: list[dict[str, Any]] = []
         largest = None
         builder = FleetBuilder(cluster, root)
         for size in plan["sizes"]:
-            print(f"diagnostics at {size} apps")
+            _progress(f"diagnostics at {size} apps")
             fleet = builder.grow(apps=size, databases=min(size, plan["max_databases"]))
             largest = fleet
             services = fleet.services()
@@ -64,16 +92,48 @@ def main() -> int:
                     "ratio_naive_over_batched": round(naive_seconds / seconds, 1),
                 }
             )
+            if size in plan["fake_sizes"]:
+                _progress(f"diagnostics on the fakes at {size} apps")
+                fake_rows.append(
+                    on_fakes.fleet_on_fakes(
+                        fleet,
+                        size=size,
+                        with_naive=size == max(plan["fake_sizes"]),
+                        naive_sample=plan["naive_sample"],
+                    )
+                )
+        results["diagnostics_on_fakes"] = fake_rows
         results["diagnostics"] = rows
         assert largest is not None
-        print("password checks")
+        _progress("password checks")
         results["password_checks"] = diagnostics.password_checks(
             largest, min(plan["password_apps"], len(largest.apps))
         )
-        print("onboarding")
+        _progress("onboarding")
         results["onboarding"] = onboarding.onboard(largest, runs=5)
-        print("footprint")
-        results["footprint"] = footprint.footprint(largest, starts=3)
+        _progress("onboarding on the fakes")
+        results["onboarding_on_fakes"] = on_fakes.onboarding_on_fakes(
+            largest, runs=plan["fake_onboard_runs"]
+        )
+        _progress("footprint")
+        results["footprint"] = footprint.footprint(largest, starts=2 if args.quick else 3)
+        fleet_env = {
+            "PGDB_PG_DSN": largest.superuser_dsn,
+            "PGDB_GITOPS_REPO": str(largest.root / "gitops"),
+            "PGDB_SECRETS_DIR": str(largest.root / "secrets"),
+        }
+        _progress(f"footprint after {plan['commands']} commands")
+        results["footprint_after_commands"] = chat.after_commands(
+            largest.root, fleet_env, commands=plan["commands"]
+        )
+        results["import_rss"] = chat.import_rss()
+        _progress("slash-command acknowledgement with a slow PostgreSQL")
+        results["ack"] = chat.ack_latency(
+            largest.root,
+            fleet_env | {"PGDB_SECRETS_DIR": str(largest.root / "ack-secrets")},
+            rounds=plan["ack_bursts"],
+            help_rows=plan["ack_help"],
+        )
 
     print()
     print("## Diagnostics pass (batched) vs naive per-app")
@@ -128,10 +188,79 @@ def main() -> int:
             fp["idle_rss_mib"],
         )
     )
+    fc = results["footprint_after_commands"]
+    print(
+        _row(
+            f"RSS after {fc['commands']} commands MiB",
+            fc["rss_after_mib"],
+            "(idle before",
+            f"{fc['idle_rss_mib']})",
+            "all answered in s",
+            fc["all_answered_seconds"],
+        )
+    )
+    print("RSS of a fresh interpreter after each import (cumulative):")
+    for step in results["import_rss"]:
+        print(_row(f"  {step['step']}", f"{step['rss_mib']} MiB", f"+{step['delta_mib']}"))
+    ack = results["ack"]
+    print(f"\n## Slash-command ack (HTTP), backends slow: {ack['slow_backend']}")
+    print(_row("endpoint", "concurrent", "samples", "p50 ms", "p99 ms", "max ms"))
+    for endpoint in ("slack", "mattermost", "mattermost_help"):
+        for concurrency, r in ack.get(endpoint, {}).items():
+            print(_row(endpoint, concurrency, r["samples"], r["p50_ms"], r["p99_ms"], r["max_ms"]))
+    print("\n## Diagnostics on the fakes (GitHub, Infisical, Kubernetes; real PostgreSQL)")
+    print(_row("apps", "s", "HTTP calls per fake", "port calls", "naive s", "naive HTTP calls"))
+    for r in results["diagnostics_on_fakes"]:
+        print(
+            _row(
+                r["apps"],
+                r["seconds"],
+                r["http_calls"],
+                r["port_calls"],
+                f"{r['naive_seconds']} (timed on {r['naive_sampled_apps']} apps, scaled)"
+                if "naive_seconds" in r
+                else "-",
+                r.get("naive_http_calls", "-"),
+            )
+        )
+        if "ratio_naive_over_batched_seconds" in r:
+            print(
+                _row(
+                    f"  naive/batched at {r['apps']} apps: time",
+                    f"{r['ratio_naive_over_batched_seconds']}x",
+                    "calls",
+                    f"{r['ratio_naive_over_batched_calls']}x",
+                )
+            )
+    of = results["onboarding_on_fakes"]
+    print(
+        f"\n## One onboarding on the fakes holding {of['apps']} apps ({of['runs']} runs, "
+        "GitHub write spacing off)"
+    )
+    print(_row("first s", of["first_seconds"], "steady s", of["steady_seconds"]))
+    print(_row("system", "HTTP calls (steady)", "first run", "minimum"))
+    for system, minimum in of["minimum_http"].items():
+        print(
+            _row(
+                system,
+                of["steady_http_calls"][system],
+                of["first_http_calls"][system],
+                minimum,
+            )
+        )
+    print(
+        _row(
+            "GitHub writes",
+            of["github_writes"],
+            "production adds 1 s spacing between writes: +",
+            f"{max(0, of['github_writes'] - 1)} s",
+        )
+    )
     out = args.out or Path(__file__).parent / "results" / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nJSON: {out}")
+    _progress("done")
     return 0
 
 

@@ -23,6 +23,7 @@ class ShuttingDown(Exception):
 class CommandRunner:
     def __init__(self, *, workers: int = 8) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgdb-command")
+        self._workers = workers
         self._lock = threading.Lock()
         self._running: set[Future[None]] = set()
         self._closed = False
@@ -51,6 +52,11 @@ class CommandRunner:
     def in_flight(self) -> int:
         with self._lock:
             return len(self._running)
+
+    @property
+    def queued(self) -> int:
+        """Commands waiting for a free worker (the others are running)."""
+        return max(0, self.in_flight - self._workers)
 
     def shutdown(self, *, deadline_seconds: float) -> bool:
         """Stop taking work; wait for running work up to the deadline. True if all finished."""

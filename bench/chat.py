@@ -1,0 +1,321 @@
+"""`pgdb-bot run` in HTTP mode as Slack and Mattermost reach it: how fast slash commands are
+acknowledged while the backends are slow, and its memory after many commands."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from bench.fakes import fake_mattermost
+from bench.footprint import rss_mib
+from bench.measure import median, percentile
+from bot.pgcluster import free_port
+from tests.fixtures.mattermost import BOT_TOKEN
+from tests.fixtures.slack import FakeSlack, slack_signature
+
+SIGNING_SECRET = "bench-signing-secret-1234"
+COMMAND_TOKEN = "benchcommandtoken000000001"
+MM_CHANNEL = "benchchannel00000000000001"
+MM_USER = "benchuser00000000000000001"
+SLOW_SECONDS = 1.0
+
+
+@contextmanager
+def slow_postgres(delay: float = SLOW_SECONDS) -> Iterator[str]:
+    """A DSN whose server accepts TCP connections, says nothing for ``delay`` seconds, then
+    closes: every PostgreSQL call the bot makes costs ``delay`` and then fails."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1024)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def hold(conn: socket.socket) -> None:
+        stop.wait(delay)
+        conn.close()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            threading.Thread(target=hold, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"postgresql://pgdb_bot@127.0.0.1:{listener.getsockname()[1]}/postgres"
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        listener.close()
+
+
+@contextmanager
+def running_bot(
+    env_extra: dict[str, str], root: Path, *, kill: bool = False
+) -> Iterator[tuple[str, int]]:
+    """`pgdb-bot run` (a subprocess) until healthy; yields its base URL and pid. ``kill``
+    skips the graceful stop (which would drain work queued behind a slow backend)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PGDB_")}
+    env.update(
+        PGDB_HTTP_PORT=str(port),
+        PGDB_LOG_LEVEL="WARNING",
+        PGDB_LOG_FORMAT="text",
+        PGDB_STATE_DIR=str(root),
+        **env_extra,
+    )
+    log = (root / f"bot-{port}.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        env=env,
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"pgdb-bot run exited; see {log.name}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > end:
+                raise RuntimeError("pgdb-bot run did not become healthy")
+            time.sleep(0.02)
+        yield url, process.pid
+    finally:
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def mattermost_env(url: str, public_url: str) -> dict[str, str]:
+    return {
+        "PGDB_MATTERMOST_URL": url,
+        "PGDB_MATTERMOST_BOT_TOKEN": BOT_TOKEN,
+        "PGDB_MATTERMOST_COMMAND_TOKEN": COMMAND_TOKEN,
+        "PGDB_MATTERMOST_OPS_CHANNEL": "opschannel0000000000000001",
+        "PGDB_PUBLIC_URL": public_url,
+        "PGDB_ACTION_SECRET": "bench-action-secret-0123456789",
+    }
+
+
+def slack_env(slack: FakeSlack) -> dict[str, str]:
+    return {
+        "PGDB_SLACK_BOT_TOKEN": "xoxb-bench-bot-token",
+        "PGDB_SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "PGDB_SLACK_API_URL": slack.api_url,
+        "PGDB_OPS_CHANNEL": "C0OPS",
+    }
+
+
+def mattermost_command(http: httpx.Client, url: str, hooks: str, text: str) -> float:
+    body = {
+        "channel_id": MM_CHANNEL,
+        "channel_name": "dev",
+        "command": "/pgdb",
+        "response_url": f"{hooks}/hooks/commands/{MM_USER}",
+        "root_id": "",
+        "team_domain": "platform",
+        "team_id": "teamid00000000000000000001",
+        "text": text,
+        "trigger_id": "dHJpZ2dlcg==",
+        "user_id": MM_USER,
+        "user_name": "bench",
+        "token": COMMAND_TOKEN,
+    }
+    start = time.perf_counter()
+    response = http.post(
+        f"{url}/mattermost/command",
+        data=body,
+        headers={"Authorization": f"Token {COMMAND_TOKEN}", "Accept": "application/json"},
+    )
+    elapsed = time.perf_counter() - start
+    response.raise_for_status()
+    return elapsed
+
+
+def slack_command(http: httpx.Client, url: str, slack: FakeSlack, text: str) -> float:
+    body = urlencode(
+        {
+            "token": "deprecated-verification-token",
+            "team_id": "T0FAKE",
+            "team_domain": "fake",
+            "channel_id": "C0PGDB",
+            "channel_name": "platform",
+            "user_id": "U0DEV",
+            "user_name": "bench",
+            "command": "/pgdb",
+            "text": text,
+            "api_app_id": "A0PGDB",
+            "response_url": slack.response_url(),
+            "trigger_id": "1.2.3",
+        }
+    ).encode()
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": str(timestamp),
+        "X-Slack-Signature": slack_signature(SIGNING_SECRET, body, timestamp),
+    }
+    start = time.perf_counter()
+    response = http.post(f"{url}/slack/events", content=body, headers=headers)
+    elapsed = time.perf_counter() - start
+    response.raise_for_status()
+    return elapsed
+
+
+def ack_latency(
+    root: Path, fleet_env: dict[str, str], *, rounds: dict[int, int], help_rows: bool = True
+) -> dict[str, Any]:
+    """p50/p99 of the HTTP answer to `/pgdb create <app>` at each concurrency (``rounds``:
+    concurrency -> how many bursts), Slack and Mattermost served by one process whose
+    PostgreSQL answers nothing for 1 s per connection, then closes."""
+    results: dict[str, Any] = {
+        "slow_backend": f"PostgreSQL DSN on a loopback TCP server that accepts, stays silent "
+        f"{SLOW_SECONDS:.0f} s, then closes (every call costs 1 s and fails); secret store and "
+        "git local",
+        "command": "/pgdb create <new app> (mattermost_help: /pgdb help)",
+    }
+    slack = FakeSlack()
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    try:
+        with (
+            slow_postgres() as dsn,
+            fake_mattermost() as mattermost,
+            httpx.Client(timeout=30, limits=limits) as http,
+        ):
+            port_env = {**fleet_env, "PGDB_PG_DSN": dsn, **slack_env(slack)}
+            env = port_env | mattermost_env(mattermost.url, "http://x")
+            with running_bot(env, root, kill=True) as (url, _):
+                senders = {
+                    "slack": lambda text: slack_command(http, url, slack, text),
+                    "mattermost": lambda text: mattermost_command(http, url, mattermost.url, text),
+                    # a command answered inline (no backend): the ack without the inline wait
+                    "mattermost_help": lambda _: mattermost_command(
+                        http, url, mattermost.url, "help"
+                    ),
+                }
+                if not help_rows:
+                    del senders["mattermost_help"]
+                senders["slack"]("help")  # warm-up: first request, connections
+                for name, send in senders.items():
+                    per: dict[str, Any] = {}
+                    for concurrency, bursts in rounds.items():
+                        samples: list[float] = []
+                        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                            for b in range(bursts):
+                                texts = [
+                                    f"create ack-{name[0]}{concurrency}-{b}-{i}"
+                                    for i in range(concurrency)
+                                ]
+                                samples += list(pool.map(send, texts))
+                        per[str(concurrency)] = {
+                            "samples": len(samples),
+                            "p50_ms": round(median(samples) * 1000, 1),
+                            "p99_ms": round(percentile(samples, 99) * 1000, 1),
+                            "max_ms": round(max(samples) * 1000, 1),
+                        }
+                    results[name] = per
+    finally:
+        slack.close()
+    return results
+
+
+def after_commands(
+    root: Path, fleet_env: dict[str, str], *, commands: int, concurrency: int = 10
+) -> dict[str, Any]:
+    """RSS of `pgdb-bot run` (Mattermost, real PostgreSQL) idle, then after ``commands``
+    `/pgdb help` and `/pgdb status` slash commands, once the work behind them is done."""
+    limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
+    with fake_mattermost() as mattermost, httpx.Client(timeout=30, limits=limits) as http:
+        env = fleet_env | mattermost_env(mattermost.url, "http://x")
+        with running_bot(env, root) as (url, pid):
+            time.sleep(0.5)
+            idle = rss_mib(pid)
+            texts = ["status" if i % 10 == 0 else "help" for i in range(commands)]
+            start = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                list(pool.map(lambda t: mattermost_command(http, url, mattermost.url, t), texts))
+            acked = time.perf_counter() - start
+            # the work behind each ack: wait until the bot has answered them all
+            # (help is answered inline; status posts): wait until Mattermost hears no more
+            seen, quiet_since, end = -1, time.monotonic(), time.monotonic() + 60
+            while time.monotonic() < end and time.monotonic() - quiet_since < 0.5:
+                if len(mattermost.calls) != seen:
+                    seen, quiet_since = len(mattermost.calls), time.monotonic()
+                time.sleep(0.05)
+            done = time.perf_counter() - start - 0.5
+            time.sleep(0.5)
+            after = rss_mib(pid)
+            answered = len(mattermost.calls)
+    return {
+        "commands": commands,
+        "mix": "9 of 10 `/pgdb help`, 1 of 10 `/pgdb status` (Mattermost)",
+        "idle_rss_mib": round(idle, 1),
+        "rss_after_mib": round(after, 1),
+        "acked_seconds": round(acked, 2),
+        "all_answered_seconds": round(done, 2),
+        "mattermost_requests": answered,
+    }
+
+
+IMPORT_STEPS = [
+    ("python", ""),
+    ("bot.cli", "import bot.cli"),
+    ("+ bot.server, wiring, postgres", "import bot.server, bot.wiring, bot.adapters.postgres"),
+    ("+ slack_bolt", "import slack_bolt, slack_sdk"),
+    ("+ mattermost adapter", "import bot.adapters.mattermost"),
+    ("+ kubernetes", "import kubernetes"),
+    ("+ infisical_sdk", "import infisical_sdk"),
+    ("+ github (PyGithub)", "import github"),
+]
+
+
+def import_rss() -> list[dict[str, Any]]:
+    """RSS of a fresh interpreter after each cumulative import step."""
+    code = ["import sys, os", "def rss():", "    for l in open('/proc/self/status'):"]
+    code += ["        if l.startswith('VmRSS:'): return int(l.split()[1]) / 1024"]
+    for i, (_, statement) in enumerate(IMPORT_STEPS):
+        if statement:
+            code.append(statement)
+        code.append(f"print({i}, round(rss(), 1))")
+    out = subprocess.run(
+        [sys.executable, "-c", "\n".join(code)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout
+    values = [float(line.split()[1]) for line in out.splitlines()]
+    rows = []
+    for (label, _), value, previous in zip(IMPORT_STEPS, values, [0.0, *values], strict=False):
+        rows.append({"step": label, "rss_mib": value, "delta_mib": round(value - previous, 1)})
+    return rows
