@@ -563,7 +563,7 @@ class _Parsed:
     entries: list[str] | None  # None when the key is absent
 
 
-def _parse(text: str) -> _Parsed:
+def _parse_fresh(text: str) -> _Parsed:
     try:
         data = _rt_yaml().load(text)
         root = _rt_yaml().compose(text)
@@ -596,6 +596,12 @@ def _parse(text: str) -> _Parsed:
                 f"not {_describe(item)}"
             )
     return _Parsed(data, root, key, value, [str(item) for item in raw])
+
+
+# A kustomization is parsed many times per command (plan, insert, check, validate, listing) and
+# parsing a large one with ruamel is slow: parses are shared, read-only. `_rewrite`, which
+# mutates the parsed document, takes a fresh one.
+_parse = functools.lru_cache(maxsize=16)(_parse_fresh)
 
 
 def listed_resources(kustomization_text: str) -> list[str]:
