@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         # Parsed for real (libpq syntax) when the adapter is wired; here only emptiness.
         return value.strip() if value and value.strip() else None
 
-    @field_validator("env", "namespace", "cluster", "infisical_auth_namespace")
+    @field_validator("env", "namespace", "cluster", "infisical_auth_namespace", "argocd_namespace")
     @classmethod
     def _label(cls, value: str) -> str:
         if not _DNS_LABEL.fullmatch(value):
@@ -249,7 +249,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} must be a lowercase SQL identifier such as pgdb_bot")
         return value
 
-    @field_validator("alert_repeat", "grace", "follow_deadline")
+    @field_validator("alert_repeat", "grace", "follow_deadline", "kube_timeout")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
@@ -360,19 +360,6 @@ class Settings(BaseSettings):
     @classmethod
     def _optional_name(cls, value: str | None) -> str | None:
         return value.strip() if value and value.strip() else None
-
-    @field_validator("argocd_namespace")
-    @classmethod
-    def _argocd_namespace(cls, value: str) -> str:
-        if not _DNS_LABEL.fullmatch(value):
-            raise ValueError(f"{value!r} must be a DNS label (lowercase letters, digits, dashes)")
-        return value
-
-    @field_validator("kube_timeout")
-    @classmethod
-    def _kube_timeout(cls, value: str) -> str:
-        parse_duration(value)
-        return value
 
     @field_validator("backup_max_age")
     @classmethod

@@ -89,7 +89,7 @@ def diagnose(obs: Observation, services: Services, *, respect_grace: bool = True
                 app=None,
                 severity=Severity.CRITICAL,
                 message=f"{system} could not be observed: {error}",
-                remedy=_SYSTEM_HINTS[system],
+                remedy=_SYSTEM_HINTS.get(system, f"check the PGDB_* settings of {system}"),
             )
         )
     fresh = _fresh_apps(obs, services) if respect_grace else set()
