@@ -62,6 +62,7 @@ def _run(settings: Settings) -> int:
     services = instrumented(build_services(settings))
     runner = CommandRunner()
     platforms = build_platforms(settings, services, runner)
+    services.announcer.attach(platforms)
     if not platforms:
         log.warning("no chat platform is configured: serving the health endpoints only")
     readiness = Readiness(readiness_checks(services))

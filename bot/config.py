@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     alert_repeat: str = "24h"
     grace: str = "10m"
     follow_deadline: str = "24h"
+    # approvals (README "Approvals"): off | requesters | all
+    require_approval: str = "off"
+    approval_ttl: str = "24h"
     log_level: str = "INFO"
     log_format: str = "auto"  # json | text | auto (text on a terminal, JSON otherwise)
 
@@ -249,7 +252,17 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} must be a lowercase SQL identifier such as pgdb_bot")
         return value
 
-    @field_validator("alert_repeat", "grace", "follow_deadline", "kube_timeout")
+    @field_validator("require_approval")
+    @classmethod
+    def _approval_mode(cls, value: str) -> str:
+        if value.strip().lower() not in {"off", "requesters", "all"}:
+            raise ValueError(
+                f"{value!r} must be off, requesters (a create by a non-operator waits for an "
+                "operator) or all (every create waits for another operator)"
+            )
+        return value.strip().lower()
+
+    @field_validator("alert_repeat", "grace", "follow_deadline", "kube_timeout", "approval_ttl")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
@@ -384,6 +397,10 @@ class Settings(BaseSettings):
     @property
     def follow_deadline_seconds(self) -> float:
         return parse_duration(self.follow_deadline)
+
+    @property
+    def approval_ttl_seconds(self) -> float:
+        return parse_duration(self.approval_ttl)
 
     @property
     def manifest_settings(self) -> ManifestSettings:

@@ -24,6 +24,7 @@ from bot.core.durations import parse_schedule
 from bot.core.errors import PgdbError
 from bot.core.ports import AlertSink, AlertStore, ThreadReplier
 from handlers.alerts import AlertLifecycle, LogAlerts, PassReport
+from handlers.approvals import expire_due
 from handlers.context import Services
 from handlers.findings import diagnose
 from handlers.follow import follow_through
@@ -113,6 +114,10 @@ class DiagnosticsScheduler:
             )
         except Exception:
             log.exception("follow-through failed in this pass")
+        try:
+            expire_due(services)
+        except Exception:
+            log.exception("expiring the approval requests failed in this pass")
         unknown = set(obs.unreachable())
         if obs.cluster.value is not None and obs.cluster.value.errors:
             unknown.add("Kubernetes")

@@ -13,6 +13,7 @@ from bot.adapters.file_secrets import FileSecretStore
 from bot.adapters.kube_source import build_cluster
 from bot.adapters.local_git import LocalGitHost
 from bot.adapters.pg_alerts import PostgresAlertStore
+from bot.adapters.pg_approvals import PostgresApprovalStore
 from bot.adapters.postgres import PostgresBotState, PostgresDatabase
 from bot.chat import ChatPlatform
 from bot.config import ConfigError, Settings
@@ -103,6 +104,7 @@ def build_services(settings: Settings) -> Services:
         database=PostgresDatabase(dsn),
         state=PostgresBotState(dsn, schema=settings.state_schema),
         alerts=PostgresAlertStore(dsn, schema=settings.state_schema),
+        approvals=PostgresApprovalStore(dsn, schema=settings.state_schema),
         git=build_git_host(settings),
         cluster=build_cluster(settings),
         bot_role=bot_role,

@@ -100,19 +100,17 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec(
             name="approve",
             usage="/pgdb approve <id>",
-            summary="approve a pending request",
+            summary="approve a pending request (then it runs)",
             needs=Role.OPERATOR,
             positional=("id",),
-            available=False,
         ),
         CommandSpec(
             name="deny",
             usage="/pgdb deny <id> [reason]",
-            summary="deny a pending request",
+            summary="deny a pending request; the requester hears the reason",
             needs=Role.OPERATOR,
             positional=("id",),
             rest=True,
-            available=False,
         ),
     )
 }

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from bot.config import Settings
 from bot.core.ports import (
     AlertStore,
+    ApprovalStore,
     BotState,
     Cluster,
     Conversation,
@@ -18,6 +19,7 @@ from bot.core.ports import (
     ManagedDatabase,
     SecretStore,
 )
+from handlers.announce import Announcer
 
 
 def utcnow() -> datetime:
@@ -36,6 +38,8 @@ class Services:
     cluster: Cluster
     alerts: AlertStore | None = None  # alert lifecycle and silences (None: not available)
     groups: GroupResolver | None = None
+    approvals: ApprovalStore | None = None  # pending create requests (PGDB_REQUIRE_APPROVAL)
+    announcer: Announcer = field(default_factory=Announcer)  # ops channel and threads
     bot_role: str = ""  # the bot's own PostgreSQL role: never an app name
     clock: Callable[[], datetime] = utcnow
 

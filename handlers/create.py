@@ -92,8 +92,15 @@ def connection_snippet(services: Services, app: AppName) -> tuple[str, str]:
 
 
 def run_create(
-    ctx: CommandContext, app: AppName, *, extra_namespace: str | None, dry_run: bool
+    ctx: CommandContext,
+    app: AppName,
+    *,
+    extra_namespace: str | None,
+    dry_run: bool,
+    thread_link: str | None = None,
 ) -> Reply:
+    """``thread_link``: where the follow-through goes when it is not this conversation's
+    message (an approved request: the requester's thread)."""
     services = ctx.services
     reply = Reply(
         title=f"{'Plan for' if dry_run else 'Onboarding'} `{app}`",
@@ -111,7 +118,7 @@ def run_create(
         workflow_id = services.state.start_workflow(
             app=app, kind="create", requester=ctx.requester.user_id
         )
-        _record_link(ctx, workflow_id)
+        _record_link(ctx, workflow_id, link=thread_link)
         run = RunState(app=app)
         current = "credentials"
         try:
@@ -152,9 +159,9 @@ def run_create(
     return reply
 
 
-def _record_link(ctx: CommandContext, workflow_id: int) -> None:
+def _record_link(ctx: CommandContext, workflow_id: int, *, link: str | None = None) -> None:
     """Where the progress message is, so the follow-through replies in its thread."""
-    link = getattr(ctx.conversation, "message_link", None)
+    link = link or getattr(ctx.conversation, "message_link", None)
     if not isinstance(link, str) or not link:
         return
     try:

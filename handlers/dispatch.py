@@ -17,6 +17,7 @@ from bot.core.ports import Conversation
 from bot.core.reply import Reply, error_reply
 from bot.metrics import COMMANDS
 from handlers.access import Role, role_of
+from handlers.approvals import approval_needed, gate_create, run_approve, run_deny
 from handlers.commands import Command, UsageError, parse
 from handlers.context import CommandContext, Requester, Services
 from handlers.create import run_create
@@ -118,13 +119,19 @@ def _run(ctx: CommandContext, command: Command) -> Reply:
     if name == "help":
         return run_help(correlation_id=ctx.correlation_id)
     if name == "create":
-        namespace = command.options.get("namespace")
-        return run_create(
-            ctx,
-            _app(ctx, command.args["app"]),
-            extra_namespace=parse_namespace(namespace) if namespace is not None else None,
-            dry_run="dry-run" in command.flags,
-        )
+        raw_namespace = command.options.get("namespace")
+        namespace = parse_namespace(raw_namespace) if raw_namespace is not None else None
+        app = _app(ctx, command.args["app"])
+        dry_run = "dry-run" in command.flags
+        if approval_needed(ctx, dry_run=dry_run):
+            waiting = gate_create(ctx, app, namespace=namespace)
+            if waiting is not None:
+                return waiting
+        return run_create(ctx, app, extra_namespace=namespace, dry_run=dry_run)
+    if name == "approve":
+        return run_approve(ctx, command.args["id"])
+    if name == "deny":
+        return run_deny(ctx, command.args["id"], command.args.get("rest", ""))
     if name == "status":
         raw = command.args.get("app")
         return run_status(ctx, _app(ctx, raw) if raw else None)

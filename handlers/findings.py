@@ -10,10 +10,12 @@ from typing import Any
 from bot.core.model import PasswordResult, PasswordVerdict, ProposalState
 from bot.core.names import AppName, InvalidAppName, parse_app_name
 from handlers.context import Services
+from handlers.lifecycle import Lifecycle
 from handlers.observe import (
     Observation,
     check_passwords,
     known_apps,
+    lifecycles,
     manifests_on_base,
     orphan_roles,
 )
@@ -93,13 +95,16 @@ def diagnose(obs: Observation, services: Services, *, respect_grace: bool = True
             )
         )
     fresh = _fresh_apps(obs, services) if respect_grace else set()
-    for app in apps:
+    # An app waiting for approval has nothing yet, on purpose: not a problem.
+    states = lifecycles(obs)
+    checked = [a for a in apps if states.get(a) is not Lifecycle.PENDING_APPROVAL]
+    for app in checked:
         findings.extend(_app_findings(obs, services, app, verdicts.get(app), fresh=app in fresh))
     findings.extend(_orphans(obs, services, apps))
     from handlers.cluster_checks import kube_findings  # imports this module: a cycle at the top
 
     findings.extend(
-        kube_findings(obs, services, apps, fresh_apps=fresh, respect_grace=respect_grace)
+        kube_findings(obs, services, checked, fresh_apps=fresh, respect_grace=respect_grace)
     )
     order = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
     findings.sort(key=lambda f: (order[f.severity], f.app or "", f.kind))

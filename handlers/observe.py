@@ -28,6 +28,7 @@ from bot.core.model import (
 from bot.core.names import AppName, InvalidAppName, is_system_role, parse_app_name
 from bot.core.secret import Secret
 from handlers.context import Services
+from handlers.lifecycle import Lifecycle, lifecycle_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,6 +102,13 @@ def manifests_on_base(snapshot: GitSnapshot, app: AppName) -> bool:
     return on_base(app, files_on_base=snapshot.files, kustomization=snapshot.kustomization)
 
 
+def lifecycles(obs: Observation) -> dict[str, Lifecycle]:
+    """Each app's lifecycle from its latest workflow record (absent: active)."""
+    if obs.workflows.value is None:
+        return {}
+    return {w.app: lifecycle_of(w) for w in obs.workflows.value}
+
+
 def known_apps(obs: Observation, services: Services) -> list[AppName]:
     """Apps known to any source (SPEC §3.1); there is no separate registry to drift."""
     names: set[str] = set()
@@ -112,7 +120,8 @@ def known_apps(obs: Observation, services: Services) -> list[AppName]:
             app for app, p in obs.git.value.proposals.items() if p.state is not ProposalState.CLOSED
         }
     if obs.workflows.value is not None:
-        names |= {w.app for w in obs.workflows.value}
+        # A denied or expired request alone does not make an app.
+        names |= {w.app for w in obs.workflows.value if lifecycle_of(w) is not Lifecycle.DENIED}
     if obs.cluster.value is not None:
         cluster = obs.cluster.value
         names |= {d.name for d in cluster.databases.values() if d.cluster == cluster.cluster_name}

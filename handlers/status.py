@@ -11,7 +11,15 @@ from bot.core.model import Observed, PasswordResult, PasswordVerdict, ProposalSt
 from bot.core.names import AppName
 from bot.core.reply import Reply
 from handlers.context import CommandContext, Services
-from handlers.observe import Observation, check_passwords, known_apps, manifests_on_base, observe
+from handlers.lifecycle import Lifecycle
+from handlers.observe import (
+    Observation,
+    check_passwords,
+    known_apps,
+    lifecycles,
+    manifests_on_base,
+    observe,
+)
 
 PAGE_SIZE = 50
 
@@ -303,6 +311,14 @@ def with_proposal_detail(obs: Observation, services: Services, app: AppName) -> 
     return replace(obs, git=Observed.ok(replace(snapshot, proposals=proposals)))
 
 
+def waiting_line(obs: Observation, app: str) -> str | None:
+    """The one line for an app that waits for approval (it has nothing yet, on purpose)."""
+    if lifecycles(obs).get(app) is not Lifecycle.PENDING_APPROVAL:
+        return None
+    record = next(w for w in obs.workflows.value or [] if w.app == app)
+    return f"{ICONS[CheckOutcome.PENDING]} {app}: pending approval ({record.detail})"
+
+
 def run_status(ctx: CommandContext, app: AppName | None) -> Reply:
     services = ctx.services
     obs = observe(services)
@@ -316,6 +332,10 @@ def run_status(ctx: CommandContext, app: AppName | None) -> Reply:
         )
         if not known:
             reply.lines.append(f"`{app}` is not a known app. Onboard it with `/pgdb create {app}`.")
+        waiting = waiting_line(obs, app)
+        if waiting is not None:
+            reply.title = f"Status of `{app}`: pending approval"
+            reply.lines.append(waiting)
         for c in checks:
             reply.fields.append((f"{ICONS[c.outcome]} {c.name}", f"{c.detail} [{c.source}]"))
         return reply
@@ -324,6 +344,10 @@ def run_status(ctx: CommandContext, app: AppName | None) -> Reply:
     reply = Reply(title=f"pgdb status: {len(apps)} app(s)", correlation_id=ctx.correlation_id)
     reply.fields.extend(_systems(obs, services))
     for name in apps:
+        waiting = waiting_line(obs, name)
+        if waiting is not None:
+            reply.lines.append(waiting)
+            continue
         checks = app_checks(obs, services, name, verdicts.get(name))
         worst = overall(checks)
         notes = [
@@ -334,6 +358,12 @@ def run_status(ctx: CommandContext, app: AppName | None) -> Reply:
         )
     if not apps:
         reply.lines.append("No apps yet. Onboard one with `/pgdb create <app>`.")
+    from handlers.approvals import pending_lines  # runs create: a cycle at the top
+
+    pending = pending_lines(services)
+    if pending:
+        reply.lines.append(f"Waiting for approval ({len(pending)}):")
+        reply.lines.extend(pending)
     return reply
 
 
@@ -359,6 +389,10 @@ def run_list(ctx: CommandContext, page: int) -> Reply:
         title=f"Known apps ({len(apps)}), page {page}/{pages}", correlation_id=ctx.correlation_id
     )
     for name in shown:
+        waiting = waiting_line(obs, name)
+        if waiting is not None:
+            reply.lines.append(waiting)
+            continue
         worst = overall(app_checks(obs, services, name, verdicts.get(name)))
         reply.lines.append(f"{ICONS[worst]} {name}: {worst.value}")
     if page < pages:

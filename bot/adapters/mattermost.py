@@ -389,20 +389,26 @@ def _action(
     }
 
 
-def render_alert(alert: Alert) -> Message:
-    """One line of text (what notifications show) and a coloured attachment with the detail."""
+def render_alert(alert: Alert, *, buttons: ButtonConfig | None = None) -> Message:
+    """One line of text (what notifications show) and a coloured attachment with the detail
+    (and the alert's decision buttons, when buttons are configured)."""
     if alert.resolved:
         text, colour = f"✅ Resolved: {alert.title}", RESOLVED_COLOUR
     else:
         icon = SEVERITY_ICONS.get(alert.severity, "⚪")
         text = f"{icon} {alert.severity.upper()}: {alert.title}"
         colour = SEVERITY_COLOURS.get(alert.severity, SEVERITY_COLOURS["info"])
-    attachment = {
+    attachment: dict[str, Any] = {
         "fallback": f"{text} — {alert.text}",
         "color": colour,
         "text": _truncate(alert.text),
         "footer": f"pgdb-bot · {alert.key}",
     }
+    if alert.buttons and buttons is not None:
+        attachment["actions"] = [
+            _action(index, b, buttons=buttons, root_id=None)
+            for index, b in enumerate(alert.buttons)
+        ]
     return Message(text=text, attachments=[attachment])
 
 
@@ -769,7 +775,7 @@ class MattermostPlatform:
         runner drains (the server stops platforms before the runner)."""
 
     def send_alert(self, alert: Alert) -> str | None:
-        message = render_alert(alert)
+        message = render_alert(alert, buttons=self._buttons)
         if not self._ops_channel:
             log.warning("alert (no Mattermost ops channel): %s", message.text)
             return None

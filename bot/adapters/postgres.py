@@ -788,6 +788,30 @@ MIGRATIONS: Final[list[tuple[int, str]]] = [
             ADD COLUMN follow_result text;
         """,
     ),
+    (
+        4,
+        """
+        CREATE TABLE {schema}.approvals (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            app text NOT NULL,
+            namespace text,
+            requester text NOT NULL,
+            platform text NOT NULL,
+            status text NOT NULL DEFAULT 'pending',
+            requested_at timestamptz NOT NULL DEFAULT now(),
+            expires_at timestamptz NOT NULL,
+            workflow_id bigint NOT NULL,
+            message_link text,
+            threads jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+            decided_by text,
+            decided_at timestamptz,
+            reason text NOT NULL DEFAULT ''
+        );
+        CREATE UNIQUE INDEX approvals_one_pending ON {schema}.approvals (app)
+            WHERE status = 'pending';
+        CREATE INDEX approvals_app_latest ON {schema}.approvals (app, id DESC);
+        """,
+    ),
 ]
 
 

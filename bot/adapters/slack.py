@@ -315,6 +315,15 @@ def render_alert(alert: Alert) -> tuple[str, list[Block]]:
     if app:
         facts.append(("App", app))
     blocks.extend(_field_blocks(facts))
+    if alert.buttons:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    _button(i, b.label, b.command, b.style) for i, b in enumerate(alert.buttons)
+                ],
+            }
+        )
     return _clip(escape(text), FALLBACK_TEXT_LIMIT), blocks
 
 

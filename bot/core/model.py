@@ -426,6 +426,41 @@ class WorkflowRecord:
     message_link: str | None = None
 
 
+class ApprovalStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRequest:
+    """A ``create`` waiting for an operator (``PGDB_REQUIRE_APPROVAL``). ``message_link`` is the
+    requester's message (its thread hears the decision); ``threads`` the ops announcement per
+    platform; ``workflow_id`` the record that shows the app as pending."""
+
+    id: int
+    app: str
+    namespace: str | None
+    requester: str
+    platform: str
+    status: ApprovalStatus
+    requested_at: datetime
+    expires_at: datetime
+    workflow_id: int
+    message_link: str | None = None
+    threads: Mapping[str, str] = field(default_factory=dict)
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    reason: str = ""
+
+    @property
+    def command(self) -> str:
+        """The request as the requester typed it (without ``--dry-run``)."""
+        extra = f" --namespace {self.namespace}" if self.namespace else ""
+        return f"/pgdb create {self.app}{extra}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class AuditEntry:
     """Who did what, when, with which result. Never carries a password."""

@@ -13,6 +13,8 @@ from typing import Protocol
 
 from bot.core.model import (
     AlertRecord,
+    ApprovalRequest,
+    ApprovalStatus,
     AuditEntry,
     CheckResult,
     ClusterSnapshot,
@@ -269,6 +271,51 @@ class AlertStore(Protocol):
 
     def silences(self, *, at: datetime) -> list[Silence]:
         """The silences still in force at ``at``."""
+        ...
+
+
+class ApprovalStore(Protocol):
+    """Pending ``create`` requests (``PGDB_REQUIRE_APPROVAL``), shared by every replica. A
+    decision is a compare-and-set from pending: two operators clicking at once, one wins."""
+
+    def request(
+        self,
+        *,
+        app: AppName,
+        namespace: str | None,
+        requester: str,
+        platform: str,
+        expires_at: datetime,
+        workflow_id: int,
+        message_link: str | None,
+    ) -> ApprovalRequest:
+        """Store a new pending request."""
+        ...
+
+    def get(self, request_id: int) -> ApprovalRequest | None: ...
+
+    def latest_for(self, app: AppName) -> ApprovalRequest | None:
+        """The app's newest request, whatever its status."""
+        ...
+
+    def pending(self) -> list[ApprovalRequest]:
+        """Every pending request, oldest first (expired ones included until expired)."""
+        ...
+
+    def set_threads(self, request_id: int, threads: Mapping[str, str]) -> None:
+        """Where the ops-channel announcement went, per platform."""
+        ...
+
+    def decide(
+        self,
+        request_id: int,
+        *,
+        status: ApprovalStatus,
+        by: str,
+        reason: str = "",
+        at: datetime,
+    ) -> ApprovalRequest | None:
+        """Move a pending request to ``status``; None when it was no longer pending."""
         ...
 
 

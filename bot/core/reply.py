@@ -44,6 +44,7 @@ class Alert:
     text: str
     resolved: bool = False
     thread: str | None = None
+    buttons: tuple[Button, ...] = ()  # a decision asked of the ops channel (approvals)
 
 
 @dataclass(kw_only=True)

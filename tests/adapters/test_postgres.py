@@ -477,7 +477,14 @@ def test_migrations_apply_once_and_again_is_a_no_op(state_dsn: str) -> None:
             state_dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'pgdb_bot'"
         )
     }
-    assert tables == {"schema_migrations", "audit_log", "workflows", "alert_state", "silences"}
+    assert tables == {
+        "schema_migrations",
+        "audit_log",
+        "workflows",
+        "alert_state",
+        "silences",
+        "approvals",
+    }
 
 
 def test_two_replicas_migrating_at_once_both_succeed(state_dsn: str) -> None:
