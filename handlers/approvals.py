@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from bot.core.errors import PgdbError
 from bot.core.model import ApprovalRequest, ApprovalStatus, AuditEntry, WorkflowStatus
-from bot.core.names import AppName
+from bot.core.names import AppName, parse_app_name
 from bot.core.ports import ApprovalStore
 from bot.core.reply import Alert, Button, Reply, StepState, error_reply
 from handlers.access import Role, role_of
@@ -89,7 +89,18 @@ def gate_create(ctx: CommandContext, app: AppName, *, namespace: str | None) -> 
                 correlation_id=ctx.correlation_id,
             )
         expire(services, latest, at=now)
-    return _request(ctx, store, app, namespace=namespace, now=now)
+    # Under the app's lock, so two creates of one app at once make one request.
+    with services.state.app_lock(app) as acquired:
+        again = store.latest_for(app)
+        if not acquired or (again is not None and again.status is ApprovalStatus.PENDING):
+            return error_reply(
+                f"another `create {app}` is being recorded right now: "
+                "`/pgdb status` shows its request in a moment",
+                title=f"`{app}` is already requested",
+                correlation_id=ctx.correlation_id,
+                outcome="pending",
+            )
+        return _request(ctx, store, app, namespace=namespace, now=now)
 
 
 def _request(
@@ -219,6 +230,8 @@ def run_approve(ctx: CommandContext, raw_id: str) -> Reply:
     if isinstance(found, Reply):
         return found
     approver = ctx.requester.user_id
+    # Checked again before deciding: PGDB_DENY_NAMES may have changed since the request.
+    app = parse_app_name(found.app, bot_role=services.bot_role, deny=services.settings.deny_names)
     request = _store(services).decide(
         found.id, status=ApprovalStatus.APPROVED, by=approver, at=services.clock()
     )
@@ -229,7 +242,6 @@ def run_approve(ctx: CommandContext, raw_id: str) -> Reply:
             title=f"Request #{found.id} already decided",
             correlation_id=ctx.correlation_id,
         )
-    app = AppName(request.app)
     services.state.update_workflow(
         request.workflow_id,
         step="approved",

@@ -178,3 +178,15 @@ def test_an_approval_holds_for_a_rerun_of_a_create_that_stopped(bot_env: BotEnv)
 
     assert "Request #" not in rerun.stdout  # no second approval
     assert f"Onboarded `{APP}`" in rerun.stdout
+
+
+def test_a_name_denied_since_the_request_is_refused_at_approval(bot_env: BotEnv) -> None:
+    env = {"PGDB_REQUIRE_APPROVAL": "requesters"}
+    request = _request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
+
+    refused = bot_env.console(f"/pgdb approve {request}", PGDB_DENY_NAMES=APP, **env)
+
+    assert "Invalid app name" in refused.stdout
+    _nothing_created(bot_env)
+    status = bot_env.console("/pgdb status", **env)
+    assert f"request #{request}: `/pgdb create {APP}` by alice" in status.stdout  # still pending
