@@ -457,3 +457,35 @@ def test_socket_mode_create(
         assert bot.process.returncode == 0, logs
         assert "Socket Mode connected" in logs
         assert password not in logs
+
+
+@pytest.mark.parametrize("how", ["refresh requested", "dropped connection"])
+def test_socket_mode_reconnects_and_keeps_serving(
+    bot_env: BotEnv, slack_api: FakeSlack, slack_socket: FakeSocketMode, how: str
+) -> None:
+    env = bot_env.env(**slack_env(slack_api, PGDB_SLACK_APP_TOKEN="xapp-1-e2e"))
+    del env["PGDB_SLACK_SIGNING_SECRET"]
+    with running(env, bot_env.state_dir, slack_api) as bot:
+        slack_socket.wait_connected()
+
+        slack_socket.drop(refresh=how == "refresh requested")
+
+        slack_socket.wait_connections(2)
+        ack, _ = slack_socket.push(
+            kind="slash_commands",
+            payload={
+                "token": "x",
+                "team_id": "T0FAKE",
+                "channel_id": CHANNEL,
+                "user_id": REQUESTER,
+                "command": "/pgdb",
+                "text": "status",
+                "api_app_id": "A0PGDB",
+                "response_url": slack_api.response_url(),
+                "trigger_id": "1.2.3",
+            },
+        )
+        assert "envelope_id" in ack
+        final_message(slack_api, CHANNEL, "pgdb status")
+        assert len(slack_api.calls_to("apps.connections.open")) >= 2
+        assert bot.logs().count("Traceback") == 0
