@@ -3,11 +3,9 @@ an operator clicks, and the requester hears the decision in the thread of their 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
@@ -16,10 +14,9 @@ from tests.e2e.test_slack_run import (
     CHANNEL,
     OPERATOR,
     REQUESTER,
-    SlackBot,
+    click,
     final_message,
     running,
-    signed,
     slack_env,
 )
 from tests.fixtures.bot import BotEnv
@@ -27,40 +24,6 @@ from tests.fixtures.mattermost import FakeMattermost
 from tests.fixtures.slack import FakeSlack, Message
 
 OPS = "C0OPS"
-
-
-def _slack_click(bot: SlackBot, message: Message, *, user: str, label: str) -> httpx.Response:
-    actions = next(b for b in message.blocks if b["type"] == "actions")
-    button = next(e for e in actions["elements"] if e["text"]["text"] == label)
-    payload: dict[str, Any] = {
-        "type": "block_actions",
-        "user": {"id": user, "username": "someone", "team_id": "T0FAKE"},
-        "api_app_id": "A0PGDB",
-        "team": {"id": "T0FAKE", "domain": "fake"},
-        "container": {
-            "type": "message",
-            "message_ts": message.ts,
-            "channel_id": message.channel,
-            "is_ephemeral": False,
-        },
-        "channel": {"id": message.channel, "name": "ops"},
-        "message": {"type": "message", "ts": message.ts, "text": message.text},
-        "response_url": bot.slack.response_url(),
-        "trigger_id": "1.2.3",
-        "actions": [
-            {
-                "action_id": button["action_id"],
-                "block_id": "b",
-                "text": button["text"],
-                "value": button["value"],
-                "type": "button",
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
-    body = urlencode({"payload": json.dumps(payload)}).encode()
-    response, _ = bot.post(body, signed(body))
-    return response
 
 
 def _in_thread(slack: FakeSlack, channel: str, ts: str, text: str) -> Message:
@@ -92,11 +55,11 @@ def test_slack_an_operator_approves_with_the_button(bot_env: BotEnv, slack_api: 
         assert labels == ["Approve", "Deny"]
         assert bot_env.stored("docspell") is None
 
-        assert _slack_click(bot, announcement, user=REQUESTER, label="Approve").status_code == 200
+        assert click(bot, announcement, user=REQUESTER, label="Approve")[0].status_code == 200
         time.sleep(1.0)
         assert bot_env.stored("docspell") is None  # a requester's click is refused
 
-        assert _slack_click(bot, announcement, user=OPERATOR, label="Approve").status_code == 200
+        assert click(bot, announcement, user=OPERATOR, label="Approve")[0].status_code == 200
 
         # the announcement becomes the onboarding's progress, in place
         final_message(slack_api, OPS, "Onboarded `docspell`")

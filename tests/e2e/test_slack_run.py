@@ -301,9 +301,13 @@ def test_not_in_channel_falls_back_to_the_response_url(slack_bot: SlackBot) -> N
 # --- buttons ------------------------------------------------------------------------------
 
 
-def _click(bot: SlackBot, message: Message, *, user: str) -> tuple[httpx.Response, str]:
+def click(
+    bot: SlackBot, message: Message, *, user: str, label: str | None = None
+) -> tuple[httpx.Response, str]:
+    """A click on the message's button named ``label`` (the first one when None), as Slack
+    sends it; the answer and the click's response_url."""
     actions = next(b for b in message.blocks if b["type"] == "actions")
-    button = actions["elements"][0]
+    button = next(e for e in actions["elements"] if label in (None, e["text"]["text"]))
     response_url = bot.slack.response_url()
     payload: dict[str, Any] = {
         "type": "block_actions",
@@ -346,7 +350,7 @@ def test_a_button_runs_as_the_user_who_clicks_it(bot_env: BotEnv, slack_api: Fak
         prompt = final_message(slack_api, CHANNEL, "Repair `docspell`: confirm")
         assert "/pgdb repair docspell --yes" in prompt.content
 
-        refused, refusal_url = _click(bot, prompt, user=REQUESTER)
+        refused, refusal_url = click(bot, prompt, user=REQUESTER)
 
         assert refused.status_code == 200
         answer = slack_api.wait_for(lambda: slack_api.responses_to(refusal_url))[0]
@@ -355,7 +359,7 @@ def test_a_button_runs_as_the_user_who_clicks_it(bot_env: BotEnv, slack_api: Fak
         assert bot_env.sql("SELECT 1 FROM pg_roles WHERE rolname = 'docspell'") == []
         assert "actions" in json.dumps(slack_api.messages[(CHANNEL, prompt.ts)].blocks)
 
-        accepted, _ = _click(bot, prompt, user=OPERATOR)
+        accepted, _ = click(bot, prompt, user=OPERATOR)
 
         assert accepted.status_code == 200
         final_message(slack_api, CHANNEL, "Repair `docspell`: done")
@@ -421,6 +425,21 @@ def test_the_ack_stays_fast_while_postgresql_hangs_and_under_load(
 # --- Socket Mode --------------------------------------------------------------------------
 
 
+def socket_command(text: str, slack: FakeSlack) -> dict[str, Any]:
+    """A slash command's Socket Mode payload."""
+    return {
+        "token": "x",
+        "team_id": "T0FAKE",
+        "channel_id": CHANNEL,
+        "user_id": REQUESTER,
+        "command": "/pgdb",
+        "text": text,
+        "api_app_id": "A0PGDB",
+        "response_url": slack.response_url(),
+        "trigger_id": "1.2.3",
+    }
+
+
 def test_socket_mode_create(
     bot_env: BotEnv, slack_api: FakeSlack, slack_socket: FakeSocketMode
 ) -> None:
@@ -429,18 +448,7 @@ def test_socket_mode_create(
     with running(env, bot_env.state_dir, slack_api) as bot:
         slack_socket.wait_connected()
         ack, elapsed = slack_socket.push(
-            kind="slash_commands",
-            payload={
-                "token": "x",
-                "team_id": "T0FAKE",
-                "channel_id": CHANNEL,
-                "user_id": REQUESTER,
-                "command": "/pgdb",
-                "text": "create docspell",
-                "api_app_id": "A0PGDB",
-                "response_url": slack_api.response_url(),
-                "trigger_id": "1.2.3",
-            },
+            kind="slash_commands", payload=socket_command("create docspell", slack_api)
         )
 
         assert elapsed < 1.0
@@ -472,18 +480,7 @@ def test_socket_mode_reconnects_and_keeps_serving(
 
         slack_socket.wait_connections(2)
         ack, _ = slack_socket.push(
-            kind="slash_commands",
-            payload={
-                "token": "x",
-                "team_id": "T0FAKE",
-                "channel_id": CHANNEL,
-                "user_id": REQUESTER,
-                "command": "/pgdb",
-                "text": "status",
-                "api_app_id": "A0PGDB",
-                "response_url": slack_api.response_url(),
-                "trigger_id": "1.2.3",
-            },
+            kind="slash_commands", payload=socket_command("status", slack_api)
         )
         assert "envelope_id" in ack
         final_message(slack_api, CHANNEL, "pgdb status")
