@@ -114,22 +114,12 @@ def test_slack_an_expired_request_is_announced_to_the_requester(
 
 
 def _mm_click(bot: mm.RunningBot, post: dict[str, Any], *, user: str, label: str) -> httpx.Response:
+    """A click on the ops-channel post's button named ``label``."""
     [attachment] = post["props"]["attachments"]
     action = next(a for a in attachment["actions"] if a["name"] == label)
-    payload = {
-        "user_id": user,
-        "user_name": "olga",
-        "channel_id": mm.OPS,
-        "channel_name": "ops",
-        "team_id": "teamid00000000000000000001",
-        "team_domain": "platform",
-        "post_id": post["id"],
-        "trigger_id": "dHJpZ2dlcg==",
-        "type": "button",
-        "data_source": "",
-        "context": action["integration"]["context"],
-    }
-    return httpx.post(f"{bot.url}/mattermost/actions", json=payload, timeout=35)
+    return bot.click(
+        action["integration"]["context"], user=user, post_id=post["id"], channel=mm.OPS
+    )
 
 
 def test_mattermost_an_operator_approves_with_the_button(

@@ -68,12 +68,14 @@ class RunningBot:
             headers["Authorization"] = f"Token {token}"
         return httpx.post(f"{self.url}/mattermost/command", data=body, headers=headers, timeout=35)
 
-    def click(self, context: dict[str, Any], *, user: str, post_id: str) -> httpx.Response:
+    def click(
+        self, context: dict[str, Any], *, user: str, post_id: str, channel: str = CHANNEL
+    ) -> httpx.Response:
         """A button click as Mattermost POSTs it to ``integration.url`` (no auth header)."""
         payload = {
             "user_id": user,
             "user_name": "olga",
-            "channel_id": CHANNEL,
+            "channel_id": channel,
             "channel_name": "dev",
             "team_id": "teamid00000000000000000001",
             "team_domain": "platform",
