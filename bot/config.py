@@ -100,9 +100,15 @@ class Settings(BaseSettings):
     alert_repeat: str = "24h"
     grace: str = "10m"
     follow_deadline: str = "24h"
+    # offboarding (README "Offboarding an app"): also delete the app's stored credentials
+    offboard_delete_secret: bool = False
     # approvals (README "Approvals"): off | requesters | all
     require_approval: str = "off"
     approval_ttl: str = "24h"
+    # /pgdb rotate (README "Rotating a password"): how long to wait for the Kubernetes Secret to
+    # carry the new password, and whether to restart the workloads that read it
+    rotate_sync_timeout: str = "2m"
+    rollout: str = "off"
     log_level: str = "INFO"
     log_format: str = "auto"  # json | text | auto (text on a terminal, JSON otherwise)
 
@@ -401,6 +407,31 @@ class Settings(BaseSettings):
     @property
     def approval_ttl_seconds(self) -> float:
         return parse_duration(self.approval_ttl)
+
+    @field_validator("rotate_sync_timeout")
+    @classmethod
+    def _rotate_sync_timeout(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError(f"{value!r} must be a positive duration such as 2m or 90s")
+        return value
+
+    @field_validator("rollout")
+    @classmethod
+    def _rollout(cls, value: str) -> str:
+        if value.strip().lower() not in {"on", "off"}:
+            raise ValueError(
+                f"{value!r} must be on (restart the Deployments and StatefulSets that read the "
+                "app's Secret after a rotation) or off"
+            )
+        return value.strip().lower()
+
+    @property
+    def rotate_sync_timeout_seconds(self) -> float:
+        return parse_duration(self.rotate_sync_timeout)
+
+    @property
+    def rollout_enabled(self) -> bool:
+        return self.rollout == "on"
 
     @property
     def manifest_settings(self) -> ManifestSettings:

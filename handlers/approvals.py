@@ -23,6 +23,7 @@ from handlers.commands import UsageError
 from handlers.context import CommandContext, Requester, Services
 from handlers.create import run_create
 from handlers.lifecycle import APPROVAL
+from handlers.rotate import refuse_during_rotation
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,11 @@ def gate_create(ctx: CommandContext, app: AppName, *, namespace: str | None) -> 
     re-run); else the reply of a new (or the already) pending request."""
     services = ctx.services
     store = _store(services)
+    blocked = refuse_during_rotation(services, app, command=f"/pgdb create {app}")
+    if blocked is not None:
+        return error_reply(
+            blocked, title=f"`{app}` is being rotated", correlation_id=ctx.correlation_id
+        )
     now = services.clock()
     latest = store.latest_for(app)
     if latest is not None and latest.status is ApprovalStatus.APPROVED:

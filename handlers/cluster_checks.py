@@ -20,10 +20,11 @@ from bot.core.model import (
     KubeCondition,
     KubeSecret,
     StoredCredentials,
+    WorkflowRecord,
 )
 from bot.core.names import AppName
 from handlers.context import Services
-from handlers.findings import Finding, Severity
+from handlers.findings import Finding, Severity, rotation_note, rotation_of
 from handlers.observe import Observation, manifests_on_base
 from handlers.status import ICONS, AppCheck, CheckOutcome
 
@@ -439,7 +440,9 @@ def kube_findings(
         view = _view(obs, services, app, snap, grace_seconds=grace.total_seconds())
         fresh_app = respect_grace and app in fresh_apps
         out.extend(_infisical_findings(view, obs, services, fresh_app=fresh_app))
-        out.extend(_secret_findings(view, services, fresh_app=fresh_app))
+        out.extend(
+            _secret_findings(view, services, fresh_app=fresh_app, rotation=rotation_of(obs, app))
+        )
         out.extend(_database_findings(view, obs, services, fresh_app=fresh_app))
     out.extend(_cluster_findings(snap, obs, services, grace=grace))
     out.extend(_backup_findings(snap, obs, services, grace=grace))
@@ -507,7 +510,9 @@ def _infisical_findings(
     ]
 
 
-def _secret_findings(view: _View, services: Services, *, fresh_app: bool) -> list[Finding]:
+def _secret_findings(
+    view: _View, services: Services, *, fresh_app: bool, rotation: WorkflowRecord | None = None
+) -> list[Finding]:
     if "Secret" in view.snap.errors or fresh_app or view.infisical is None:
         return []
     secret = view.secret
@@ -540,8 +545,9 @@ def _secret_findings(view: _View, services: Services, *, fresh_app: bool) -> lis
             app=view.app,
             severity=Severity.CRITICAL,
             message=f"Secret `{secret.name}` {problem}: pods reading it cannot log in once "
-            "the role uses the stored password",
-            remedy=_repair(view.app),
+            "the role uses the stored password"
+            + (rotation_note(rotation) if rotation is not None else ""),
+            remedy=f"/pgdb rotate {view.app} --yes" if rotation is not None else _repair(view.app),
         )
     ]
 

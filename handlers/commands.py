@@ -81,21 +81,20 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec(
             name="rotate",
-            usage="/pgdb rotate <app>",
-            summary="new password applied everywhere",
+            usage="/pgdb rotate <app> [--yes]",
+            summary="new password applied everywhere (asks for confirmation)",
             needs=Role.OPERATOR,
             positional=("app",),
             flags=("yes",),
-            available=False,
         ),
         CommandSpec(
             name="offboard",
-            usage="/pgdb offboard <app>",
-            summary="reversible removal; data is never dropped",
+            usage="/pgdb offboard <app> [--yes]",
+            summary="reversible removal: manifests removed by a pull request, role NOLOGIN; "
+            "the database and its data are kept (asks for confirmation)",
             needs=Role.OPERATOR,
             positional=("app",),
             flags=("yes",),
-            available=False,
         ),
         CommandSpec(
             name="approve",

@@ -28,12 +28,14 @@ from bot.core.model import (
     WorkflowStatus,
 )
 from bot.core.names import AppName
-from bot.core.reply import Reply, Step, StepState
+from bot.core.reply import Reply, Step, StepState, error_reply
 from bot.core.secret import Secret, generate_password
 from bot.metrics import timed_step
 from handlers.context import CommandContext, Services
 from handlers.observe import manifests_on_base
+from handlers.offboard import open_offboarding, was_offboarded
 from handlers.pr_checks import role_check, secret_check
+from handlers.rotate import refuse_during_rotation
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class RunState:
     manifests: ManifestSet | None = None
     proposal: Proposal | None = None
     on_base: bool = False
+    offboarded: bool = False  # the latest workflow before this run was an offboarding
 
 
 def connection_snippet(services: Services, app: AppName) -> tuple[str, str]:
@@ -115,11 +118,17 @@ def run_create(
     with services.state.app_lock(app) as acquired:
         if not acquired:
             return _in_progress(ctx, app)
+        blocked = refuse_during_rotation(services, app, command=f"/pgdb create {app}")
+        if blocked is not None:
+            return error_reply(
+                blocked, title=f"`{app}` is being rotated", correlation_id=ctx.correlation_id
+            )
+        offboarded = was_offboarded(services, app)  # read before this run's own record
         workflow_id = services.state.start_workflow(
             app=app, kind="create", requester=ctx.requester.user_id
         )
         _record_link(ctx, workflow_id, link=thread_link)
-        run = RunState(app=app)
+        run = RunState(app=app, offboarded=offboarded)
         current = "credentials"
         try:
             state = services.database.observe()
@@ -155,6 +164,8 @@ def run_create(
             status=WorkflowStatus.DONE,
             proposal_url=run.proposal.url if run.proposal else None,
         )
+    if run.offboarded:
+        _warn_offboarding(ctx, run, reply)
     _report(ctx, run, reply)
     return reply
 
@@ -215,7 +226,8 @@ def _fail(ctx: CommandContext, reply: Reply, workflow_id: int, step: str, cause:
 
 
 def _in_progress(ctx: CommandContext, app: AppName) -> Reply:
-    running = [w for w in ctx.services.state.workflows() if w.app == app]
+    latest = ctx.services.state.latest_workflow(app)
+    running = [latest] if latest is not None else []
     where = ""
     if running:
         w = running[0]
@@ -254,7 +266,19 @@ def ensure_credentials(
         step.state = StepState.DONE
         step.detail = f"kept the stored password, added {', '.join(stored.missing_keys)}"
         return
-    if app in state.roles:
+    role = state.roles.get(app)
+    if role is not None and run.offboarded and not role.can_login:
+        # Offboarded with its credentials deleted: nobody can log in, so a new password
+        # changes nothing in use.
+        run.password = generate_password()
+        services.secrets.write(app, username=app, password=run.password, database=app)
+        step.state = StepState.DONE
+        step.detail = (
+            f"generated a new password for the offboarded role (its credentials had been "
+            f"deleted), stored at {location}"
+        )
+        return
+    if role is not None:
         raise StepFailed(
             f"role `{app}` already exists but no password is stored at {location}; "
             f"create never resets a password: an operator decides (`/pgdb rotate {app}` "
@@ -276,6 +300,7 @@ def ensure_role(ctx: CommandContext, run: RunState, reply: Reply, state: Databas
         run.role_ok = True
         return
     if not role.can_login:
+        run.offboarded = True  # a stale offboarding proposal is checked for at the end
         services.database.enable_login(app, password=run.password)
         step.state, step.detail = StepState.DONE, f"re-enabled LOGIN on role `{app}`"
         run.role_ok = True
@@ -323,11 +348,18 @@ def ensure_manifests(
     )
     run.manifests = manifests
     branch = f"pgdb/{app}"
-    proposal = git.proposal(branch=branch)
+    # The snapshot lists every open proposal; only an open one matters here (a closed one is
+    # left alone), so the host is asked for details only when the snapshot has one.
+    listed = snapshot.proposals.get(app)
+    proposal = (
+        git.proposal(branch=branch)
+        if listed is not None and listed.state is ProposalState.OPEN
+        else None
+    )
     if proposal is not None and proposal.state is ProposalState.OPEN:
         current = proposal.base_sha == snapshot.base_sha and proposal.mergeable is not False
         if current and _branch_has(services, proposal.head_sha, manifests):
-            run.proposal = git.open_proposal(branch=branch, title=_title(app), body=_body(ctx, run))
+            run.proposal = proposal  # read in full just above, checks included
             step.state = StepState.EXISTS
             step.detail = f"reused the open proposal: {run.proposal.url}"
             return
@@ -403,6 +435,21 @@ def _checks(ctx: CommandContext, run: RunState, reply: Reply) -> None:
         services.git.publish_checks(proposal=run.proposal, checks=checks)
 
 
+def _warn_offboarding(ctx: CommandContext, run: RunState, reply: Reply) -> None:
+    """An offboarding proposal still open would take the manifests away again once merged."""
+    try:
+        found = open_offboarding(ctx.services, run.app)
+    except PgdbError as exc:
+        log.warning("create %s: could not look for an offboarding proposal: %s", run.app, exc)
+        return
+    if found is not None:
+        reply.ok = False
+        reply.lines.append(
+            f"The offboarding proposal {found.url} is still open: close it without merging "
+            f"(merging it would remove the manifests of `{run.app}` again)."
+        )
+
+
 def _report(ctx: CommandContext, run: RunState, reply: Reply) -> None:
     services, app = ctx.services, run.app
     uri, env = connection_snippet(services, app)
@@ -435,6 +482,9 @@ def _plan(ctx: CommandContext, app: AppName, reply: Reply, *, extra_namespace: s
     cred = reply.step("credentials")
     if stored is not None and stored.password is not None:
         cred.state, cred.detail = StepState.EXISTS, "would reuse the stored password"
+    elif role is not None and not role.can_login and was_offboarded(services, app):
+        cred.state = StepState.PLANNED
+        cred.detail = "would generate a new password for the offboarded (NOLOGIN) role"
     elif role is not None:
         cred.state, cred.detail = StepState.FAILED, "role exists but no password is stored"
     else:

@@ -23,7 +23,9 @@ from handlers.context import CommandContext, Requester, Services
 from handlers.create import run_create
 from handlers.diagnose import run_diagnose
 from handlers.help import run_help
+from handlers.offboard import run_offboard
 from handlers.repair import run_repair
+from handlers.rotate import run_rotate
 from handlers.silence import run_silence
 from handlers.status import run_list, run_status
 
@@ -146,6 +148,11 @@ def _run(ctx: CommandContext, command: Command) -> Reply:
         return run_diagnose(ctx)
     if name == "repair":
         return run_repair(ctx, _app(ctx, command.args["app"]), confirmed="yes" in command.flags)
+    if name == "offboard":
+        app = _app(ctx, command.args["app"])
+        return run_offboard(ctx, app, confirmed="yes" in command.flags)
+    if name == "rotate":
+        return run_rotate(ctx, _app(ctx, command.args["app"]), confirmed="yes" in command.flags)
     if name == "silence":
         return run_silence(ctx, command.args["target"], command.args["duration"])
     raise UsageError(f"`/pgdb {name}` is not handled. Try `/pgdb help`.")

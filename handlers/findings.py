@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core.model import PasswordResult, PasswordVerdict, ProposalState
+from bot.core.model import PasswordResult, PasswordVerdict, ProposalState, WorkflowRecord
 from bot.core.names import AppName, InvalidAppName, parse_app_name
 from handlers.context import Services
-from handlers.lifecycle import Lifecycle
+from handlers.lifecycle import Lifecycle, lifecycle_of
 from handlers.observe import (
     Observation,
     check_passwords,
@@ -19,8 +19,14 @@ from handlers.observe import (
     manifests_on_base,
     orphan_roles,
 )
+from handlers.offboard import secret_deleted
 
 SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1"})
+_OFFBOARDED = frozenset({Lifecycle.OFFBOARDED, Lifecycle.OFFBOARDING})
+# What offboarding causes on purpose (issue 10): not reported for an offboarded app.
+_CAUSED_BY_OFFBOARDING = frozenset(
+    {"role_missing", "manifest_missing", "pr_stale", "password_drift"}
+)
 # variable to check, per system that could not be observed
 _SYSTEM_HINTS = {
     "secret store": "check PGDB_SECRETS_DIR (or the Infisical settings) and its permissions",
@@ -64,6 +70,22 @@ class Diagnosis:
         return [f for f in self.findings if f.severity is not Severity.INFO]
 
 
+def rotation_of(obs: Observation, app: str) -> WorkflowRecord | None:
+    """The app's rotation that has not finished (running, failed, or crashed), if any."""
+    from handlers.rotate import unfinished_rotation  # rotate imports the context: keep it light
+
+    return unfinished_rotation(obs.workflows.value or [], app)
+
+
+def rotation_note(rotation: WorkflowRecord) -> str:
+    """Why a drift is expected, and that the re-run keeps the stored password."""
+    return (
+        f": a rotation started at {rotation.started_at:%Y-%m-%d %H:%M:%S} UTC stopped at step "
+        f"“{rotation.step}” with the new password already stored; `/pgdb rotate "
+        f"{rotation.app} --yes` finishes it with that password"
+    )
+
+
 def _psql(services: Services, sql: str) -> str:
     s = services.settings
     return f"kubectl exec -n {s.namespace} {s.cluster}-1 -- psql -U postgres -c '{sql}'"
@@ -82,7 +104,11 @@ def _fresh_apps(obs: Observation, services: Services) -> set[str]:
 def diagnose(obs: Observation, services: Services, *, respect_grace: bool = True) -> Diagnosis:
     """Every finding of the pass, most severe first. Repair ignores the grace period."""
     apps = known_apps(obs, services)
-    verdicts = check_passwords(obs, services, apps)
+    states = lifecycles(obs)
+    # An offboarded app's role is NOLOGIN on purpose and `create` sets its password again:
+    # its password is not checked, and what offboarding leaves behind is no problem.
+    retired = {a for a in apps if states.get(a) in _OFFBOARDED}
+    verdicts = check_passwords(obs, services, [a for a in apps if a not in retired])
     findings: list[Finding] = []
     for system, error in obs.unreachable().items():
         findings.append(
@@ -96,15 +122,19 @@ def diagnose(obs: Observation, services: Services, *, respect_grace: bool = True
         )
     fresh = _fresh_apps(obs, services) if respect_grace else set()
     # An app waiting for approval has nothing yet, on purpose: not a problem.
-    states = lifecycles(obs)
     checked = [a for a in apps if states.get(a) is not Lifecycle.PENDING_APPROVAL]
     for app in checked:
-        findings.extend(_app_findings(obs, services, app, verdicts.get(app), fresh=app in fresh))
+        found = _app_findings(obs, services, app, verdicts.get(app), fresh=app in fresh)
+        if app in retired:
+            found = _offboarded_findings(obs, services, app, found, fresh=app in fresh)
+        findings.extend(found)
     findings.extend(_orphans(obs, services, apps))
     from handlers.cluster_checks import kube_findings  # imports this module: a cycle at the top
 
+    # Once offboarded, an app's Kubernetes resources go away with its manifests, on purpose.
+    in_cluster = [a for a in checked if a not in retired]
     findings.extend(
-        kube_findings(obs, services, checked, fresh_apps=fresh, respect_grace=respect_grace)
+        kube_findings(obs, services, in_cluster, fresh_apps=fresh, respect_grace=respect_grace)
     )
     order = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
     findings.sort(key=lambda f: (order[f.severity], f.app or "", f.kind))
@@ -175,7 +205,14 @@ def _app_findings(
                     remedy=repair,
                 )
             )
-    if verdict is not None and verdict.result is PasswordResult.MISMATCH:
+    rotation = rotation_of(obs, app)
+    # Between the store write and ALTER ROLE a rotation *is* a drift: not reported while it
+    # runs (the grace period), and reported with the command that finishes it once it stopped.
+    if (
+        verdict is not None
+        and verdict.result is PasswordResult.MISMATCH
+        and not (rotation is not None and fresh)
+    ):
         out.append(
             Finding(
                 kind="password_drift",
@@ -184,8 +221,9 @@ def _app_findings(
                 message=(
                     f"the password stored at {location} does not open role `{app}`"
                     + (f" ({verdict.detail})" if verdict.detail else "")
+                    + (rotation_note(rotation) if rotation is not None else "")
                 ),
-                remedy=f"/pgdb rotate {app}",
+                remedy=f"/pgdb rotate {app}" + (" --yes" if rotation is not None else ""),
             )
         )
     if role is not None and (role.dangerous_attributes or role.privileged_memberships):
@@ -222,6 +260,56 @@ def _app_findings(
                 )
             )
     out.extend(_pr_stale(obs, services, app))
+    return out
+
+
+def _offboarded_findings(
+    obs: Observation, services: Services, app: AppName, found: list[Finding], *, fresh: bool
+) -> list[Finding]:
+    """An offboarded app's findings: what offboarding causes on purpose (NOLOGIN role, no
+    manifests, the onboarding proposal left behind, credentials deleted by configuration) is
+    not reported; a role that can log in again, or an offboarding that stopped, is."""
+    record = next((w for w in obs.workflows.value or [] if w.app == app), None)
+    finished = lifecycle_of(record) is Lifecycle.OFFBOARDED
+    deleted = secret_deleted(record) or services.settings.offboard_delete_secret
+    out: list[Finding] = []
+    for f in found:
+        if f.kind in _CAUSED_BY_OFFBOARDING or (f.kind == "secret_missing" and deleted):
+            continue
+        if f.kind == "secret_missing":
+            f = replace(
+                f,
+                severity=Severity.INFO,
+                message=f"{f.message}; `{app}` is offboarded, so `/pgdb create {app}` would "
+                "set a new password",
+                remedy=f"nothing to do until `{app}` comes back (/pgdb create {app})",
+            )
+        out.append(f)
+    state = obs.database.value
+    role = state.roles.get(app) if state is not None else None
+    if finished and role is not None and role.can_login:
+        out.append(
+            Finding(
+                kind="role_unsafe",
+                app=app,
+                severity=Severity.WARNING,
+                message=f"role `{app}` can log in although `{app}` is offboarded",
+                remedy=f"/pgdb offboard {app} --yes (sets NOLOGIN again), or /pgdb create {app} "
+                "to bring the app back",
+            )
+        )
+    if not finished and record is not None and not fresh:
+        out.append(
+            Finding(
+                kind="offboard_incomplete",
+                app=app,
+                severity=Severity.WARNING,
+                message=f"the offboarding of `{app}` started by {record.requester} on "
+                f"{record.started_at:%Y-%m-%d %H:%M} UTC stopped at step {record.step}"
+                + (f": {record.detail}" if record.detail else ""),
+                remedy=f"/pgdb offboard {app} --yes (it finishes what is left)",
+            )
+        )
     return out
 
 

@@ -19,4 +19,7 @@ def run_help(*, correlation_id: str = "") -> Reply:
     reply.lines.append("`/pgdb create docspell` — credentials, role and a pull request")
     reply.lines.append("`/pgdb create docspell --namespace docspell --dry-run` — show the plan")
     reply.lines.append("`/pgdb status docspell` — every layer of one app")
+    reply.lines.append(
+        "`/pgdb offboard docspell` — show what offboarding would do (the data is always kept)"
+    )
     return reply

@@ -7,7 +7,14 @@ import logging
 from dataclasses import dataclass, replace
 
 from bot.core.errors import PgdbError
-from bot.core.model import Observed, PasswordResult, PasswordVerdict, ProposalState
+from bot.core.manifests import database_path, secret_path
+from bot.core.model import (
+    Observed,
+    PasswordResult,
+    PasswordVerdict,
+    ProposalState,
+    WorkflowStatus,
+)
 from bot.core.names import AppName
 from bot.core.reply import Reply
 from handlers.context import CommandContext, Services
@@ -20,6 +27,7 @@ from handlers.observe import (
     manifests_on_base,
     observe,
 )
+from handlers.offboard import open_offboarding
 
 PAGE_SIZE = 50
 
@@ -311,6 +319,42 @@ def with_proposal_detail(obs: Observation, services: Services, app: AppName) -> 
     return replace(obs, git=Observed.ok(replace(snapshot, proposals=proposals)))
 
 
+# The checks a rotation makes disagree on purpose between the store write and ALTER ROLE.
+_ROTATION_CHECKS = frozenset(
+    {"stored password opens the role", "Kubernetes Secret carries the stored password"}
+)
+
+
+def with_rotation(
+    obs: Observation, services: Services, app: str, checks: list[AppCheck]
+) -> tuple[list[AppCheck], str | None]:
+    """The checks as a rotation in progress explains them, and one line saying where it is."""
+    from handlers.findings import rotation_of  # findings imports this module's neighbours
+
+    rotation = rotation_of(obs, app)
+    if rotation is None:
+        return checks, None
+    since = f"{rotation.started_at:%Y-%m-%d %H:%M:%S} UTC"
+    age = (obs.at - rotation.updated_at).total_seconds()
+    if rotation.status is WorkflowStatus.RUNNING and age < services.settings.grace_seconds:
+        line = f"🔄 {app}: rotation in progress since {since} (step “{rotation.step}”)"
+        outcome, suffix = CheckOutcome.PENDING, " (rotation in progress)"
+    else:
+        line = (
+            f"⚠️ {app}: rotation started at {since} stopped at step “{rotation.step}”"
+            + (f": {rotation.detail}" if rotation.detail else "")
+            + f" — finish it with `/pgdb rotate {app} --yes` (keeps the password already stored)"
+        )
+        outcome, suffix = CheckOutcome.PROBLEM, f" — finish the rotation: /pgdb rotate {app} --yes"
+    adjusted = [
+        replace(c, outcome=outcome, detail=c.detail + suffix)
+        if c.name in _ROTATION_CHECKS and c.outcome is CheckOutcome.PROBLEM
+        else c
+        for c in checks
+    ]
+    return adjusted, line
+
+
 def waiting_line(obs: Observation, app: str) -> str | None:
     """The one line for an app that waits for approval (it has nothing yet, on purpose)."""
     if lifecycles(obs).get(app) is not Lifecycle.PENDING_APPROVAL:
@@ -319,23 +363,135 @@ def waiting_line(obs: Observation, app: str) -> str | None:
     return f"{ICONS[CheckOutcome.PENDING]} {app}: pending approval ({record.detail})"
 
 
+_RETIRED = (Lifecycle.OFFBOARDED, Lifecycle.OFFBOARDING)
+
+
+def offboarded_line(obs: Observation, app: str) -> str | None:
+    """The one line for an offboarded app (or one whose offboarding stopped): when and by
+    whom, and the offboarding proposal while the manifests are still on the base branch."""
+    state = lifecycles(obs).get(app)
+    if state not in _RETIRED:
+        return None
+    record = next(w for w in obs.workflows.value or [] if w.app == app)
+    when = f"{record.updated_at:%Y-%m-%d %H:%M} UTC by {record.requester}"
+    if state is Lifecycle.OFFBOARDING:
+        if record.status is WorkflowStatus.RUNNING:
+            return f"{ICONS[CheckOutcome.PENDING]} {app}: offboarding in progress (started {when})"
+        return (
+            f"{ICONS[CheckOutcome.PROBLEM]} {app}: offboarding stopped at step {record.step} "
+            f"({when}): {record.detail} — finish it with `/pgdb offboard {app} --yes`"
+        )
+    line = f"{ICONS[CheckOutcome.NOT_CONFIGURED]} {app}: offboarded on {when}"
+    snapshot = obs.git.value
+    if snapshot is not None and record.proposal_url:
+        named = AppName(app)  # a known app: validated when it was found
+        if {database_path(named), secret_path(named)} & snapshot.files:
+            line += (
+                f" (its manifests leave {snapshot.base_branch} once {record.proposal_url} "
+                "is merged)"
+            )
+    role = obs.database.value.roles.get(app) if obs.database.value is not None else None
+    if role is not None and role.can_login:
+        line += f" — {ICONS[CheckOutcome.PROBLEM]} role `{app}` can log in again"
+    return line
+
+
+def _offboarded_checks(
+    obs: Observation, services: Services, app: AppName, checks: list[AppCheck]
+) -> list[AppCheck]:
+    """The checks of an offboarded app, read against what offboarding leaves on purpose: a
+    NOLOGIN role, no manifests, no Kubernetes resources, the database kept."""
+    from handlers.cluster_checks import KUBE_CHECKS
+
+    finished = lifecycles(obs).get(app) is Lifecycle.OFFBOARDED
+    snapshot = obs.git.value
+    ok, pending, problem = CheckOutcome.OK, CheckOutcome.PENDING, CheckOutcome.PROBLEM
+    out: list[AppCheck] = []
+    for c in checks:
+        outcome, detail = c.outcome, c.detail
+        if c.name == "role":
+            if outcome is problem and ("NOLOGIN" in detail or "does not exist" in detail):
+                outcome, detail = ok, f"{detail} (offboarded)"
+            elif outcome is ok and finished:
+                outcome = problem
+                detail = (
+                    f"LOGIN although `{app}` is offboarded: `/pgdb offboard {app} --yes` sets "
+                    "NOLOGIN again"
+                )
+        elif c.name in ("stored password opens the role", "credentials stored"):
+            if outcome is not ok:
+                outcome = ok
+                detail = f"{detail} (offboarded: `/pgdb create {app}` sets the password)"
+        elif c.name == "database":
+            if outcome is pending:
+                outcome, detail = ok, f"database `{app}` does not exist (never created)"
+            elif outcome is ok:
+                detail = f"{detail}: kept with its data (offboarded)"
+        elif c.name == "manifests" and snapshot is not None:
+            listed = snapshot.proposals.get(app)
+            if listed is not None and listed.state is ProposalState.OPEN:
+                outcome = problem
+                detail = f"the onboarding proposal {listed.url} is still open: close it"
+            elif manifests_on_base(snapshot, app):
+                outcome = pending
+                detail = f"still on branch {snapshot.base_branch}: the offboarding proposal " + (
+                    "removes them once merged"
+                )
+            else:
+                outcome, detail = ok, f"removed from branch {snapshot.base_branch} (offboarded)"
+        elif c.name in KUBE_CHECKS and outcome in (pending, problem):
+            outcome, detail = ok, f"{detail} (offboarded: not expected)"
+        out.append(replace(c, outcome=outcome, detail=detail))
+    return out
+
+
+def _offboarding_proposal(services: Services, app: AppName) -> str | None:
+    try:
+        found = open_offboarding(services, app)
+    except PgdbError as exc:
+        return f"the offboarding proposal could not be read: {exc}"
+    if found is None:
+        return None
+    return (
+        f"The offboarding proposal {found.url} is open: once it is merged, Argo CD removes the "
+        f"Database and InfisicalSecret of `{app}`; the database and its data stay."
+    )
+
+
 def run_status(ctx: CommandContext, app: AppName | None) -> Reply:
     services = ctx.services
     obs = observe(services)
     if app is not None:
         obs = with_proposal_detail(obs, services, app)
         verdict = check_passwords(obs, services, [app]).get(app)
-        checks = app_checks(obs, services, app, verdict)
+        checks, rotating = with_rotation(
+            obs, services, app, app_checks(obs, services, app, verdict)
+        )
         known = app in known_apps(obs, services)
         reply = Reply(
             title=f"Status of `{app}`: {overall(checks).value}", correlation_id=ctx.correlation_id
         )
         if not known:
             reply.lines.append(f"`{app}` is not a known app. Onboard it with `/pgdb create {app}`.")
+        if rotating is not None:
+            reply.lines.append(rotating)
         waiting = waiting_line(obs, app)
         if waiting is not None:
             reply.title = f"Status of `{app}`: pending approval"
             reply.lines.append(waiting)
+        retired = offboarded_line(obs, app)
+        if retired is not None:
+            checks = _offboarded_checks(obs, services, app, checks)
+            worst = overall(checks)
+            reply.title = f"Status of `{app}`: " + (
+                "offboarded" if lifecycles(obs).get(app) is Lifecycle.OFFBOARDED else "offboarding"
+            )
+            if worst is not CheckOutcome.OK:
+                reply.title += f" ({worst.value})"
+            reply.lines.append(retired)
+            proposal = _offboarding_proposal(services, app)
+            if proposal is not None:
+                reply.lines.append(proposal)
         for c in checks:
             reply.fields.append((f"{ICONS[c.outcome]} {c.name}", f"{c.detail} [{c.source}]"))
         return reply
@@ -344,12 +500,16 @@ def run_status(ctx: CommandContext, app: AppName | None) -> Reply:
     reply = Reply(title=f"pgdb status: {len(apps)} app(s)", correlation_id=ctx.correlation_id)
     reply.fields.extend(_systems(obs, services))
     for name in apps:
-        waiting = waiting_line(obs, name)
+        waiting = waiting_line(obs, name) or offboarded_line(obs, name)
         if waiting is not None:
             reply.lines.append(waiting)
             continue
-        checks = app_checks(obs, services, name, verdicts.get(name))
+        checks, rotating = with_rotation(
+            obs, services, name, app_checks(obs, services, name, verdicts.get(name))
+        )
         worst = overall(checks)
+        if rotating is not None:
+            reply.lines.append(rotating)
         notes = [
             c.name for c in checks if c.outcome in (CheckOutcome.PROBLEM, CheckOutcome.UNKNOWN)
         ]
@@ -389,7 +549,7 @@ def run_list(ctx: CommandContext, page: int) -> Reply:
         title=f"Known apps ({len(apps)}), page {page}/{pages}", correlation_id=ctx.correlation_id
     )
     for name in shown:
-        waiting = waiting_line(obs, name)
+        waiting = waiting_line(obs, name) or offboarded_line(obs, name)
         if waiting is not None:
             reply.lines.append(waiting)
             continue

@@ -143,3 +143,23 @@ def test_the_optional_argocd_rbac_validates() -> None:
     assert docs[0]["rules"] == [
         {"apiGroups": ["argoproj.io"], "resources": ["applications"], "verbs": ["get"]}
     ]
+
+
+def test_the_optional_rollout_rbac_validates_and_stays_namespaced() -> None:
+    docs = [
+        d for d in yaml.safe_load_all((ROOT / "deploy/optional/rollout-rbac.yaml").read_text()) if d
+    ]
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.30.0", strict=True)
+    role, binding = docs
+    assert role["rules"] == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "statefulsets"],
+            "verbs": ["list", "patch"],
+        }
+    ]
+    # granted per namespace by RoleBindings only: never a ClusterRoleBinding
+    assert (
+        binding["kind"] == "RoleBinding" and binding["roleRef"]["name"] == role["metadata"]["name"]
+    )

@@ -120,6 +120,40 @@ class FileSecretStore:
             _write_atomically(folder / key, values[key])
         _fsync_dir(folder)
 
+    def delete(self, app: AppName) -> bool:
+        """Remove the three key files, then the app's folder; False when there was none.
+
+        Only the bot's own files (the keys and leftover temp files) are removed: a folder that
+        still holds anything else is refused rather than wiped."""
+        folder = self._folder(app)
+        try:
+            if not folder.is_dir():
+                if folder.exists() or folder.is_symlink():
+                    raise _not_a_folder(folder)
+                return False
+            leftovers = []
+            for entry in folder.iterdir():
+                if entry.name in SECRET_KEYS or entry.name.startswith(_TEMP_PREFIX):
+                    entry.unlink()
+                else:
+                    leftovers.append(entry.name)
+        except OSError as exc:
+            raise _error(exc, folder, action="delete") from exc
+        if leftovers:
+            raise BackendUnavailable(
+                _SYSTEM,
+                f"{folder} holds files the bot did not write ({', '.join(sorted(leftovers))}),"
+                " so it was not removed — move them away, then run the command again",
+            )
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _error(exc, folder, action="delete") from exc
+        _fsync_dir(folder.parent)
+        return True
+
     def _folder(self, app: AppName) -> Path:
         if app in {"", ".", ".."} or "/" in app or "\0" in app or app.startswith(_TEMP_PREFIX):
             raise ValueError("not an app folder name")

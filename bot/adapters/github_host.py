@@ -373,8 +373,9 @@ class GitHubHost:
 
     # --- changing ---------------------------------------------------------------------------
 
-    def commit(self, *, parent: str, files: Mapping[str, str], message: str) -> str:
-        """A commit on ``parent`` whose tree adds or replaces ``files``; its sha.
+    def commit(self, *, parent: str, files: Mapping[str, str | None], message: str) -> str:
+        """A commit on ``parent`` whose tree adds or replaces ``files`` (None deletes the
+        path: a tree entry with ``"sha": null``; GitHub refuses it for an absent path); its sha.
 
         Three calls: the parent (for its tree), the new tree with the contents inline (no
         separate blobs), the commit.
@@ -383,6 +384,8 @@ class GitHubHost:
         parent_sha = parent if _SHA.fullmatch(parent) else self._branch_sha(repo, parent)
         changes = [
             InputGitTreeElement(path=_clean_path(path), mode="100644", type="blob", content=text)
+            if text is not None
+            else InputGitTreeElement(path=_clean_path(path), mode="100644", type="blob", sha=None)
             for path, text in files.items()
         ]
         base = self._call(
@@ -432,13 +435,14 @@ class GitHubHost:
 
     def open_proposal(self, *, branch: str, title: str, body: str) -> Proposal:
         """The open pull request for ``branch`` (found with ``head=<owner>:<branch>``), else a
-        new one with the configured labels and reviewers. Never a second one: a duplicate
-        refused by GitHub (a retried POST, a concurrent run) is looked up and reused."""
+        new one with the configured labels and reviewers. Never a second one: GitHub refuses a
+        duplicate (422 "already exists"), and then the open one is looked up and reused.
+
+        Creating first costs one call where none is open (a first onboarding, the usual case);
+        looking up first would cost one more there, and the caller already knows from its
+        snapshot whether one is open."""
         _check_branch(branch)
         repo = self._repo()
-        existing = self._open_pull(repo, branch)
-        if existing is not None:
-            return self._to_proposal(existing, checks=self._checks(repo, existing.head.sha))
 
         def create() -> PullRequest | None:
             try:
@@ -636,16 +640,22 @@ class GitHubHost:
                 )
             ),
         )
-        return [pr for pr in found if self._app_of(pr) is not None and pr.head.ref == branch]
+        return [pr for pr in found if self._from_here(pr) and pr.head.ref == branch]
 
     def _open_pull(self, repo: Repository, branch: str) -> PullRequest | None:
         return next(iter(self._pulls(repo, branch, state="open")), None)
+
+    def _from_here(self, pr: PullRequest) -> bool:
+        """A pull request from a branch of this repository (not a fork) into the base branch
+        (``pgdb/<app>``, or another branch the bot owns such as ``pgdb-offboard/<app>``)."""
+        head = pr.head
+        return head.label == f"{self.owner}:{head.ref}" and pr.base.ref == self.base_branch
 
     def _app_of(self, pr: PullRequest) -> str | None:
         """The app of a ``pgdb/<app>`` pull request from this repository (not a fork) into
         the base branch; None for any other pull request."""
         head = pr.head
-        if head.label != f"{self.owner}:{head.ref}" or pr.base.ref != self.base_branch:
+        if not self._from_here(pr):
             return None
         app = head.ref.removeprefix(BRANCH_PREFIX)
         if app == head.ref or not app or "/" in app:

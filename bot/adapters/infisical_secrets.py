@@ -312,6 +312,39 @@ class InfisicalSecretStore:
             for key in SECRET_KEYS:
                 self._put(project_id, path=path, key=key, value=values[key])
 
+    def delete(self, app: AppName) -> bool:
+        """Each key, then the folder; an absent one (404) is already gone, so a re-run after a
+        failure part-way finishes the job."""
+        path = self._path(app)
+        removed = False
+        with self._operation():
+            project_id = self._project()
+            for key in SECRET_KEYS:
+                target = f"`{key}` at {path}"
+                gone = self._call(
+                    f"delete {target}",
+                    lambda key=key: self._sdk.secrets.delete_secret_by_name(  # type: ignore[misc]
+                        secret_name=key,
+                        secret_path=path,
+                        environment_slug=self.env,
+                        project_id=project_id,
+                    ),
+                    tolerate=frozenset({404}),
+                    writes=target,
+                )
+                removed = removed or not isinstance(gone, _Tolerated)
+            folder = self._call(
+                f"delete the folder {path}",
+                lambda: self._sdk.folders.delete_folder(
+                    folder_id_or_name=str(app),
+                    environment_slug=self.env,
+                    project_id=project_id,
+                    path=self.prefix,
+                ),
+                tolerate=frozenset({404}),
+            )
+        return removed or not isinstance(folder, _Tolerated)
+
     # --- the calls ----------------------------------------------------------------------------
 
     def _put(self, project_id: str, *, path: str, key: str, value: str) -> None:

@@ -55,6 +55,7 @@ from bot.core.model import (
     PgCluster,
     ResyncResult,
     ScheduledBackupRecord,
+    Workload,
 )
 from bot.core.secret import Secret
 
@@ -69,6 +70,10 @@ MANAGED_SUFFIX: Final = "-postgresql-credentials"
 MERGE_PATCH: Final = "application/merge-patch+json"
 MAX_RETRY_AFTER: Final = 5.0
 RBAC_HINT: Final = "grant it as in the README section `### Kubernetes`"
+APPS: Final = ("apps", "v1")
+WORKLOAD_KINDS: Final = (("Deployment", "deployments"), ("StatefulSet", "statefulsets"))
+RESTARTED_AT: Final = "kubectl.kubernetes.io/restartedAt"
+ROLLOUT_RBAC: Final = "deploy/optional/rollout-rbac.yaml"
 
 
 class KubeApiError(BackendUnavailable):
@@ -224,6 +229,20 @@ def _managed_names(spec: Mapping[str, Any], namespace: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _delivered(spec: Mapping[str, Any], namespace: str) -> tuple[tuple[str, str], ...]:
+    """(namespace, name) of every Secret the operator writes (an unset namespace is ours)."""
+    refs: list[Any] = [spec.get("managedSecretReference")]
+    refs.extend(spec.get("managedKubeSecretReferences") or ())
+    found: list[tuple[str, str]] = []
+    for raw in refs:
+        ref = _dict(raw)
+        name = _str(ref.get("secretName"))
+        where = (_str(ref.get("secretNamespace")) or namespace, name)
+        if name and where not in found:
+            found.append(where)
+    return tuple(found)
+
+
 def parse_infisical_secret(obj: Mapping[str, Any], *, namespace: str) -> InfisicalSecretResource:
     spec = _dict(obj.get("spec"))
     return InfisicalSecretResource(
@@ -232,7 +251,43 @@ def parse_infisical_secret(obj: Mapping[str, Any], *, namespace: str) -> Infisic
         conditions=_conditions(_dict(obj.get("status"))),
         secrets_path=_secrets_path(spec),
         managed_secrets=_managed_names(spec, namespace),
+        delivered_to=_delivered(spec, namespace),
         created_at=_created(obj),
+    )
+
+
+def _template_secrets(template: Mapping[str, Any]) -> frozenset[str]:
+    """The Secrets a pod template reads: env ``valueFrom.secretKeyRef``, ``envFrom.secretRef``,
+    ``secret`` and projected volumes, in every container and init container."""
+    pod = _dict(template.get("spec"))
+    names: set[str] = set()
+    containers = [*(pod.get("containers") or ()), *(pod.get("initContainers") or ())]
+    for raw in containers:
+        container = _dict(raw)
+        for env in container.get("env") or ():
+            ref = _dict(_dict(_dict(env).get("valueFrom")).get("secretKeyRef"))
+            names.add(_str(ref.get("name")))
+        for source in container.get("envFrom") or ():
+            names.add(_str(_dict(_dict(source).get("secretRef")).get("name")))
+    for raw in pod.get("volumes") or ():
+        volume = _dict(raw)
+        names.add(_str(_dict(volume.get("secret")).get("secretName")))
+        for source in _dict(volume.get("projected")).get("sources") or ():
+            names.add(_str(_dict(_dict(source).get("secret")).get("name")))
+    names.discard("")
+    return frozenset(names)
+
+
+def parse_workload(obj: Mapping[str, Any], *, kind: str, namespace: str) -> Workload:
+    template = _dict(_dict(obj.get("spec")).get("template"))
+    annotations = _dict(_dict(template.get("metadata")).get("annotations"))
+    restarted = annotations.get(RESTARTED_AT)
+    return Workload(
+        kind=kind,
+        namespace=_str(_dict(obj.get("metadata")).get("namespace")) or namespace,
+        name=_name(obj),
+        secrets=_template_secrets(template),
+        restarted_at=restarted if isinstance(restarted, str) else None,
     )
 
 
@@ -662,6 +717,82 @@ class KubernetesCluster:
             f"InfisicalSecret {name} kept changing while the bot patched it: run repair again"
         )
 
+    # -- rotation ---------------------------------------------------------------------------
+
+    def read_secret(self, name: str) -> KubeSecret | None:
+        """One GET; only the keys and the (wrapped) password and username are kept."""
+        try:
+            item = self._call(
+                f"reading Secret {name}",
+                "secrets",
+                "get",
+                lambda: self._core.read_namespaced_secret(
+                    name, self.namespace, _request_timeout=self._timeout
+                ),
+            )
+        except BackendUnavailable as exc:
+            if _object_missing(exc):
+                return None
+            raise
+        return _kube_secret(item)
+
+    def workloads(self, namespace: str) -> list[Workload]:
+        found: list[Workload] = []
+        for kind, plural in WORKLOAD_KINDS:
+            failure: PgdbError | None = None
+            try:
+                listing = self._call(
+                    f"listing {kind}s in namespace {namespace}",
+                    f"{plural}.apps",
+                    "list",
+                    lambda plural=plural: self._custom.list_namespaced_custom_object(  # type: ignore[misc]
+                        *APPS, namespace, plural, _request_timeout=self._timeout
+                    ),
+                )
+            except KubeApiError as exc:
+                if exc.status != 403:
+                    raise
+                failure = self._rollout_forbidden(f"list {plural}", namespace)
+            if failure is not None:
+                raise failure
+            found.extend(parse_workload(o, kind=kind, namespace=namespace) for o in _items(listing))
+        return found
+
+    def restart_workload(self, workload: Workload, *, restarted_at: str) -> None:
+        plural = dict(WORKLOAD_KINDS)[workload.kind]
+        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: restarted_at}}}}}
+        failure: PgdbError | None = None
+        try:
+            self._call(
+                f"restarting {workload.kind} {workload.namespace}/{workload.name}",
+                f"{plural}.apps",
+                "patch",
+                lambda: self._custom.patch_namespaced_custom_object(
+                    *APPS,
+                    workload.namespace,
+                    plural,
+                    workload.name,
+                    body,
+                    _content_type=MERGE_PATCH,
+                    _request_timeout=self._timeout,
+                ),
+            )
+        except KubeApiError as exc:
+            if exc.status != 403:
+                raise
+            failure = self._rollout_forbidden(f"patch {plural}", workload.namespace)
+        if failure is not None:
+            raise failure
+        log.info("restarted %s %s/%s", workload.kind, workload.namespace, workload.name)
+
+    def _rollout_forbidden(self, what: str, namespace: str) -> KubeApiError:
+        return KubeApiError(
+            f"the bot's account may not {what}.apps in namespace {namespace} — bind the "
+            f"ClusterRole of {ROLLOUT_RBAC} there with a RoleBinding, or set PGDB_ROLLOUT=off",
+            status=403,
+            missing_object=False,
+        )
+
 
 def _managed_secrets(listing: Any, *, wanted: Iterable[str]) -> dict[str, KubeSecret]:
     """The managed Secrets only; every other Secret of the namespace is dropped unread."""
@@ -672,17 +803,22 @@ def _managed_secrets(listing: Any, *, wanted: Iterable[str]) -> dict[str, KubeSe
         name = meta.name if meta is not None else None
         if not name or not (name in names or name.endswith(MANAGED_SUFFIX)):
             continue
-        data = cast(Mapping[str, Any], item.data or {})
-        password = _decoded(data, "password")
-        created = meta.creation_timestamp if meta is not None else None
-        out[name] = KubeSecret(
-            name=name,
-            keys=frozenset(data),
-            password=Secret(password) if password is not None else None,
-            username=_decoded(data, "username"),
-            created_at=created,
-        )
+        out[name] = _kube_secret(item)
     return out
+
+
+def _kube_secret(item: Any) -> KubeSecret:
+    """A V1Secret as the core sees it: keys, and the password wrapped at once."""
+    meta = item.metadata
+    data = cast(Mapping[str, Any], item.data or {})
+    password = _decoded(data, "password")
+    return KubeSecret(
+        name=(meta.name if meta is not None else None) or "",
+        keys=frozenset(data),
+        password=Secret(password) if password is not None else None,
+        username=_decoded(data, "username"),
+        created_at=meta.creation_timestamp if meta is not None else None,
+    )
 
 
 def _status(body: Any) -> dict[str, Any]:

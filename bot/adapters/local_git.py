@@ -209,18 +209,34 @@ class LocalGitHost:
 
     # --- changing ---------------------------------------------------------------------------
 
-    def commit(self, *, parent: str, files: Mapping[str, str], message: str) -> str:
-        """A commit whose tree is ``parent``'s with ``files`` added or replaced; its sha.
+    def commit(self, *, parent: str, files: Mapping[str, str | None], message: str) -> str:
+        """A commit whose tree is ``parent``'s with ``files`` added or replaced (None: the file
+        is removed, and must be one in ``parent``, as GitHub requires); its sha.
 
         Built in a private index file, so the repository's own index is never read or written.
         """
         parent_sha = self._resolve_commit(parent)
-        changes = {_clean_path(path): text for path, text in files.items()}
+        cleaned = {_clean_path(path): text for path, text in files.items()}
+        changes = {path: text for path, text in cleaned.items() if text is not None}
+        removed = [path for path, text in cleaned.items() if text is None]
         self._refuse_file_folder_clashes(parent_sha, changes)
+        self._require_files(parent_sha, removed)
         git = self._git()
         with tempfile.TemporaryDirectory(prefix="pgdb-git-") as tmp:
             index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             git("-c", "core.splitIndex=false", "read-tree", parent_sha, env=index)
+            if removed:
+                # mode 0 removes the entry; unlike --remove it needs no work tree (bare repos)
+                gone = "".join(f"0 {'0' * 40}\t{path}\0" for path in removed)
+                git(
+                    "-c",
+                    "core.splitIndex=false",
+                    "update-index",
+                    "-z",
+                    "--index-info",
+                    stdin=gone.encode("utf-8"),
+                    env=index,
+                )
             if changes:
                 blob_paths = []
                 for number, text in enumerate(changes.values()):
@@ -250,6 +266,20 @@ class LocalGitHost:
             tree = git("-c", "core.splitIndex=false", "write-tree", env=index).out.decode().strip()
         made = git("commit-tree", "--no-gpg-sign", tree, "-p", parent_sha, stdin=message.encode())
         return made.out.decode().strip()
+
+    def _require_files(self, parent: str, paths: Sequence[str]) -> None:
+        """A path to delete must be a file in ``parent``: deleting nothing means the caller
+        worked from an outdated view of the branch."""
+        if not paths:
+            return
+        stdin = "".join(f"{parent}:{path}\n" for path in paths).encode("utf-8")
+        out = self._git()("cat-file", "--batch-check", stdin=stdin).out.decode("utf-8", "replace")
+        for path, line in zip(paths, out.splitlines(), strict=True):
+            if line.endswith(" missing") or line.split(" ")[1] != "blob":
+                raise ConflictError(
+                    f"{path} is not a file in commit {parent[:12]}, so it cannot be deleted —"
+                    " the branch changed meanwhile: run the command again"
+                )
 
     def _refuse_file_folder_clashes(self, parent: str, paths: Iterable[str]) -> None:
         """A file may not replace a folder, nor a folder a file: the index would silently drop

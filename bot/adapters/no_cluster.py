@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.core.errors import PgdbError
-from bot.core.model import ClusterSnapshot, ResyncResult
+from bot.core.model import ClusterSnapshot, KubeSecret, ResyncResult, Workload
 
 NOT_CONFIGURED = (
     "Kubernetes is not configured (set PGDB_KUBECONFIG, or run in a cluster; "
@@ -21,4 +21,13 @@ class NoCluster:
         raise PgdbError(NOT_CONFIGURED)
 
     def resync_infisical_secret(self, name: str) -> ResyncResult:
+        raise PgdbError(NOT_CONFIGURED)
+
+    def read_secret(self, name: str) -> KubeSecret | None:
+        raise PgdbError(NOT_CONFIGURED)
+
+    def workloads(self, namespace: str) -> list[Workload]:
+        raise PgdbError(NOT_CONFIGURED)
+
+    def restart_workload(self, workload: Workload, *, restarted_at: str) -> None:
         raise PgdbError(NOT_CONFIGURED)

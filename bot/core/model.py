@@ -255,6 +255,8 @@ class InfisicalSecretResource:
     secrets_path: str | None = None
     # names of the managed Secrets it writes into the cluster's namespace
     managed_secrets: tuple[str, ...] = ()
+    # (namespace, Secret name) of every Secret it writes, app namespaces included
+    delivered_to: tuple[tuple[str, str], ...] = ()
     created_at: datetime | None = None
 
     @property
@@ -368,6 +370,18 @@ class ResyncResult:
     after: str
     generation_before: int
     generation_after: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Workload:
+    """A Deployment or StatefulSet, and the Secrets its pod template reads (env ``valueFrom``,
+    ``envFrom``, volumes): what ``/pgdb rotate`` restarts when one of them changed."""
+
+    kind: str  # "Deployment" | "StatefulSet"
+    namespace: str
+    name: str
+    secrets: frozenset[str] = frozenset()
+    restarted_at: str | None = None  # the template's kubectl.kubernetes.io/restartedAt
 
 
 # --- alerts (SPEC §6.2) ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ from bot.core.model import (
     ClusterSnapshot,
     DatabaseState,
     GitSnapshot,
+    KubeSecret,
     PasswordVerdict,
     Proposal,
     ResyncResult,
@@ -27,6 +28,7 @@ from bot.core.model import (
     StoredCredentials,
     WorkflowRecord,
     WorkflowStatus,
+    Workload,
 )
 from bot.core.names import AppName
 from bot.core.reply import Alert, Reply
@@ -55,6 +57,11 @@ class SecretStore(Protocol):
         the three together. The core decides the password; the store never generates one."""
         ...
 
+    def delete(self, app: AppName) -> bool:
+        """Remove the app's folder and its keys (offboarding, when configured): True when
+        something was removed, False when nothing was there (safe to repeat)."""
+        ...
+
 
 class ManagedDatabase(Protocol):
     """The shared PostgreSQL server, as the bot's admin account sees it."""
@@ -75,6 +82,17 @@ class ManagedDatabase(Protocol):
 
     def enable_login(self, role: AppName, *, password: Secret) -> None:
         """``ALTER ROLE … LOGIN PASSWORD <verifier>`` for a role that exists."""
+        ...
+
+    def set_password(self, role: AppName, *, password: Secret) -> None:
+        """A new password for a role that exists (``/pgdb rotate``), as a client-side SCRAM
+        verifier; LOGIN is kept. Sessions already open are not affected."""
+        ...
+
+    def disable_login(self, role: AppName) -> int:
+        """``ALTER ROLE … NOLOGIN`` (offboarding; the password is kept, so ``enable_login``
+        brings the role back). Sessions already open are left alone: returns how many there
+        are, so the operator is told."""
         ...
 
 
@@ -109,6 +127,10 @@ class BotState(Protocol):
         """The latest workflow record of each app."""
         ...
 
+    def latest_workflow(self, app: AppName) -> WorkflowRecord | None:
+        """One app's latest workflow record (one row, whatever the size of the fleet)."""
+        ...
+
     def pending_follow_ups(self) -> list[WorkflowRecord]:
         """Each app's latest workflow when it is a finished ``create`` with a chat message and
         no follow-through sent yet (SPEC §3.2 step 8)."""
@@ -141,8 +163,9 @@ class GitHost(Protocol):
         """A file's text at a commit or branch, or None when absent (an unknown ref raises)."""
         ...
 
-    def commit(self, *, parent: str, files: Mapping[str, str], message: str) -> str:
-        """A new commit on ``parent`` with ``files`` (repo-relative path -> text); its sha."""
+    def commit(self, *, parent: str, files: Mapping[str, str | None], message: str) -> str:
+        """A new commit on ``parent`` with ``files`` (repo-relative path -> text; None deletes
+        the path, which must be a file in ``parent``); its sha."""
         ...
 
     def set_branch(self, *, branch: str, sha: str) -> None:
@@ -167,7 +190,9 @@ class Cluster(Protocol):
     """The Kubernetes side. ``configured`` is False when Kubernetes is not set up.
 
     One read (``observe``: one API call per kind, whatever the number of apps) and one narrow
-    write (``resync_infisical_secret``), so the RBAC stays minimal and reviewable.
+    write (``resync_infisical_secret``), so the RBAC stays minimal and reviewable. ``/pgdb
+    rotate`` adds a narrow read (``read_secret``) and, with ``PGDB_ROLLOUT=on``, the workload
+    list and restart (optional RBAC).
     """
 
     configured: bool
@@ -184,6 +209,20 @@ class Cluster(Protocol):
     def resync_infisical_secret(self, name: str) -> ResyncResult:
         """Force the Infisical operator to resync ``name`` by a harmless spec change (on v0.11
         an annotation does not trigger it); guarded by resourceVersion, safe to repeat."""
+        ...
+
+    def read_secret(self, name: str) -> KubeSecret | None:
+        """One managed Secret of the namespace (one GET), None when absent: ``/pgdb rotate``
+        polls it until the operator has written the new password."""
+        ...
+
+    def workloads(self, namespace: str) -> list[Workload]:
+        """The Deployments and StatefulSets of ``namespace`` (one list call per kind)."""
+        ...
+
+    def restart_workload(self, workload: Workload, *, restarted_at: str) -> None:
+        """What ``kubectl rollout restart`` does: set the pod template's
+        ``kubectl.kubernetes.io/restartedAt`` annotation (a merge patch)."""
         ...
 
 

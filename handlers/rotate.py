@@ -1,0 +1,536 @@
+"""``/pgdb rotate <app>``: a new password applied everywhere, after confirmation (issue 10).
+
+The order keeps the window in which a new connection can fail short, and existing connections
+are never touched (PostgreSQL checks a password only when a session starts):
+
+1. ``password``  — a new password into the secret store (``username``, ``password``,
+   ``database``); the role still has the old one, so every pod keeps connecting;
+2. ``resync``    — a forced Infisical re-sync (a harmless spec change: v0.11 ignores annotations);
+3. ``sync-wait`` — poll the Kubernetes Secret until it carries the new password
+   (``PGDB_ROTATE_SYNC_TIMEOUT``); steps 2-3 only when Kubernetes is configured;
+4. ``role``      — ``ALTER ROLE … PASSWORD <SCRAM verifier>``: from here the new password opens
+   the role and the old one no longer does;
+5. ``rollout``   — with ``PGDB_ROLLOUT=on``, restart the Deployments and StatefulSets that read
+   the Secret (their environment was read at pod start);
+6. ``verify``    — the stored password opens the role.
+
+A rotation is one workflow record (kind ``rotate``); a re-run of an unfinished one continues
+that record and never generates another password once one was written: past the ``password``
+step the stored password is always the new one; at that step it is the new one exactly when it
+no longer opens the role (the write happened, ``ALTER ROLE`` did not).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bot.core.errors import PgdbError
+from bot.core.manifests import secret_name
+from bot.core.model import (
+    DatabaseState,
+    InfisicalSecretResource,
+    PasswordResult,
+    RoleInfo,
+    StoredCredentials,
+    WorkflowRecord,
+    WorkflowStatus,
+)
+from bot.core.names import AppName
+from bot.core.reply import Button, Reply, Step, StepState, error_reply
+from bot.core.secret import Secret, generate_password
+from bot.metrics import timed_step
+from handlers.context import CommandContext, Services
+from handlers.lifecycle import ROTATE, latest_by_app
+
+log = logging.getLogger(__name__)
+
+STEPS = (
+    ("password", "New password in the secret store"),
+    ("resync", "Infisical re-sync"),
+    ("sync-wait", "Kubernetes Secret carries the new password"),
+    ("role", "PostgreSQL role"),
+    ("rollout", "Restart of the app's workloads"),
+    ("verify", "Verification"),
+)
+# Steps after the secret store write: a rotation recorded at one of them has stored its password.
+PAST_PASSWORD = frozenset(key for key, _ in STEPS[1:])
+POLL_SECONDS = 0.25
+WINDOW = (
+    "Open connections keep working throughout. New connections with the password read from the "
+    "secret store fail from the store write until ALTER ROLE (the re-sync and the wait: "
+    "seconds); new connections with the old password (pods that read it at start) fail from "
+    "ALTER ROLE until those pods restart."
+)
+
+
+class RotationStopped(PgdbError):
+    """Stops the rotation at a step; the message names the cause and what to do."""
+
+
+@dataclass(kw_only=True)
+class Rotation:
+    """State carried from step to step within one run."""
+
+    app: AppName
+    previous: WorkflowRecord | None  # the unfinished rotation this run finishes, if any
+    started_at: datetime
+    password: Secret | None = None
+    old_password: Secret | None = None
+    generated: bool = False
+    infisical: InfisicalSecretResource | None = None
+    kube_secret: str | None = None  # the managed Secret to wait for (cluster namespace)
+    ready_message: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _records(services: Services, app: AppName) -> list[WorkflowRecord]:
+    latest = services.state.latest_workflow(app)
+    return [latest] if latest is not None else []
+
+
+def refuse_during_rotation(services: Services, app: AppName, *, command: str) -> str | None:
+    """Why ``command`` must wait: the app's rotation stopped midway. Another workflow would
+    become the app's latest record and hide it, and the rotation's re-run would then generate
+    yet another password."""
+    rotation = unfinished_rotation(_records(services, app), app)
+    if rotation is None:
+        return None
+    return (
+        f"a rotation of `{app}` started at {_when(rotation.started_at)} stopped at step "
+        f"“{rotation.step}”: `/pgdb rotate {app} --yes` finishes it with the password already "
+        f"stored; then run `{command}` again"
+    )
+
+
+def unfinished_rotation(records: list[WorkflowRecord], app: str) -> WorkflowRecord | None:
+    """The app's latest record when it is a rotation that did not finish (failed, or crashed
+    while running)."""
+    latest = latest_by_app(r for r in records if r.app == app).get(app)
+    if latest is not None and latest.kind == ROTATE and latest.status is not WorkflowStatus.DONE:
+        return latest
+    return None
+
+
+def _when(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _refusal(app: AppName, state: DatabaseState) -> str | None:
+    """Why this app's password cannot be rotated at all (checked before anything changes)."""
+    role = state.roles.get(app)
+    if role is None:
+        return (
+            f"role `{app}` does not exist, so there is no password to rotate: "
+            f"`/pgdb repair {app} --yes` creates it with the stored password "
+            f"(or `/pgdb create {app}` onboards the app)"
+        )
+    if not role.can_login:
+        return (
+            f"role `{app}` cannot log in (NOLOGIN: offboarded, or disabled by hand); rotate "
+            f"never re-enables login: `/pgdb repair {app} --yes` or `/pgdb create {app}` does"
+        )
+    if not role.bot_can_alter:
+        return _cannot_alter(role, state)
+    return None
+
+
+def _cannot_alter(role: RoleInfo, state: DatabaseState) -> str:
+    bot = state.bot_role
+    if role.superuser:
+        return (
+            f"role `{role.name}` is a superuser and only a superuser may change its password; "
+            f"the bot's account `{bot}` is not one. An app role should not be a superuser: a "
+            f'superuser can run `ALTER ROLE "{role.name}" NOSUPERUSER;`'
+        )
+    return (
+        f"the bot's account `{bot}` may not alter role `{role.name}` (on PostgreSQL 16+ a "
+        f"CREATEROLE account needs ADMIN OPTION on roles it did not create): run "
+        f'`GRANT "{role.name}" TO "{bot}" WITH ADMIN OPTION;` as a superuser, then rotate again'
+    )
+
+
+def _choose(
+    ctx: CommandContext,
+    app: AppName,
+    previous: WorkflowRecord | None,
+    state: DatabaseState,
+    stored: StoredCredentials | None,
+) -> tuple[Secret | None, str]:
+    """The password this rotation applies: the stored one when an unfinished rotation wrote
+    it, else None (generate one). The second value says why, for humans."""
+    has = stored.password if stored is not None else None
+    if previous is None:
+        if has is None:
+            return None, f"nothing is stored for role `{app}`: take it over with a new password"
+        return None, "a new password"
+    since = _when(previous.started_at)
+    if previous.step in PAST_PASSWORD:
+        if has is None:
+            return None, (
+                f"the rotation started at {since} stored a password that the secret store no "
+                "longer holds: a new one"
+            )
+        return has, f"the password stored by the rotation started at {since}"
+    if has is None:
+        return None, f"a new password (the rotation started at {since} stored none)"
+    verdict = ctx.services.database.check_passwords({app: has}, state=state)[app]
+    if verdict.result is PasswordResult.MISMATCH:
+        # the write happened and ALTER ROLE did not: the stored password is the new one
+        return has, f"the password stored by the rotation started at {since}"
+    if verdict.result is PasswordResult.MATCH:
+        return None, f"a new password (the rotation started at {since} stored none)"
+    raise RotationStopped(
+        f"cannot tell whether the rotation started at {since} already stored its password "
+        f"({verdict.detail}); run again once PostgreSQL accepts the check"
+    )
+
+
+def run_rotate(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
+    services = ctx.services
+    reply = Reply(
+        title=f"Rotate `{app}`",
+        steps=[Step(key=k, label=label) for k, label in STEPS],
+        correlation_id=ctx.correlation_id,
+    )
+    state = services.database.observe()
+    refusal = _refusal(app, state)
+    if refusal is not None:
+        return error_reply(
+            refusal, title=f"Rotate `{app}`: not possible", correlation_id=ctx.correlation_id
+        )
+    if not confirmed:
+        return _plan(ctx, app, reply, state)
+    ctx.conversation.show(reply)
+    with services.state.app_lock(app) as acquired:
+        if not acquired:
+            return error_reply(
+                f"a workflow for `{app}` is in progress; run `/pgdb rotate {app} --yes` again "
+                "when it ends (a rotation already started is finished, not restarted)",
+                title=f"Rotate `{app}`: busy",
+                correlation_id=ctx.correlation_id,
+            )
+        return _rotate(ctx, app, reply)
+
+
+def _rotate(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
+    services = ctx.services
+    # Observe again under the lock: another replica may have moved on meanwhile.
+    previous = unfinished_rotation(_records(services, app), app)
+    if previous is not None:
+        workflow_id, started = previous.id, previous.started_at
+        reply.title = f"Rotate `{app}`: finishing the rotation started at {_when(started)}"
+    else:
+        workflow_id = services.state.start_workflow(
+            app=app, kind=ROTATE, requester=ctx.requester.user_id
+        )
+        started = services.clock()
+    run = Rotation(app=app, previous=previous, started_at=started)
+    steps: dict[str, Callable[[CommandContext, Rotation, Step], None]] = {
+        "password": _password,
+        "resync": _resync,
+        "sync-wait": _sync_wait,
+        "role": _role,
+        "rollout": _rollout,
+        "verify": _verify,
+    }
+    current = "password"
+    try:
+        for key, _ in STEPS:
+            current = key
+            # Recorded before acting: a crash leaves the record at the step that was running.
+            services.state.update_workflow(workflow_id, step=key, status=WorkflowStatus.RUNNING)
+            with timed_step(f"rotate-{key}"):
+                steps[key](ctx, run, reply.step(key))
+            log.info(
+                "rotate %s: %s %s",
+                app,
+                key,
+                reply.step(key).state.value,
+                extra={"correlation_id": ctx.correlation_id, "step": key},
+            )
+            ctx.conversation.show(reply)
+    except PgdbError as exc:
+        return _fail(ctx, reply, app, workflow_id, current, str(exc))
+    except Exception as exc:
+        log.exception("rotate %s failed at %s [%s]", app, current, ctx.correlation_id)
+        return _fail(
+            ctx,
+            reply,
+            app,
+            workflow_id,
+            current,
+            f"internal error {type(exc).__name__} (correlation id {ctx.correlation_id})",
+        )
+    services.state.update_workflow(workflow_id, step="done", status=WorkflowStatus.DONE)
+    reply.title = f"Rotated `{app}`"
+    if previous is not None:
+        reply.title += f" (finished the rotation started at {_when(started)})"
+    reply.fields.append(("Password", f"in the secret store at {services.secrets.location(app)}"))
+    reply.lines.extend(run.notes)
+    return reply
+
+
+def _fail(
+    ctx: CommandContext, reply: Reply, app: AppName, workflow_id: int, step: str, cause: str
+) -> Reply:
+    reply.step(step).state = StepState.FAILED
+    reply.step(step).detail = cause
+    for s in reply.steps:
+        if s.state is StepState.PENDING:
+            s.state = StepState.SKIPPED
+    reply.ok = False
+    reply.title = f"Rotate `{app}`: stopped"
+    reply.lines.append(
+        f"Stopped at step “{reply.step(step).label}”: {cause}. Fix the cause and run "
+        f"`/pgdb rotate {app} --yes` again: it finishes this rotation with the password "
+        "already stored (no new one is generated once stored)."
+    )
+    try:
+        ctx.services.state.update_workflow(
+            workflow_id, step=step, status=WorkflowStatus.FAILED, detail=cause[:500]
+        )
+    except PgdbError as exc:
+        log.warning("could not record the failed rotation: %s", exc)
+    return reply
+
+
+# --- steps --------------------------------------------------------------------------------
+
+
+def _password(ctx: CommandContext, run: Rotation, step: Step) -> None:
+    services, app = ctx.services, run.app
+    stored = services.secrets.read(app)
+    state = services.database.observe()
+    run.old_password = stored.password if stored is not None else None
+    chosen, why = _choose(ctx, app, run.previous, state, stored)
+    location = services.secrets.location(app)
+    if chosen is not None:
+        run.password = chosen
+        run.old_password = None  # the old one was replaced by the first run: unknown here
+        assert stored is not None
+        if stored.complete:
+            step.state, step.detail = StepState.EXISTS, f"kept {why} at {location}"
+            return
+        services.secrets.write(
+            app, username=stored.username or app, password=chosen, database=stored.database or app
+        )
+        step.state, step.detail = StepState.DONE, f"kept {why}, completed the keys at {location}"
+        return
+    run.password = generate_password()
+    run.generated = True
+    database = stored.database if stored is not None and stored.database else app
+    services.secrets.write(app, username=app, password=run.password, database=database)
+    step.state, step.detail = StepState.DONE, f"stored {why} at {location}"
+
+
+def _resync(ctx: CommandContext, run: Rotation, step: Step) -> None:
+    services, app = ctx.services, run.app
+    cluster = services.cluster
+    if not cluster.configured:
+        step.state, step.detail = StepState.SKIPPED, "Kubernetes is not configured"
+        return
+    snapshot = cluster.observe()
+    name = secret_name(app)
+    run.infisical = snapshot.infisical_secrets.get(name)
+    if run.infisical is None:
+        step.state = StepState.SKIPPED
+        step.detail = (
+            f"no InfisicalSecret `{name}` in namespace {snapshot.namespace} (manifests not "
+            "merged yet?): its Secret will carry the new password when it is created"
+        )
+        return
+    run.kube_secret = (
+        run.infisical.managed_secrets[0] if run.infisical.managed_secrets else secret_name(app)
+    )
+    ready = run.infisical.ready
+    run.ready_message = ready.message if ready is not None and not ready.true else ""
+    current = snapshot.secrets.get(run.kube_secret)
+    if current is not None and current.password == run.password:
+        step.state = StepState.EXISTS
+        step.detail = f"Secret `{run.kube_secret}` already carries the new password"
+        return
+    result = cluster.resync_infisical_secret(name)
+    step.state = StepState.DONE
+    step.detail = (
+        f"changed {result.field} of InfisicalSecret `{result.name}` from {result.before} to "
+        f"{result.after} (generation {result.generation_before} → {result.generation_after})"
+    )
+
+
+def _sync_wait(ctx: CommandContext, run: Rotation, step: Step) -> None:
+    services = ctx.services
+    if run.kube_secret is None:
+        step.state = StepState.SKIPPED
+        step.detail = (
+            "Kubernetes is not configured"
+            if not services.cluster.configured
+            else "no InfisicalSecret to wait for"
+        )
+        return
+    timeout = services.settings.rotate_sync_timeout_seconds
+    start = time.monotonic()
+    while True:
+        secret = services.cluster.read_secret(run.kube_secret)
+        if secret is not None and secret.password == run.password:
+            step.state = StepState.DONE
+            step.detail = (
+                f"Secret `{run.kube_secret}` carries it (after {time.monotonic() - start:.1f}s)"
+            )
+            return
+        left = timeout - (time.monotonic() - start)
+        if left <= 0:
+            break
+        time.sleep(min(POLL_SECONDS, left))
+    namespace = services.settings.namespace
+    why = f"; the InfisicalSecret says: {run.ready_message}" if run.ready_message else ""
+    raise RotationStopped(
+        f"Secret `{run.kube_secret}` did not carry the new password within "
+        f"{services.settings.rotate_sync_timeout} (PGDB_ROTATE_SYNC_TIMEOUT): the Infisical "
+        f"operator has not synced it{why}. Check `kubectl -n {namespace} describe "
+        f"infisicalsecret {secret_name(run.app)}` and the operator's logs; the role still has "
+        "the old password, and a re-run continues with the same new password"
+    )
+
+
+def _role(ctx: CommandContext, run: Rotation, step: Step) -> None:
+    services, app = ctx.services, run.app
+    assert run.password is not None
+    state = services.database.observe()
+    role = state.roles.get(app)
+    if role is None:
+        raise RotationStopped(
+            f"role `{app}` was dropped during the rotation: `/pgdb repair {app} --yes` creates "
+            "it with the stored (new) password"
+        )
+    if not role.bot_can_alter:
+        raise RotationStopped(_cannot_alter(role, state))
+    if not run.generated:
+        verdict = services.database.check_passwords({app: run.password}, state=state)[app]
+        if verdict.result is PasswordResult.MATCH:
+            step.state, step.detail = StepState.EXISTS, f"role `{app}` already uses it"
+            return
+    services.database.set_password(app, password=run.password)
+    step.state = StepState.DONE
+    step.detail = (
+        f"ALTER ROLE `{app}` with a SCRAM-SHA-256 verifier (LOGIN kept): new connections use "
+        "the new password, open sessions keep working"
+    )
+
+
+def _rollout(ctx: CommandContext, run: Rotation, step: Step) -> None:
+    services, app = ctx.services, run.app
+    if not services.settings.rollout_enabled:
+        step.state = StepState.SKIPPED
+        step.detail = "PGDB_ROLLOUT is off"
+        run.notes.append(
+            "Pods that read the password at start (env from the Secret) keep the old one until "
+            "they restart: `kubectl rollout restart` them now (or set PGDB_ROLLOUT=on)."
+        )
+        return
+    if not services.cluster.configured:
+        step.state, step.detail = StepState.SKIPPED, "Kubernetes is not configured"
+        return
+    infisical = run.infisical
+    namespace = services.settings.namespace
+    delivered = (
+        infisical.delivered_to
+        if infisical is not None and infisical.delivered_to
+        else ((namespace, secret_name(app)),)
+    )
+    # The same value on every run of one rotation: a re-run never restarts a workload twice.
+    stamp = run.started_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    restarted: list[str] = []
+    already: list[str] = []
+    for ns in sorted({n for n, _ in delivered}):
+        names = {name for n, name in delivered if n == ns}
+        for workload in services.cluster.workloads(ns):
+            if not workload.secrets & names:
+                continue
+            label = f"{workload.kind} {workload.namespace}/{workload.name}"
+            if workload.restarted_at == stamp:
+                already.append(label)
+                continue
+            services.cluster.restart_workload(workload, restarted_at=stamp)
+            restarted.append(label)
+    if not restarted and not already:
+        step.state = StepState.EXISTS
+        step.detail = "no Deployment or StatefulSet reads the Secret in " + ", ".join(
+            sorted({n for n, _ in delivered})
+        )
+        return
+    step.state = StepState.DONE if restarted else StepState.EXISTS
+    parts = []
+    if restarted:
+        parts.append("restarted " + ", ".join(restarted))
+    if already:
+        parts.append("already restarted " + ", ".join(already))
+    step.detail = "; ".join(parts) + f" (restartedAt {stamp})"
+
+
+def _verify(ctx: CommandContext, run: Rotation, step: Step) -> None:
+    services, app = ctx.services, run.app
+    assert run.password is not None
+    state = services.database.observe()
+    verdict = services.database.check_passwords({app: run.password}, state=state)[app]
+    if verdict.result is not PasswordResult.MATCH:
+        raise RotationStopped(
+            f"the stored password does not open role `{app}` after ALTER ROLE "
+            f"({verdict.detail or verdict.result.value}); run again to set it"
+        )
+    step.state, step.detail = StepState.DONE, f"the stored password opens role `{app}`"
+    if run.old_password is not None and run.old_password != run.password:
+        old = services.database.check_passwords({app: run.old_password}, state=state)[app]
+        if old.result is PasswordResult.MISMATCH:
+            step.detail += "; the old password no longer does"
+
+
+# --- confirmation -------------------------------------------------------------------------
+
+
+def _plan(ctx: CommandContext, app: AppName, reply: Reply, state: DatabaseState) -> Reply:
+    services = ctx.services
+    settings = services.settings
+    previous = unfinished_rotation(_records(services, app), app)
+    stored = services.secrets.read(app)
+    chosen, why = _choose(ctx, app, previous, state, stored)
+    location = services.secrets.location(app)
+    details = {
+        "password": (f"would keep {why}" if chosen is not None else f"would store {why}")
+        + f" at {location}",
+        "role": f"would set it on role `{app}` (ALTER ROLE with a SCRAM verifier, LOGIN kept)",
+        "verify": "would check that the stored password opens the role",
+    }
+    if services.cluster.configured:
+        name = secret_name(app)
+        details["resync"] = f"would force a re-sync of InfisicalSecret `{name}`"
+        details["sync-wait"] = (
+            f"would wait up to {settings.rotate_sync_timeout} (PGDB_ROTATE_SYNC_TIMEOUT) for "
+            f"Secret `{name}` to carry it"
+        )
+    if settings.rollout_enabled and services.cluster.configured:
+        details["rollout"] = "would restart the Deployments and StatefulSets that read the Secret"
+    for s in reply.steps:
+        if s.key in details:
+            s.state, s.detail = StepState.PLANNED, details[s.key]
+        else:
+            s.state = StepState.SKIPPED
+            s.detail = (
+                "PGDB_ROLLOUT is off"
+                if s.key == "rollout" and services.cluster.configured
+                else "Kubernetes is not configured"
+            )
+    if previous is not None:
+        reply.title = (
+            f"Rotate `{app}`: confirm finishing the rotation started at "
+            f"{_when(previous.started_at)}"
+        )
+    else:
+        reply.title = f"Rotate `{app}`: confirm"
+    reply.lines.append(WINDOW)
+    reply.lines.append(f"Nothing changed yet. To apply: `/pgdb rotate {app} --yes`")
+    reply.buttons = [Button(label="Rotate", command=f"/pgdb rotate {app} --yes", style="danger")]
+    return reply

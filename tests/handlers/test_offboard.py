@@ -1,0 +1,312 @@
+"""``/pgdb offboard`` through dispatch, with real adapters: real PostgreSQL (scram, as superuser
+and as a CREATEROLE-only account), a real git repository and the file secret store.
+
+The key scenario: the app's database really exists with rows the app wrote as itself;
+offboarding keeps them, the role can no longer log in, and ``create`` brings everything back.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bot.adapters.console_chat import ConsoleConversation
+from bot.core.reply import Button, Reply, StepState
+from handlers.context import Requester, Services
+from handlers.dispatch import dispatch
+from handlers.findings import diagnose
+from handlers.observe import observe
+from tests.fixtures.bot import BotEnv
+from tests.fixtures.gitrepo import MANIFESTS, git
+from tests.fixtures.postgres import with_params
+
+BRANCH = "pgdb-offboard/docspell"
+DB_FILE = f"{MANIFESTS}/databases/docspell.yaml"
+SECRET_FILE = f"{MANIFESTS}/credentials/docspell-secret.yaml"
+KUSTOMIZATION = f"{MANIFESTS}/kustomization.yaml"
+
+
+def run(services: Services, text: str, *, user: str = "olga") -> Reply:
+    return dispatch(
+        services,
+        text=text,
+        requester=Requester(user_id=user, platform="console", is_console_owner=True),
+        conversation=ConsoleConversation(io.StringIO()),
+    )
+
+
+def explain(reply: Reply) -> list[tuple[str, str, str]]:
+    return [(s.key, s.state.value, s.detail) for s in reply.steps]
+
+
+def app_sql(env: BotEnv, password: str, query: str) -> list[tuple[object, ...]]:
+    """As the app itself, in its own database (what the app's pods do)."""
+    dsn = with_params(env.superuser_dsn, user="docspell", password=password, dbname="docspell")
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        cur = conn.execute(query)
+        return cur.fetchall() if cur.description else []
+
+
+def rows_as_superuser(env: BotEnv) -> list[tuple[object, ...]]:
+    dsn = with_params(env.superuser_dsn, dbname="docspell")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute("SELECT id, body FROM notes ORDER BY id").fetchall()
+
+
+def onboard_with_data(env: BotEnv, services: Services) -> str:
+    """``create``, the PR merged, CloudNativePG's database, rows written by the app."""
+    assert run(services, "/pgdb create docspell").ok
+    git(env.repo, "merge", "-q", "--no-ff", "-m", "Merge onboarding", "pgdb/docspell")
+    env.sql("CREATE DATABASE docspell OWNER docspell")
+    password = env.stored("docspell")
+    assert password is not None
+    app_sql(env, password, "CREATE TABLE notes (id int PRIMARY KEY, body text)")
+    app_sql(env, password, "INSERT INTO notes VALUES (1, 'invoice'), (2, 'receipt')")
+    return password
+
+
+def merge_offboarding(env: BotEnv) -> None:
+    git(env.repo, "merge", "-q", "--no-ff", "-m", "Merge offboarding", BRANCH)
+
+
+def findings_for(services: Services, app: str) -> list[tuple[str, str]]:
+    found = diagnose(observe(services), services, respect_grace=False).findings
+    return [(f.kind, f.message) for f in found if f.app == app]
+
+
+def test_offboard_keeps_the_data_and_create_brings_it_back(bot_env: BotEnv) -> None:
+    services = bot_env.services()
+    password = onboard_with_data(bot_env, services)
+    kustomization = bot_env.git("show", f"main:{KUSTOMIZATION}")
+    assert "# pgdb-bot adds" in kustomization
+    refs = bot_env.git("for-each-ref")
+
+    confirm = run(services, "/pgdb offboard docspell")
+
+    assert confirm.title == "Offboard `docspell`: confirm", explain(confirm)
+    assert confirm.buttons == [
+        Button(label="Offboard", command="/pgdb offboard docspell --yes", style="danger")
+    ]
+    states = {s.key: s.state for s in confirm.steps}
+    assert states == {
+        "manifests": StepState.PLANNED,
+        "role": StepState.PLANNED,
+        "secret": StepState.EXISTS,
+    }
+    assert any("`/pgdb offboard docspell --yes`" in line for line in confirm.lines)
+    assert bot_env.git("for-each-ref") == refs  # the confirmation changed nothing
+    assert bot_env.can_login("docspell", password)
+
+    done = run(services, "/pgdb offboard docspell --yes")
+
+    assert done.ok, explain(done)
+    assert done.title == "Offboarded `docspell`"
+    assert [s.state for s in done.steps] == [StepState.DONE, StepState.DONE, StepState.EXISTS]
+    # one commit on main removing exactly the two files and their two entries, comments kept
+    assert bot_env.git("rev-list", "--count", f"main..{BRANCH}").strip() == "1"
+    assert (
+        bot_env.git("rev-parse", f"{BRANCH}^").strip() == bot_env.git("rev-parse", "main").strip()
+    )
+    assert sorted(bot_env.git("diff", "--name-status", "main", BRANCH).splitlines()) == [
+        f"D\t{SECRET_FILE}",
+        f"D\t{DB_FILE}",
+        f"M\t{KUSTOMIZATION}",
+    ]
+    expected = "".join(
+        line
+        for line in kustomization.splitlines(keepends=True)
+        if line.strip() not in {"- databases/docspell.yaml", "- credentials/docspell-secret.yaml"}
+    )
+    assert bot_env.git("show", f"{BRANCH}:{KUSTOMIZATION}") == expected
+    assert "ensure: absent" not in bot_env.git("log", "-p", BRANCH, "-1")
+    assert not bot_env.can_login("docspell", password)
+    assert bot_env.stored("docspell") == password  # kept by default
+    # no onboarding proposal was made of the offboarding branch
+    assert bot_env.git("branch", "--list", "pgdb/*").split() == ["pgdb/docspell"]
+
+    merge_offboarding(bot_env)
+
+    assert rows_as_superuser(bot_env) == [(1, "invoice"), (2, "receipt")]
+    assert bot_env.sql(
+        "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'docspell'"
+    ) == [("docspell",)]
+    with pytest.raises(psycopg.OperationalError, match="not permitted to log in"):
+        app_sql(bot_env, password, "SELECT 1")
+    status = run(services, "/pgdb status docspell")
+    assert status.title == "Status of `docspell`: offboarded", status.fields
+    assert any("offboarded on" in line and "by olga" in line for line in status.lines)
+    assert not [f for f in status.fields if f[0].startswith("❌")], status.fields
+    listing = run(services, "/pgdb list")
+    assert any(line.startswith("⚪ docspell: offboarded on") for line in listing.lines)
+    assert findings_for(services, "docspell") == []
+    assert "orphan_database" not in {k for k, _ in findings_for(services, None)}  # type: ignore[arg-type]
+
+    refs = bot_env.git("for-each-ref")
+    again = run(services, "/pgdb offboard docspell --yes")
+    unconfirmed = run(services, "/pgdb offboard docspell")
+
+    for reply in (again, unconfirmed):
+        assert reply.title == "`docspell` is already offboarded: nothing to do", explain(reply)
+        assert reply.buttons == []
+    assert bot_env.git("for-each-ref") == refs
+    assert [w.kind for w in services.state.workflows() if w.app == "docspell"] == ["offboard"]
+
+    back = run(services, "/pgdb create docspell")
+
+    assert back.ok, explain(back)
+    assert back.step("role").detail == "re-enabled LOGIN on role `docspell`"
+    assert bot_env.stored("docspell") == password
+    assert app_sql(bot_env, password, "SELECT id, body FROM notes ORDER BY id") == [
+        (1, "invoice"),
+        (2, "receipt"),
+    ]
+    # the manifests are proposed again, on the current main
+    assert sorted(bot_env.git("diff", "--name-status", "main", "pgdb/docspell").splitlines()) == [
+        f"A\t{SECRET_FILE}",
+        f"A\t{DB_FILE}",
+        f"M\t{KUSTOMIZATION}",
+    ]
+    assert run(services, "/pgdb status docspell").title != "Status of `docspell`: offboarded"
+
+
+def test_with_the_setting_the_secret_goes_and_create_makes_a_new_password(
+    bot_env: BotEnv,
+) -> None:
+    services = bot_env.services(offboard_delete_secret=True)
+    old = onboard_with_data(bot_env, services)
+
+    done = run(services, "/pgdb offboard docspell --yes")
+
+    assert done.ok, explain(done)
+    assert done.step("secret").state is StepState.DONE
+    assert "PGDB_OFFBOARD_DELETE_SECRET" in done.step("secret").detail
+    assert not (bot_env.secrets_dir / "dev" / "postgresql" / "docspell").exists()
+    merge_offboarding(bot_env)
+    assert rows_as_superuser(bot_env) == [(1, "invoice"), (2, "receipt")]
+    assert not bot_env.can_login("docspell", old)
+    assert findings_for(services, "docspell") == []
+    # the same for a bot that no longer has the setting: the record says it was deleted
+    assert findings_for(bot_env.services(), "docspell") == []
+
+    back = run(bot_env.services(), "/pgdb create docspell")
+
+    assert back.ok, explain(back)
+    new = bot_env.stored("docspell")
+    assert new is not None and new != old
+    assert "generated a new password" in back.step("credentials").detail
+    assert app_sql(bot_env, new, "SELECT count(*) FROM notes") == [(2,)]
+    assert not bot_env.can_login("docspell", old)
+
+
+def test_a_refused_alter_role_stops_the_run_and_a_rerun_finishes_it(bot_env: BotEnv) -> None:
+    services = bot_env.services()
+    password = onboard_with_data(bot_env, services)
+    # The server refuses DDL on this connection: a real PostgreSQL error at the role step.
+    read_only = with_params(bot_env.dsn, options="-c default_transaction_read_only=on")
+
+    failed = run(bot_env.services(database_dsn=read_only), "/pgdb offboard docspell --yes")
+
+    assert not failed.ok
+    assert [s.state for s in failed.steps] == [
+        StepState.DONE,
+        StepState.FAILED,
+        StepState.SKIPPED,
+    ], explain(failed)
+    assert "read-only transaction" in failed.step("role").detail
+    assert any("/pgdb offboard docspell --yes" in line for line in failed.lines)
+    assert bot_env.can_login("docspell", password)
+    head = bot_env.git("rev-parse", BRANCH).strip()
+    status = run(services, "/pgdb status docspell")
+    assert status.title.startswith("Status of `docspell`: offboarding"), status.title
+    assert any("offboarding stopped at step role" in line for line in status.lines)
+    kinds = [k for k, _ in findings_for(services, "docspell")]
+    assert kinds == ["offboard_incomplete"]
+
+    resumed = run(services, "/pgdb offboard docspell --yes")
+
+    assert resumed.ok, explain(resumed)
+    assert [s.state for s in resumed.steps] == [
+        StepState.EXISTS,
+        StepState.DONE,
+        StepState.EXISTS,
+    ]
+    assert "reused the open proposal" in resumed.step("manifests").detail
+    assert bot_env.git("rev-parse", BRANCH).strip() == head
+    assert not bot_env.can_login("docspell", password)
+    assert findings_for(services, "docspell") == []
+
+
+def test_a_base_that_moved_rebuilds_the_offboarding_commit(bot_env: BotEnv) -> None:
+    services = bot_env.services()
+    onboard_with_data(bot_env, services)
+    assert run(services, "/pgdb offboard docspell --yes").ok
+    first = bot_env.git("rev-parse", BRANCH).strip()
+    assert run(services, "/pgdb create paperless").ok  # another onboarding merged meanwhile
+    git(bot_env.repo, "merge", "-q", "--no-ff", "-m", "Merge paperless", "pgdb/paperless")
+    # re-run of a not yet finished offboarding: the record says done, but the branch is stale
+    services.state.start_workflow(app="docspell", kind="offboard", requester="olga")  # type: ignore[arg-type]
+
+    again = run(services, "/pgdb offboard docspell --yes")
+
+    assert again.ok, explain(again)
+    assert "rebuilt on the current base" in again.step("manifests").detail
+    rebuilt = bot_env.git("rev-parse", BRANCH).strip()
+    assert rebuilt != first
+    assert (
+        bot_env.git("rev-parse", f"{BRANCH}^").strip() == bot_env.git("rev-parse", "main").strip()
+    )
+    kustomization = bot_env.git("show", f"{BRANCH}:{KUSTOMIZATION}")
+    assert "paperless" in kustomization and "docspell" not in kustomization
+
+
+def test_a_database_manifest_that_would_drop_the_database_is_refused(bot_env: BotEnv) -> None:
+    services = bot_env.services()
+    password = onboard_with_data(bot_env, services)
+    path = bot_env.repo / DB_FILE
+    path.write_text(
+        path.read_text().replace("databaseReclaimPolicy: retain", "databaseReclaimPolicy: delete")
+    )
+    git(bot_env.repo, "commit", "-q", "-am", "someone switched to delete")
+    refs = bot_env.git("for-each-ref")
+
+    for text in ("/pgdb offboard docspell", "/pgdb offboard docspell --yes"):
+        refused = run(services, text)
+        assert not refused.ok
+        detail = refused.step("manifests").detail
+        assert "databaseReclaimPolicy: delete" in detail and "DROP database" in detail
+        assert "databaseReclaimPolicy: retain" in detail  # the fix
+        assert refused.buttons == []
+
+    assert bot_env.git("for-each-ref") == refs
+    assert bot_env.can_login("docspell", password)
+
+
+def test_an_open_onboarding_proposal_is_named_and_an_unknown_app_refused(bot_env: BotEnv) -> None:
+    services = bot_env.services()
+    assert run(services, "/pgdb create docspell").ok  # proposed, not merged
+
+    done = run(services, "/pgdb offboard docspell --yes")
+
+    assert done.ok, explain(done)
+    assert done.step("manifests").state is StepState.EXISTS  # nothing on main
+    assert any("pgdb/docspell" in line and "still open" in line for line in done.lines)
+    assert findings_for(services, "docspell") == []
+
+    unknown = run(services, "/pgdb offboard nobody-here")
+    assert not unknown.ok
+    assert "not a known app" in unknown.lines[0]
+
+
+def test_create_names_an_offboarding_proposal_still_open(bot_env: BotEnv, tmp_path: Path) -> None:
+    services = bot_env.services()
+    password = onboard_with_data(bot_env, services)
+    assert run(services, "/pgdb offboard docspell --yes").ok
+
+    back = run(services, "/pgdb create docspell")  # before the offboarding PR was merged
+
+    assert back.step("manifests").state is StepState.EXISTS  # still on main
+    assert any(BRANCH in line and "close it without merging" in line for line in back.lines)
+    assert bot_env.can_login("docspell", password)
