@@ -3,6 +3,7 @@ acknowledged while the backends are slow, and its memory after many commands."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -265,9 +266,13 @@ def after_commands(
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
                 list(pool.map(lambda t: mattermost_command(http, url, mattermost.url, t), texts))
             acked = time.perf_counter() - start
-            # the work behind each ack: wait until the bot has answered them all
-            # (help is answered inline; status posts): wait until Mattermost hears no more
-            seen, quiet_since, end = -1, time.monotonic(), time.monotonic() + 60
+            # the work behind each ack: wait until the bot has answered them all (help is
+            # answered inline; each status posts its "pgdb status: N app(s)" reply), then
+            # until Mattermost hears no more
+            statuses, end = texts.count("status"), time.monotonic() + 600
+            while time.monotonic() < end and _status_replies(mattermost) < statuses:
+                time.sleep(0.5)
+            seen, quiet_since = -1, time.monotonic()
             while time.monotonic() < end and time.monotonic() - quiet_since < 0.5:
                 if len(mattermost.calls) != seen:
                     seen, quiet_since = len(mattermost.calls), time.monotonic()
@@ -285,6 +290,13 @@ def after_commands(
         "all_answered_seconds": round(done, 2),
         "mattermost_requests": answered,
     }
+
+
+def _status_replies(mattermost: Any) -> int:
+    """Status replies posted so far (a reply too long for one post starts with its title)."""
+    with mattermost._lock:
+        answers = [*mattermost.posts.values(), *mattermost.hooks]
+    return sum("pgdb status: " in json.dumps(answer) for answer in answers)
 
 
 IMPORT_STEPS = [

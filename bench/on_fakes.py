@@ -25,11 +25,14 @@ from tests.fixtures.kubernetes import NAMESPACE, PLURALS
 # The fewest HTTP requests one first `/pgdb create` needs from each system, and why.
 MINIMUM_HTTP = {
     "github": (
-        11,
-        "base branch ref, its commit (tree sha), kustomization.yaml on the base (1 contents "
-        "read), open pull request for the branch? (1), one tree with the files, the commit, "
-        "the branch ref, the pull request, 3 commit statuses (pgdb/secret, pgdb/role, "
-        "pgdb/manifests: one request each)",
+        10,
+        "the base branch (its commit and tree sha: one GET /branches), kustomization.yaml on the "
+        "base (1 contents read), an open pull request for the branch? (1), one tree with the "
+        "files inline, the commit, the branch ref, the pull request, 3 commit statuses "
+        "(pgdb/secret, pgdb/role, pgdb/manifests: GitHub has no batch). The bot makes 3 more: "
+        "the snapshot shared with status and diagnostics lists the manifests folder (2: the "
+        "parent's contents, the folder's tree), and the commit re-reads the base commit for "
+        "its tree sha (the ref read does not carry it)",
     ),
     "infisical": (
         3,

@@ -13,13 +13,20 @@ from bot.wiring import instrumented
 from handlers.context import Requester
 from handlers.dispatch import dispatch
 
-# The least each system must be asked for a first onboarding, with what for.
+# The fewest port calls a first onboarding needs from each system, and why.
 MINIMUM = {
-    "secret store": "2: read the app's folder (reuse a password?), write the three keys",
-    "postgresql": "2: observe roles (role exists? password?), create the role",
-    "git": "5: snapshot of the base, the branch's proposal, commit, move the branch, open the "
-    "proposal (+1 to publish the checks, which the local host keeps as a git note)",
-    "bot state": "lock + workflow record: start, one update per step, audit row",
+    "secret store": (2, "read the app's folder (a password to reuse?), write the three keys"),
+    "postgresql": (2, "observe the roles (exists? password?), create the role"),
+    "git": (
+        5,
+        "snapshot of the base (files, kustomization, open proposals), the commit, the branch, "
+        "the proposal, the checks (the local host keeps them as a git note)",
+    ),
+    "bot state": (
+        7,
+        "lock, workflow start, one progress record per step (credentials, role, manifests: a "
+        "failed run says where it stopped), done, audit row",
+    ),
 }
 
 
@@ -44,5 +51,6 @@ def onboard(fleet: Fleet, *, runs: int) -> dict[str, Any]:
         "median_seconds": round(median(seconds), 4),
         "max_seconds": round(max(seconds), 4),
         "calls_per_system": calls[-1],
-        "minimum": MINIMUM,
+        "minimum": {system: count for system, (count, _) in MINIMUM.items()},
+        "minimum_why": {system: why for system, (_, why) in MINIMUM.items()},
     }

@@ -177,7 +177,9 @@ def main() -> int:
     ob = results["onboarding"]
     print(f"\n## One onboarding, local backends ({ob['runs']} runs)")
     print(_row("median s", ob["median_seconds"], "max s", ob["max_seconds"]))
-    print(_row("calls per system", ob["calls_per_system"]))
+    print(_row("system", "port calls", "minimum"))
+    for system, minimum in ob["minimum"].items():
+        print(_row(system, int(ob["calls_per_system"].get(system, 0)), minimum))
     fp = results["footprint"]
     print("\n## Footprint of `pgdb-bot run`")
     print(

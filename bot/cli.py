@@ -55,10 +55,12 @@ def _console(settings: Settings, as_user: str | None) -> int:
 
 
 def _run(settings: Settings) -> int:
+    from bot import memory
     from bot.runner import CommandRunner
     from bot.server import Readiness, Server
     from bot.wiring import build_platforms, build_services, instrumented, readiness_checks
 
+    memory.limit_arenas(count=2)  # before any thread starts (bot/memory.py says why)
     services = instrumented(build_services(settings))
     runner = CommandRunner()
     platforms = build_platforms(settings, services, runner)

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from bot import memory
+
 log = logging.getLogger(__name__)
 
 
@@ -47,6 +49,9 @@ class CommandRunner:
     def _forget(self, future: Future[None]) -> None:
         with self._lock:
             self._running.discard(future)
+            idle = not self._running
+        if idle:
+            memory.trim()  # the last command is done: hand what it freed back to the system
 
     @property
     def in_flight(self) -> int:

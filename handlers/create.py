@@ -36,6 +36,7 @@ from handlers.observe import manifests_on_base
 from handlers.offboard import open_offboarding, was_offboarded
 from handlers.pr_checks import role_check, secret_check
 from handlers.rotate import refuse_during_rotation
+from handlers.workflow import progress, stop_at
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +135,15 @@ def run_create(
             state = services.database.observe()
             with timed_step(current):
                 ensure_credentials(ctx, run, reply, state)
-            _progress(ctx, reply, workflow_id, "credentials")
+            progress(ctx, reply, workflow_id, "credentials")
             current = "role"
             with timed_step(current):
                 ensure_role(ctx, run, reply, state)
-            _progress(ctx, reply, workflow_id, "role")
+            progress(ctx, reply, workflow_id, "role")
             current = "manifests"
             with timed_step(current):
                 ensure_manifests(ctx, run, reply, extra_namespace=extra_namespace)
-            _progress(ctx, reply, workflow_id, "manifests", run.proposal)
+            progress(ctx, reply, workflow_id, "manifests", proposal=run.proposal)
             current = "checks"
             with timed_step(current):
                 _checks(ctx, run, reply)
@@ -181,48 +182,15 @@ def _record_link(ctx: CommandContext, workflow_id: int, *, link: str | None = No
         log.warning("create: could not record the message link: %s", exc)
 
 
-def _progress(
-    ctx: CommandContext,
-    reply: Reply,
-    workflow_id: int,
-    step: str,
-    proposal: Proposal | None = None,
-) -> None:
-    done = reply.step(step)
-    log.info(
-        "create %s: %s %s",
-        reply.title,
-        step,
-        done.state.value,
-        extra={"correlation_id": ctx.correlation_id, "step": step, "state": done.state.value},
-    )
-    ctx.services.state.update_workflow(
-        workflow_id,
-        step=step,
-        status=WorkflowStatus.RUNNING,
-        proposal_url=proposal.url if proposal else None,
-    )
-    ctx.conversation.show(reply)
-
-
 def _fail(ctx: CommandContext, reply: Reply, workflow_id: int, step: str, cause: str) -> Reply:
-    reply.step(step).state = StepState.FAILED
-    reply.step(step).detail = cause
-    for s in reply.steps:
-        if s.state is StepState.PENDING:
-            s.state = StepState.SKIPPED
-    reply.ok = False
-    reply.lines.append(
-        f"Stopped at step “{reply.step(step).label}”: {cause}. "
-        "Fix the cause and run the same command again: it resumes from this step."
+    return stop_at(
+        ctx,
+        reply,
+        workflow_id,
+        step,
+        cause=cause,
+        resume="Fix the cause and run the same command again: it resumes from this step.",
     )
-    try:
-        ctx.services.state.update_workflow(
-            workflow_id, step=step, status=WorkflowStatus.FAILED, detail=cause[:500]
-        )
-    except PgdbError as exc:
-        log.warning("could not record the failed workflow: %s", exc)
-    return reply
 
 
 def _in_progress(ctx: CommandContext, app: AppName) -> Reply:

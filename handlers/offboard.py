@@ -31,6 +31,7 @@ from bot.core.offboarding import offboard_branch, orphaned_copies, reclaim_probl
 from bot.core.reply import Button, Reply, Step, StepState
 from handlers.context import CommandContext, Services
 from handlers.lifecycle import OFFBOARD, Lifecycle, lifecycle_of
+from handlers.workflow import progress, stop_at
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +117,13 @@ def _run(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
     current = "manifests"
     try:
         proposal = _manifests(ctx, app, reply)
-        _progress(ctx, reply, workflow_id, current, proposal)
+        progress(ctx, reply, workflow_id, current, proposal=proposal)
         current = "role"
         _role(ctx, app, reply)
-        _progress(ctx, reply, workflow_id, current, proposal)
+        progress(ctx, reply, workflow_id, current, proposal=proposal)
         current = "secret"
         _secret(ctx, app, reply)
-        _progress(ctx, reply, workflow_id, current, proposal)
+        progress(ctx, reply, workflow_id, current, proposal=proposal)
     except (Refused, PgdbError) as exc:
         return _fail(ctx, app, reply, workflow_id, current, str(exc))
     except Exception as exc:
@@ -148,39 +149,19 @@ def _run(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
     return reply
 
 
-def _progress(
-    ctx: CommandContext, reply: Reply, workflow_id: int, step: str, proposal: Proposal | None
-) -> None:
-    ctx.services.state.update_workflow(
-        workflow_id,
-        step=step,
-        status=WorkflowStatus.RUNNING,
-        proposal_url=proposal.url if proposal else None,
-    )
-    ctx.conversation.show(reply)
-
-
 def _fail(
     ctx: CommandContext, app: AppName, reply: Reply, workflow_id: int, step: str, cause: str
 ) -> Reply:
-    failed = reply.step(step)
-    failed.state, failed.detail = StepState.FAILED, cause
-    for s in reply.steps:
-        if s.state is StepState.PENDING:
-            s.state = StepState.SKIPPED
-    reply.ok = False
     reply.title = f"Offboard `{app}`: stopped"
-    reply.lines.append(
-        f"Stopped at step “{failed.label}”: {cause}. Fix the cause and run "
-        f"`/pgdb offboard {app} --yes` again: it finishes what is left."
+    return stop_at(
+        ctx,
+        reply,
+        workflow_id,
+        step,
+        cause=cause,
+        resume=f"Fix the cause and run `/pgdb offboard {app} --yes` again: it finishes what "
+        "is left.",
     )
-    try:
-        ctx.services.state.update_workflow(
-            workflow_id, step=step, status=WorkflowStatus.FAILED, detail=cause[:500]
-        )
-    except PgdbError as exc:
-        log.warning("offboard: could not record the failed workflow: %s", exc)
-    return reply
 
 
 # --- steps ----------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from bot.core.secret import Secret, generate_password
 from bot.metrics import timed_step
 from handlers.context import CommandContext, Services
 from handlers.lifecycle import ROTATE, latest_by_app
+from handlers.workflow import stop_at
 
 log = logging.getLogger(__name__)
 
@@ -277,25 +278,16 @@ def _rotate(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
 def _fail(
     ctx: CommandContext, reply: Reply, app: AppName, workflow_id: int, step: str, cause: str
 ) -> Reply:
-    reply.step(step).state = StepState.FAILED
-    reply.step(step).detail = cause
-    for s in reply.steps:
-        if s.state is StepState.PENDING:
-            s.state = StepState.SKIPPED
-    reply.ok = False
     reply.title = f"Rotate `{app}`: stopped"
-    reply.lines.append(
-        f"Stopped at step “{reply.step(step).label}”: {cause}. Fix the cause and run "
-        f"`/pgdb rotate {app} --yes` again: it finishes this rotation with the password "
-        "already stored (no new one is generated once stored)."
+    return stop_at(
+        ctx,
+        reply,
+        workflow_id,
+        step,
+        cause=cause,
+        resume=f"Fix the cause and run `/pgdb rotate {app} --yes` again: it finishes this "
+        "rotation with the password already stored (no new one is generated once stored).",
     )
-    try:
-        ctx.services.state.update_workflow(
-            workflow_id, step=step, status=WorkflowStatus.FAILED, detail=cause[:500]
-        )
-    except PgdbError as exc:
-        log.warning("could not record the failed rotation: %s", exc)
-    return reply
 
 
 # --- steps --------------------------------------------------------------------------------

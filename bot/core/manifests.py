@@ -693,7 +693,7 @@ def _scan(text: str) -> _Plain | None:
         return None  # `resources:` alone, or followed by something else: the exact path decides
     try:
         data = _fast_load(text)
-    except Exception:  # noqa: BLE001 - any doubt goes to the exact path, which explains errors
+    except Exception:  # any doubt goes to the exact path, which explains errors
         return None
     if not isinstance(data, dict) or data.get("resources") != [item.value for item in items]:
         return None

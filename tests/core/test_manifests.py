@@ -805,3 +805,89 @@ def test_kubectl_kustomize_builds_the_change(tmp_path: Path, extra_namespace: st
     assert set(objects) == {"Cluster", "Database", "InfisicalSecret"}
     assert objects["Database"]["spec"]["name"] == "on"
     assert objects["InfisicalSecret"]["metadata"]["name"] == "on-postgresql-credentials"
+
+
+# --------------------------------------------------------------------------- fast and exact paths
+
+
+def _generated_kustomization(rng: Any) -> tuple[str, list[str]]:
+    """A kustomization in one of many plain layouts, and paths to add or remove from it."""
+    eol = rng.choice(["\n", "\n", "\r\n"])
+    dash = " " * rng.choice([0, 2, 2, 4]) + "-" + " " * rng.choice([1, 1, 2])
+    style = rng.choice(["plain", "plain", "'", '"', "mixed"])
+    names = [f"{rng.choice(['databases', 'credentials', 'apps', ''])}/a{n}.yaml" for n in range(40)]
+    paths = sorted({p.lstrip("/") for p in rng.sample(names, rng.randint(1, 12))})
+    if rng.random() < 0.3:
+        rng.shuffle(paths)
+    if rng.random() < 0.2:
+        paths.insert(0, "./cluster.yaml")
+    lines = []
+    if rng.random() < 0.3:
+        lines.append("# edited by hand and by pgdb-bot")
+    if rng.random() < 0.2:
+        lines.append("---")
+    lines += ["apiVersion: kustomize.config.k8s.io/v1beta1", "kind: Kustomization"]
+    if rng.random() < 0.5:
+        lines.append("namespace: databases   # do not change")
+    lines.append(rng.choice(["resources:", "resources:", "resources:  # the list"]))
+    previous_group = ""
+    for path in paths:
+        group = path.split("/")[0]
+        if group != previous_group and rng.random() < 0.5:
+            lines.append(" " * rng.choice([0, 2, 4]) + f"# {group}")
+        if rng.random() < 0.1:
+            lines.append("")
+        previous_group = group
+        quote = rng.choice(["", "'", '"']) if style == "mixed" else style
+        item = f"{quote}{path}{quote}" if quote != "plain" else path
+        tail = rng.choice(["", "", "", "  # legacy", " "])
+        lines.append(f"{dash}{item}{tail}")
+    if rng.random() < 0.3:
+        lines.append("  # trailing comment of the list")
+    if rng.random() < 0.5:
+        lines += ["labels:", "    - pairs:", '        team: "platform"']
+    if rng.random() < 0.3:
+        lines += ["components:", "- ../extra"]
+    text = eol.join(lines) + (eol if rng.random() < 0.9 else "")
+    extra = [f"{rng.choice(['databases', 'credentials', 'zz', '0'])}/b{n}.yaml" for n in range(3)]
+    extra += rng.sample(["on.yaml", "yes", "null", "databases/a1.yaml", "./apps/a2.yaml"], 2)
+    return text, extra
+
+
+def test_fast_path_writes_what_the_exact_path_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The line scan (plain layouts) and the round-trip parse agree on every generated file,
+    for adding, removing, listing and validating."""
+    import random
+
+    from bot.core import manifests
+
+    rng = random.Random(9)
+    cases = [_generated_kustomization(rng) for _ in range(120)]
+    fast = []
+    taken = 0
+    for text, extra in cases:
+        existing = listed_resources(text)
+        # never all of them: emptying a list is the exact path's job alone
+        removed = rng.sample(existing, min(len(existing) - 1, rng.randint(1, 3)))
+        taken += manifests._scan(text) is not None
+        fast.append(
+            (
+                add_resources(text, extra),
+                add_resources(text, extra[:1]),
+                remove_resources(text, removed),
+                existing,
+                validate_kustomization(text),
+                removed,
+            )
+        )
+    assert taken > 100, "the generated files should nearly all take the fast path"
+
+    monkeypatch.setattr(manifests, "_scan", lambda text: None)
+    for (text, extra), (added, added_one, kept, listed, problems, removed) in zip(
+        cases, fast, strict=True
+    ):
+        assert add_resources(text, extra) == added, text
+        assert add_resources(text, extra[:1]) == added_one, text
+        assert remove_resources(text, removed) == kept, text
+        assert listed_resources(text) == listed, text
+        assert validate_kustomization(text) == problems, text

@@ -486,10 +486,10 @@ def test_open_connections_keep_working_and_reconnecting_clients_recover_within_s
     # the store-reading client failed only inside the rotation, and works again right after
     span = failing_span(store)
     assert span is not None  # the window exists: store written, role not altered yet
-    assert began <= span[0] and span[1] <= ended + 0.5
+    assert began <= span[0] and span[1] <= ended + 2.0
     recovered = next(t for t, ok in store.events if ok and t > span[1])
     assert recovered - ended < 3.0
-    assert all(ok for t, ok in store.events if t > ended + 0.5)
+    assert all(ok for t, ok in store.events if t > ended + 2.0)
     # the pod with the old password in its environment fails from ALTER ROLE on
     pod_span = failing_span(pod)
     assert pod_span is not None and pod_span[0] <= ended
