@@ -17,7 +17,7 @@ from bot.adapters.pg_approvals import PostgresApprovalStore
 from bot.adapters.postgres import PostgresBotState, PostgresDatabase
 from bot.chat import ChatPlatform
 from bot.config import ConfigError, Settings
-from bot.core.ports import BotState, Cluster, GitHost, ManagedDatabase, SecretStore
+from bot.core.ports import ApprovalStore, BotState, Cluster, GitHost, ManagedDatabase, SecretStore
 from bot.core.secret import Secret
 from bot.metrics import Instrumented
 from bot.runner import CommandRunner
@@ -143,4 +143,7 @@ def instrumented(services: Services) -> Services:
         state=cast(BotState, Instrumented(services.state, system="bot state")),
         git=cast(GitHost, Instrumented(services.git, system="git")),
         cluster=cast(Cluster, Instrumented(services.cluster, system="kubernetes")),
+        approvals=cast(ApprovalStore, Instrumented(services.approvals, system="bot state"))
+        if services.approvals is not None
+        else None,
     )

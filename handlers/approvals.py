@@ -21,8 +21,8 @@ from bot.core.reply import Alert, Button, Reply, StepState, error_reply
 from handlers.access import Role, role_of
 from handlers.commands import UsageError
 from handlers.context import CommandContext, Requester, Services
-from handlers.create import run_create
-from handlers.lifecycle import APPROVAL
+from handlers.create import in_progress, run_create
+from handlers.lifecycle import CREATE
 from handlers.rotate import refuse_during_rotation
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,8 @@ def gate_create(ctx: CommandContext, app: AppName, *, namespace: str | None) -> 
         )
     now = services.clock()
     latest = store.latest_for(app)
-    if latest is not None and latest.status is ApprovalStatus.APPROVED:
-        decided = latest.decided_at or latest.requested_at
-        if now - decided < _ttl(services) and latest.namespace == namespace:
-            return None
+    if latest is not None and _resumes(ctx, latest, namespace=namespace, now=now):
+        return None
     if latest is not None and latest.status is ApprovalStatus.PENDING:
         if latest.expires_at > now:
             return Reply(
@@ -97,16 +95,44 @@ def gate_create(ctx: CommandContext, app: AppName, *, namespace: str | None) -> 
         expire(services, latest, at=now)
     # Under the app's lock, so two creates of one app at once make one request.
     with services.state.app_lock(app) as acquired:
+        if not acquired:  # a workflow of this app runs now: say which
+            return in_progress(ctx, app)
         again = store.latest_for(app)
-        if not acquired or (again is not None and again.status is ApprovalStatus.PENDING):
+        if again is not None and again.status is ApprovalStatus.PENDING:
             return error_reply(
-                f"another `create {app}` is being recorded right now: "
-                "`/pgdb status` shows its request in a moment",
+                f"another `create {app}` was requested a moment ago (request #{again.id}): "
+                "`/pgdb status` shows it",
                 title=f"`{app}` is already requested",
                 correlation_id=ctx.correlation_id,
                 outcome="pending",
             )
         return _request(ctx, store, app, namespace=namespace, now=now)
+
+
+def _resumes(
+    ctx: CommandContext, approved: ApprovalRequest, *, namespace: str | None, now: datetime
+) -> bool:
+    """Whether this create re-runs an approved one that stopped midway: same requester, same
+    request, within PGDB_APPROVAL_TTL, and the app's latest workflow is that unfinished
+    create. Anything else (another person, a finished create, an offboarding since) asks
+    again."""
+    if approved.status is not ApprovalStatus.APPROVED or approved.namespace != namespace:
+        return False
+    if (approved.requester, approved.platform) != (
+        ctx.requester.user_id,
+        ctx.requester.platform,
+    ):
+        return False
+    decided = approved.decided_at or approved.requested_at
+    if now - decided >= _ttl(ctx.services):
+        return False
+    latest = ctx.services.state.latest_workflow(AppName(approved.app))
+    return (
+        latest is not None
+        and latest.kind == CREATE
+        and latest.status is not WorkflowStatus.DONE
+        and latest.requester == approved.requester
+    )
 
 
 def _request(
@@ -127,24 +153,14 @@ def _request(
     ctx.conversation.show(reply)
     link = getattr(ctx.conversation, "message_link", None)
     link = link if isinstance(link, str) and link else None
-    workflow_id = services.state.start_workflow(app=app, kind=APPROVAL, requester=who)
     request = store.request(
         app=app,
         namespace=namespace,
         requester=who,
         platform=ctx.requester.platform,
         expires_at=now + _ttl(services),
-        workflow_id=workflow_id,
         message_link=link,
     )
-    services.state.update_workflow(
-        workflow_id,
-        step="pending approval",
-        status=WorkflowStatus.RUNNING,
-        detail=f"request #{request.id}, expires {_when(request.expires_at)}",
-    )
-    if link:
-        services.state.set_message_link(workflow_id, link=link)
     threads = services.announcer.announce(
         Alert(
             key=f"approval:{app}",
@@ -248,12 +264,6 @@ def run_approve(ctx: CommandContext, raw_id: str) -> Reply:
             title=f"Request #{found.id} already decided",
             correlation_id=ctx.correlation_id,
         )
-    services.state.update_workflow(
-        request.workflow_id,
-        step="approved",
-        status=WorkflowStatus.DONE,
-        detail=f"request #{request.id} approved by {approver}",
-    )
     _note_ops(services, request, f"Request #{request.id} approved by {approver}")
     # The create runs as the requester asked it; its progress shows here, and its
     # follow-through goes to the requester's thread.
@@ -304,12 +314,6 @@ def run_deny(ctx: CommandContext, raw_id: str, reason: str) -> Reply:
             correlation_id=ctx.correlation_id,
         )
     because = f": {reason}" if reason else ""
-    services.state.update_workflow(
-        request.workflow_id,
-        step="denied",
-        status=WorkflowStatus.FAILED,
-        detail=f"request #{request.id} denied by {denier}{because}",
-    )
     _note_ops(services, request, f"Request #{request.id} denied by {denier}{because}")
     told = services.announcer.tell(
         request.message_link,
@@ -331,12 +335,6 @@ def expire(services: Services, request: ApprovalRequest, *, at: datetime) -> App
     expired = _store(services).decide(request.id, status=ApprovalStatus.EXPIRED, by=BOT, at=at)
     if expired is None:
         return None
-    services.state.update_workflow(
-        expired.workflow_id,
-        step="expired",
-        status=WorkflowStatus.FAILED,
-        detail=f"request #{expired.id} expired undecided at {_when(expired.expires_at)}",
-    )
     try:
         services.state.record_audit(
             AuditEntry(
@@ -380,18 +378,3 @@ def _note_ops(services: Services, request: ApprovalRequest, text: str) -> None:
         Alert(key=f"approval:{request.app}", severity="info", title=text, text="", resolved=True),
         threads=request.threads,
     )
-
-
-def pending_lines(services: Services) -> list[str]:
-    """One line per pending request, for ``/pgdb status``."""
-    if services.approvals is None:
-        return []
-    try:
-        pending = services.approvals.pending()
-    except PgdbError as exc:
-        return [f"Pending requests: unknown because {exc}"]
-    return [
-        f"⏳ request #{r.id}: `{r.command}` by {r.requester}, expires {_when(r.expires_at)} — "
-        f"`/pgdb approve {r.id}` or `/pgdb deny {r.id} [reason]`"
-        for r in pending
-    ]

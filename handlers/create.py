@@ -118,7 +118,7 @@ def run_create(
     ctx.conversation.show(reply)
     with services.state.app_lock(app) as acquired:
         if not acquired:
-            return _in_progress(ctx, app)
+            return in_progress(ctx, app)
         blocked = refuse_during_rotation(services, app, command=f"/pgdb create {app}")
         if blocked is not None:
             return error_reply(
@@ -193,19 +193,19 @@ def _fail(ctx: CommandContext, reply: Reply, workflow_id: int, step: str, cause:
     )
 
 
-def _in_progress(ctx: CommandContext, app: AppName) -> Reply:
-    latest = ctx.services.state.latest_workflow(app)
-    running = [latest] if latest is not None else []
-    where = ""
-    if running:
-        w = running[0]
+def in_progress(ctx: CommandContext, app: AppName) -> Reply:
+    """The app's lock is held: name the workflow that holds it (its latest record)."""
+    w = ctx.services.state.latest_workflow(app)
+    what, where = "create", ""
+    if w is not None:
+        what = w.kind
         where = f" (started by {w.requester} at {w.started_at:%Y-%m-%d %H:%M:%S} UTC"
         where += f", {w.message_link})" if w.message_link else ")"
     return Reply(
-        title=f"`{app}` is already being onboarded",
+        title=f"`{app}` is busy: a `{what}` is in progress",
         ok=False,
         private=True,
-        lines=[f"Another `create {app}` is already in progress{where}. Wait for it to finish."],
+        lines=[f"Another `{what} {app}` is already in progress{where}. Wait for it to finish."],
         correlation_id=ctx.correlation_id,
     )
 

@@ -121,9 +121,7 @@ def diagnose(obs: Observation, services: Services, *, respect_grace: bool = True
             )
         )
     fresh = _fresh_apps(obs, services) if respect_grace else set()
-    # An app waiting for approval has nothing yet, on purpose: not a problem.
-    checked = [a for a in apps if states.get(a) is not Lifecycle.PENDING_APPROVAL]
-    for app in checked:
+    for app in apps:
         found = _app_findings(obs, services, app, verdicts.get(app), fresh=app in fresh)
         if app in retired:
             found = _offboarded_findings(obs, services, app, found, fresh=app in fresh)
@@ -132,7 +130,7 @@ def diagnose(obs: Observation, services: Services, *, respect_grace: bool = True
     from handlers.cluster_checks import kube_findings  # imports this module: a cycle at the top
 
     # Once offboarded, an app's Kubernetes resources go away with its manifests, on purpose.
-    in_cluster = [a for a in checked if a not in retired]
+    in_cluster = [a for a in apps if a not in retired]
     findings.extend(
         kube_findings(obs, services, in_cluster, fresh_apps=fresh, respect_grace=respect_grace)
     )

@@ -1,7 +1,8 @@
 """Where an app is in its life, read from the bot's own records (its latest workflow).
 
-Diagnostics and status use this so that an app waiting for approval, being rotated or
-offboarded is shown as such instead of as a problem.
+Diagnostics and status use this so that an app being rotated or offboarded is shown as such
+instead of as a problem. (A ``create`` waiting for approval is not a workflow: it lives in the
+approvals table and changes nothing until it is approved.)
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ from bot.core.model import WorkflowRecord, WorkflowStatus
 CREATE = "create"
 ROTATE = "rotate"
 OFFBOARD = "offboard"
-APPROVAL = "approval"
 
 
 class Lifecycle(enum.StrEnum):
     ACTIVE = "active"
-    PENDING_APPROVAL = "pending approval"
-    DENIED = "request denied or expired"
     ROTATING = "rotation in progress"
     ROTATION_INCOMPLETE = "rotation started, not finished"
     OFFBOARDING = "offboarding started, not finished"
@@ -42,10 +40,6 @@ def lifecycle_of(record: WorkflowRecord | None) -> Lifecycle:
     """The app's state from its latest workflow record (None: no record)."""
     if record is None:
         return Lifecycle.ACTIVE
-    if record.kind == APPROVAL:
-        if record.status is WorkflowStatus.RUNNING:
-            return Lifecycle.PENDING_APPROVAL
-        return Lifecycle.DENIED if record.status is WorkflowStatus.FAILED else Lifecycle.ACTIVE
     if record.kind == ROTATE:
         if record.status is WorkflowStatus.RUNNING:
             return Lifecycle.ROTATING

@@ -7,14 +7,17 @@ instead of failing the whole pass.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 from bot.core.errors import PgdbError
 from bot.core.manifests import listed_set, on_base
 from bot.core.model import (
+    ApprovalRequest,
     ClusterSnapshot,
     DatabaseState,
     GitSnapshot,
@@ -42,6 +45,12 @@ class Observation:
     workflows: Observed[list[WorkflowRecord]]
     cluster: Observed[ClusterSnapshot]
     at: datetime
+    # creates waiting for approval: not apps yet (nothing is created until approved)
+    approvals: Observed[list[ApprovalRequest]] = field(default_factory=Observed.not_configured)
+
+    def pending_request(self, app: str) -> ApprovalRequest | None:
+        """The app's request waiting for an operator, if any."""
+        return next((r for r in self.approvals.value or [] if r.app == app), None)
 
     def unreachable(self) -> dict[str, str]:
         """System name -> error, for every configured system that could not be read."""
@@ -65,8 +74,46 @@ def _read(system: str, fn: Callable[[], T]) -> Observed[T]:
         return Observed.failed(f"{system}: unexpected error {type(exc).__name__}")
 
 
+class _SingleFlight:
+    """Concurrent callers share the one observation in flight instead of each making their
+    own: ten `/pgdb status` at once over a large fleet read every system once, and the
+    process holds one snapshot of the fleet instead of ten. Nothing is kept once it is done:
+    a call that starts after it finished observes afresh."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_flight: dict[int, Future[Observation]] = {}
+
+    def run(self, services: Services, read: Callable[[], Observation]) -> Observation:
+        key = id(services)
+        with self._lock:
+            shared = self._in_flight.get(key)
+            if shared is None:
+                mine: Future[Observation] = Future()
+                self._in_flight[key] = mine
+        if shared is not None:
+            return shared.result()
+        try:
+            observation = read()
+        except BaseException as exc:
+            mine.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                del self._in_flight[key]
+        mine.set_result(observation)
+        return observation
+
+
+_SHARED = _SingleFlight()
+
+
 def observe(services: Services) -> Observation:
-    """Read every system once."""
+    """Read every system once (shared with the callers that ask while it is being read)."""
+    return _SHARED.run(services, lambda: _observe(services))
+
+
+def _observe(services: Services) -> Observation:
     settings = services.settings
     return Observation(
         secrets=_read("secret store", services.secrets.read_all),
@@ -77,6 +124,9 @@ def observe(services: Services) -> Observation:
         if services.cluster.configured
         else Observed.not_configured(),
         at=services.clock(),
+        approvals=_read("bot state", services.approvals.pending)
+        if services.approvals is not None
+        else Observed.not_configured(),
     )
 
 
@@ -120,8 +170,7 @@ def known_apps(obs: Observation, services: Services) -> list[AppName]:
             app for app, p in obs.git.value.proposals.items() if p.state is not ProposalState.CLOSED
         }
     if obs.workflows.value is not None:
-        # A denied or expired request alone does not make an app.
-        names |= {w.app for w in obs.workflows.value if lifecycle_of(w) is not Lifecycle.DENIED}
+        names |= {w.app for w in obs.workflows.value}
     if obs.cluster.value is not None:
         cluster = obs.cluster.value
         names |= {d.name for d in cluster.databases.values() if d.cluster == cluster.cluster_name}

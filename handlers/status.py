@@ -5,10 +5,12 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from bot.core.errors import PgdbError
 from bot.core.manifests import database_path, secret_path
 from bot.core.model import (
+    ApprovalRequest,
     Observed,
     PasswordResult,
     PasswordVerdict,
@@ -355,12 +357,35 @@ def with_rotation(
     return adjusted, line
 
 
-def waiting_line(obs: Observation, app: str) -> str | None:
-    """The one line for an app that waits for approval (it has nothing yet, on purpose)."""
-    if lifecycles(obs).get(app) is not Lifecycle.PENDING_APPROVAL:
-        return None
-    record = next(w for w in obs.workflows.value or [] if w.app == app)
-    return f"{ICONS[CheckOutcome.PENDING]} {app}: pending approval ({record.detail})"
+def _when(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+def request_line(obs: Observation, request: ApprovalRequest) -> str:
+    """One pending ``create`` request, with the commands that decide it."""
+    expiry = (
+        f"expired at {_when(request.expires_at)}, not decided"
+        if request.expires_at <= obs.at
+        else f"expires {_when(request.expires_at)}"
+    )
+    return (
+        f"{ICONS[CheckOutcome.PENDING]} request #{request.id}: `{request.command}` by "
+        f"{request.requester}, {expiry} — `/pgdb approve {request.id}` or "
+        f"`/pgdb deny {request.id} [reason]`"
+    )
+
+
+def pending_lines(obs: Observation) -> list[str]:
+    """The requests waiting for an operator, for ``/pgdb status`` and ``/pgdb list``."""
+    if obs.approvals.error is not None:
+        return [f"Requests waiting for approval: unknown because {obs.approvals.error}"]
+    pending = obs.approvals.value or []
+    if not pending:
+        return []
+    return [
+        f"Waiting for approval ({len(pending)}):",
+        *(request_line(obs, r) for r in pending),
+    ]
 
 
 _RETIRED = (Lifecycle.OFFBOARDED, Lifecycle.OFFBOARDING)
@@ -475,10 +500,12 @@ def run_status(ctx: CommandContext, app: AppName | None) -> Reply:
             reply.lines.append(f"`{app}` is not a known app. Onboard it with `/pgdb create {app}`.")
         if rotating is not None:
             reply.lines.append(rotating)
-        waiting = waiting_line(obs, app)
-        if waiting is not None:
-            reply.title = f"Status of `{app}`: pending approval"
-            reply.lines.append(waiting)
+        request = obs.pending_request(app)
+        if request is not None:
+            if not known:  # nothing exists yet, on purpose
+                reply.title = f"Status of `{app}`: pending approval"
+                reply.lines.clear()
+            reply.lines.append(request_line(obs, request))
         retired = offboarded_line(obs, app)
         if retired is not None:
             checks = _offboarded_checks(obs, services, app, checks)
@@ -500,9 +527,9 @@ def run_status(ctx: CommandContext, app: AppName | None) -> Reply:
     reply = Reply(title=f"pgdb status: {len(apps)} app(s)", correlation_id=ctx.correlation_id)
     reply.fields.extend(_systems(obs, services))
     for name in apps:
-        waiting = waiting_line(obs, name) or offboarded_line(obs, name)
-        if waiting is not None:
-            reply.lines.append(waiting)
+        retired = offboarded_line(obs, name)
+        if retired is not None:
+            reply.lines.append(retired)
             continue
         checks, rotating = with_rotation(
             obs, services, name, app_checks(obs, services, name, verdicts.get(name))
@@ -518,12 +545,7 @@ def run_status(ctx: CommandContext, app: AppName | None) -> Reply:
         )
     if not apps:
         reply.lines.append("No apps yet. Onboard one with `/pgdb create <app>`.")
-    from handlers.approvals import pending_lines  # runs create: a cycle at the top
-
-    pending = pending_lines(services)
-    if pending:
-        reply.lines.append(f"Waiting for approval ({len(pending)}):")
-        reply.lines.extend(pending)
+    reply.lines.extend(pending_lines(obs))
     return reply
 
 
@@ -549,9 +571,9 @@ def run_list(ctx: CommandContext, page: int) -> Reply:
         title=f"Known apps ({len(apps)}), page {page}/{pages}", correlation_id=ctx.correlation_id
     )
     for name in shown:
-        waiting = waiting_line(obs, name) or offboarded_line(obs, name)
-        if waiting is not None:
-            reply.lines.append(waiting)
+        retired = offboarded_line(obs, name)
+        if retired is not None:
+            reply.lines.append(retired)
             continue
         worst = overall(app_checks(obs, services, name, verdicts.get(name)))
         reply.lines.append(f"{ICONS[worst]} {name}: {worst.value}")
@@ -559,4 +581,6 @@ def run_list(ctx: CommandContext, page: int) -> Reply:
         reply.lines.append(f"More: `/pgdb list --page {page + 1}`")
     if not apps:
         reply.lines.append("No apps yet. Onboard one with `/pgdb create <app>`.")
+    if page == 1:
+        reply.lines.extend(pending_lines(obs))
     return reply

@@ -21,7 +21,7 @@ from bot.core.model import ApprovalRequest, ApprovalStatus
 from bot.core.names import AppName
 
 _COLUMNS = (
-    "id, app, namespace, requester, platform, status, requested_at, expires_at, workflow_id,"
+    "id, app, namespace, requester, platform, status, requested_at, expires_at,"
     " message_link, threads, decided_by, decided_at, reason"
 )
 
@@ -36,7 +36,6 @@ def _request(row: tuple[Any, ...]) -> ApprovalRequest:
         status,
         requested_at,
         expires_at,
-        workflow_id,
         message_link,
         threads,
         decided_by,
@@ -52,7 +51,6 @@ def _request(row: tuple[Any, ...]) -> ApprovalRequest:
         status=ApprovalStatus(status),
         requested_at=requested_at,
         expires_at=expires_at,
-        workflow_id=workflow_id,
         message_link=message_link,
         threads={str(k): str(v) for k, v in (threads or {}).items()},
         decided_by=decided_by,
@@ -84,7 +82,6 @@ class PostgresApprovalStore(PostgresBotState):
         requester: str,
         platform: str,
         expires_at: datetime,
-        workflow_id: int,
         message_link: str | None,
     ) -> ApprovalRequest:
         def body(conn: Connection) -> list[tuple[Any, ...]]:
@@ -93,8 +90,8 @@ class PostgresApprovalStore(PostgresBotState):
                     conn.execute(
                         sql.SQL(
                             "INSERT INTO {approvals} (app, namespace, requester, platform,"
-                            " expires_at, workflow_id, message_link)"
-                            " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {columns}"
+                            " expires_at, message_link)"
+                            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING {columns}"
                         ).format(approvals=self._table("approvals"), columns=sql.SQL(_COLUMNS)),
                         (
                             str(app),
@@ -102,7 +99,6 @@ class PostgresApprovalStore(PostgresBotState):
                             requester,
                             platform,
                             expires_at,
-                            workflow_id,
                             message_link,
                         ),
                     ).fetchall()

@@ -870,7 +870,6 @@ MIGRATIONS: Final[list[tuple[int, str]]] = [
             status text NOT NULL DEFAULT 'pending',
             requested_at timestamptz NOT NULL DEFAULT now(),
             expires_at timestamptz NOT NULL,
-            workflow_id bigint NOT NULL,
             message_link text,
             threads jsonb NOT NULL DEFAULT '{{}}'::jsonb,
             decided_by text,

@@ -451,7 +451,7 @@ class ApprovalStatus(enum.StrEnum):
 class ApprovalRequest:
     """A ``create`` waiting for an operator (``PGDB_REQUIRE_APPROVAL``). ``message_link`` is the
     requester's message (its thread hears the decision); ``threads`` the ops announcement per
-    platform; ``workflow_id`` the record that shows the app as pending."""
+    platform."""
 
     id: int
     app: str
@@ -461,7 +461,6 @@ class ApprovalRequest:
     status: ApprovalStatus
     requested_at: datetime
     expires_at: datetime
-    workflow_id: int
     message_link: str | None = None
     threads: Mapping[str, str] = field(default_factory=dict)
     decided_by: str | None = None

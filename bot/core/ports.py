@@ -325,7 +325,6 @@ class ApprovalStore(Protocol):
         requester: str,
         platform: str,
         expires_at: datetime,
-        workflow_id: int,
         message_link: str | None,
     ) -> ApprovalRequest:
         """Store a new pending request."""

@@ -23,7 +23,6 @@ def _ask(store: PostgresApprovalStore, app: AppName = APP, *, namespace: str | N
         requester="alice",
         platform="slack",
         expires_at=NOW + timedelta(hours=24),
-        workflow_id=7,
         message_link="slack:C1:123.4",
     ).id
 

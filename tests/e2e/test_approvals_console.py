@@ -51,7 +51,8 @@ def test_a_requesters_create_waits_for_an_operator_then_runs(bot_env: BotEnv) ->
     assert f"already waits for approval (request #{request})" in again.stdout
 
     status = bot_env.console("/pgdb status", f"/pgdb status {APP}", as_user="alice", **env)
-    assert f"{APP}: pending approval (request #{request}" in status.stdout
+    assert "Waiting for approval (1):" in status.stdout
+    assert f"request #{request}: `/pgdb create {APP}` by alice, expires" in status.stdout
     assert f"Status of `{APP}`: pending approval" in status.stdout
     diagnosis = bot_env.diagnose("--json", **env)
     assert [f for f in json.loads(diagnosis.stdout)["findings"] if f["app"] == APP] == []
@@ -190,3 +191,43 @@ def test_a_name_denied_since_the_request_is_refused_at_approval(bot_env: BotEnv)
     _nothing_created(bot_env)
     status = bot_env.console("/pgdb status", **env)
     assert f"request #{request}: `/pgdb create {APP}` by alice" in status.stdout  # still pending
+
+
+def test_an_approval_is_not_a_pass_for_someone_else(bot_env: BotEnv) -> None:
+    env = {"PGDB_REQUIRE_APPROVAL": "requesters"}
+    bot_env.sql(f"CREATE ROLE {APP} LOGIN PASSWORD 'made-by-hand-0123456789'")
+    request = _request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
+    assert "Stopped at step" in bot_env.console(f"/pgdb approve {request}", **env).stdout
+
+    other = bot_env.console(f"/pgdb create {APP}", as_user="mallory", **env)
+
+    assert "waits for an operator's approval" in other.stdout  # asked again
+
+
+def test_a_request_hides_neither_an_offboarding_nor_real_problems(bot_env: BotEnv) -> None:
+    env = {"PGDB_REQUIRE_APPROVAL": "requesters", "PGDB_OPERATORS": "bob"}
+    assert f"Onboarded `{APP}`" in bot_env.console(f"/pgdb create {APP}", **env).stdout
+    assert "offboard" in bot_env.console(f"/pgdb offboard {APP} --yes", **env).stdout
+    request = _request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
+
+    status = bot_env.console(f"/pgdb status {APP}", as_user="alice", **env)
+
+    assert f"Status of `{APP}`: offboarded" in status.stdout
+    assert f"request #{request}: `/pgdb create {APP}` by alice" in status.stdout
+    bot_env.console(f"/pgdb deny {request} not now", as_user="bob", **env)
+    after = bot_env.console(f"/pgdb status {APP}", as_user="alice", **env)
+    assert f"Status of `{APP}`: offboarded" in after.stdout
+    diagnosis = json.loads(bot_env.diagnose("--json", **env).stdout)
+    assert [f for f in diagnosis["findings"] if f["app"] == APP] == []
+
+
+def test_a_pending_request_does_not_hide_a_drifted_password(bot_env: BotEnv) -> None:
+    env = {"PGDB_REQUIRE_APPROVAL": "requesters"}
+    assert f"Onboarded `{APP}`" in bot_env.console(f"/pgdb create {APP}", **env).stdout
+    stored = bot_env.secrets_dir / "dev" / "postgresql" / APP / "password"
+    stored.write_text("drifted-by-hand-0123456789-abcdef")
+    _request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
+
+    diagnosis = json.loads(bot_env.diagnose("--json", **env).stdout)
+
+    assert "password_drift" in [f["kind"] for f in diagnosis["findings"] if f["app"] == APP]
