@@ -11,7 +11,6 @@ translation of psycopg errors into the core's errors. Two rules hold everywhere:
 
 from __future__ import annotations
 
-import base64
 import getpass
 import hashlib
 import hmac
@@ -20,10 +19,8 @@ import math
 import os
 import re
 import secrets
-import stringprep
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -49,6 +46,7 @@ from bot.core.model import (
     WorkflowStatus,
 )
 from bot.core.names import AppName
+from bot.core.scram import scram_matches
 from bot.core.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -220,76 +218,14 @@ def _run(
 
 # --- password verifiers ----------------------------------------------------------------------
 
-_SCRAM = re.compile(
-    r"^SCRAM-SHA-256\$(?P<iterations>\d+):(?P<salt>[A-Za-z0-9+/=]+)"
-    r"\$(?P<stored>[A-Za-z0-9+/=]+):(?P<server>[A-Za-z0-9+/=]+)$"
-)
 _MD5 = re.compile(r"^md5[0-9a-f]{32}$")
-_PROHIBITED = (
-    stringprep.in_table_c12,
-    stringprep.in_table_c21,
-    stringprep.in_table_c22,
-    stringprep.in_table_c3,
-    stringprep.in_table_c4,
-    stringprep.in_table_c5,
-    stringprep.in_table_c6,
-    stringprep.in_table_c7,
-    stringprep.in_table_c8,
-    stringprep.in_table_c9,
-    stringprep.in_table_a1,
-)
-
-
-def saslprep(password: str) -> str:
-    """The password as SCRAM hashes it: SASLprep (RFC 4013) as libpq applies it.
-
-    Like libpq, ASCII passes unchanged, and a password SASLprep rejects is used as it is.
-    """
-    if password.isascii():
-        return password
-    # Non-ASCII spaces become spaces first: U+200B is in both tables and libpq maps it to " ".
-    mapped = "".join(
-        " " if stringprep.in_table_c12(ch) else "" if stringprep.in_table_b1(ch) else ch
-        for ch in password
-    )
-    if not mapped:
-        return password
-    prepared = unicodedata.ucd_3_2_0.normalize("NFKC", mapped)
-    if any(check(ch) for ch in prepared for check in _PROHIBITED):
-        return password
-    if any(stringprep.in_table_d1(ch) for ch in prepared) and (
-        any(stringprep.in_table_d2(ch) for ch in prepared)
-        or not stringprep.in_table_d1(prepared[0])
-        or not stringprep.in_table_d1(prepared[-1])
-    ):
-        return password
-    return prepared
 
 
 def verifier_matches(verifier: str, *, role: str, password: Secret) -> bool | None:
-    """Whether ``password`` produces ``verifier`` (SCRAM-SHA-256 or md5); None if unrecognised.
-
-    SCRAM (RFC 5802/7677): SaltedPassword = PBKDF2(password, salt, i); StoredKey =
-    H(HMAC(SaltedPassword, "Client Key")); ServerKey = HMAC(SaltedPassword, "Server Key").
-    """
-    scram = _SCRAM.match(verifier)
+    """Whether ``password`` produces ``verifier`` (SCRAM-SHA-256 or md5); None if unrecognised."""
+    scram = scram_matches(verifier, password)
     if scram is not None:
-        try:
-            salt = base64.b64decode(scram["salt"], validate=True)
-            stored = base64.b64decode(scram["stored"], validate=True)
-            server = base64.b64decode(scram["server"], validate=True)
-        except ValueError:
-            return None
-        salted = hashlib.pbkdf2_hmac(
-            "sha256",
-            saslprep(password.reveal()).encode(),
-            salt,
-            int(scram["iterations"]),
-        )
-        client_key = hmac.digest(salted, b"Client Key", "sha256")
-        stored_ok = hmac.compare_digest(hashlib.sha256(client_key).digest(), stored)
-        server_ok = hmac.compare_digest(hmac.digest(salted, b"Server Key", "sha256"), server)
-        return stored_ok and server_ok
+        return scram
     if _MD5.match(verifier):
         # md5 is what PostgreSQL stores for password_encryption=md5; we only compare with it.
         digest = hashlib.md5((password.reveal() + role).encode(), usedforsecurity=False).hexdigest()
@@ -380,6 +316,7 @@ class PostgresDatabase:
         self._cache: dict[tuple[str, bytes], tuple[PasswordVerdict, float]] = {}
         self._verifier_memo: dict[tuple[str, bytes], PasswordVerdict | None] = {}
         self._lock = threading.Lock()
+        self._filling = threading.Lock()  # one verifier-memo filler at a time
         self.login_probes: int = 0
 
     def __repr__(self) -> str:
@@ -658,6 +595,15 @@ class PostgresDatabase:
         workers = min(os.cpu_count() or 1, _VERIFIER_THREADS)
         if workers < 2:
             return
+        # One filler at a time: commands arriving meanwhile (ten `/pgdb status` at once after
+        # a restart) wait for it and find the memo filled, instead of each running the same
+        # N PBKDF2 side by side.
+        with self._filling:
+            self._fill_memo(candidates, state=state, workers=workers)
+
+    def _fill_memo(
+        self, candidates: Mapping[str, Secret], *, state: DatabaseState, workers: int
+    ) -> None:
         missing: list[tuple[RoleInfo, Secret]] = []
         with self._lock:
             for role, password in candidates.items():
@@ -881,6 +827,12 @@ MIGRATIONS: Final[list[tuple[int, str]]] = [
         CREATE INDEX approvals_app_latest ON {schema}.approvals (app, id DESC);
         """,
     ),
+    (
+        5,
+        """
+        ALTER TABLE {schema}.workflows ADD COLUMN password_fingerprint text;
+        """,
+    ),
 ]
 
 
@@ -1085,6 +1037,32 @@ class PostgresBotState:
             ).rowcount
 
         self._require_workflow(workflow_id, self._run("updating the workflow", body))
+
+    def set_password_fingerprint(self, workflow_id: int, *, fingerprint: str) -> None:
+        """Which password a workflow wrote, as a salted verifier (never the password itself), in
+        a column of its own: no status, diagnostics or record listing reads it."""
+
+        def body(conn: Connection) -> int:
+            return conn.execute(
+                sql.SQL("UPDATE {} SET password_fingerprint = %s WHERE id = %s").format(
+                    self._table("workflows")
+                ),
+                (fingerprint, workflow_id),
+            ).rowcount
+
+        self._require_workflow(workflow_id, self._run("recording the password fingerprint", body))
+
+    def password_fingerprint(self, workflow_id: int) -> str | None:
+        def body(conn: Connection) -> str | None:
+            row = conn.execute(
+                sql.SQL("SELECT password_fingerprint FROM {} WHERE id = %s").format(
+                    self._table("workflows")
+                ),
+                (workflow_id,),
+            ).fetchone()
+            return None if row is None else row[0]
+
+        return self._run("reading the password fingerprint", body)
 
     @staticmethod
     def _require_workflow(workflow_id: int, rowcount: int) -> None:
