@@ -78,11 +78,11 @@ def rotation_of(obs: Observation, app: str) -> WorkflowRecord | None:
 
 
 def rotation_note(rotation: WorkflowRecord) -> str:
-    """Why a drift is expected, and that the re-run keeps the stored password."""
+    """Why a drift is expected, and what the re-run does."""
     return (
         f": a rotation started at {rotation.started_at:%Y-%m-%d %H:%M:%S} UTC stopped at step "
-        f"“{rotation.step}” with the new password already stored; `/pgdb rotate "
-        f"{rotation.app} --yes` finishes it with that password"
+        f"“{rotation.step}”; `/pgdb rotate {rotation.app} --yes` finishes it (with the new "
+        "password when the store holds it, else with a fresh one)"
     )
 
 

@@ -18,7 +18,7 @@ import posixpath
 from dataclasses import dataclass, field
 
 from bot.core.errors import PgdbError
-from bot.core.manifests import database_path, secret_name, secret_path
+from bot.core.manifests import KUSTOMIZATION_FILE, database_path, secret_name, secret_path
 from bot.core.model import (
     GitSnapshot,
     Proposal,
@@ -27,10 +27,17 @@ from bot.core.model import (
     WorkflowStatus,
 )
 from bot.core.names import AppName
-from bot.core.offboarding import offboard_branch, orphaned_copies, reclaim_problem, removal
-from bot.core.reply import Button, Reply, Step, StepState
+from bot.core.offboarding import (
+    database_patches,
+    offboard_branch,
+    orphaned_copies,
+    reclaim_problem,
+    removal,
+)
+from bot.core.reply import Button, Reply, Step, StepState, error_reply
 from handlers.context import CommandContext, Services
 from handlers.lifecycle import OFFBOARD, Lifecycle, lifecycle_of
+from handlers.rotate import refuse_during_rotation
 from handlers.workflow import progress, stop_at
 
 log = logging.getLogger(__name__)
@@ -88,6 +95,9 @@ def run_offboard(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply
         correlation_id=ctx.correlation_id,
     )
     if not confirmed:
+        blocked = refuse_during_rotation(services, app, command=f"/pgdb offboard {app}")
+        if blocked is not None:
+            return _rotating(ctx, app, blocked)
         return _confirm(ctx, app, reply)
     ctx.conversation.show(reply)
     with services.state.app_lock(app) as acquired:
@@ -99,24 +109,62 @@ def run_offboard(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply
                 "when it ends."
             )
             return reply
+        # Before this run's own record, which would hide the stopped rotation: its re-run
+        # would then generate yet another password.
+        blocked = refuse_during_rotation(services, app, command=f"/pgdb offboard {app} --yes")
+        if blocked is not None:
+            return _rotating(ctx, app, blocked)
         record = _latest(services, app)
         if lifecycle_of(record) is Lifecycle.OFFBOARDED and _nothing_left(ctx, app, reply):
             return _already(ctx, app, reply, record)
-        return _run(ctx, app, reply)
+        _fresh(reply)  # _nothing_left may have filled the steps
+        try:
+            planned: _Plan | PgdbError = _plan_manifests(ctx, app)
+        except Refused as exc:  # unsafe: refused before anything changes, and not recorded
+            return _refused(app, reply, str(exc))
+        except PgdbError as exc:  # the run stops at its first step with it, recorded
+            planned = exc
+        return _run(ctx, app, reply, planned)
 
 
-def _run(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
-    services = ctx.services
-    for step in reply.steps:  # a fresh start: _nothing_left may have filled them
+def _fresh(reply: Reply) -> None:
+    for step in reply.steps:
         step.state, step.detail = StepState.PENDING, ""
     reply.lines.clear()
+    reply.ok = True
+
+
+def _rotating(ctx: CommandContext, app: AppName, blocked: str) -> Reply:
+    return error_reply(
+        f"{blocked}. Nothing was changed.",
+        title=f"`{app}` is being rotated",
+        correlation_id=ctx.correlation_id,
+    )
+
+
+def _refused(app: AppName, reply: Reply, cause: str) -> Reply:
+    reply.ok = False
+    reply.title = f"Offboard `{app}`: refused"
+    step = reply.step("manifests")
+    step.state, step.detail = StepState.FAILED, cause
+    for s in reply.steps:
+        if s.state is StepState.PENDING:
+            s.state = StepState.SKIPPED
+    reply.lines.append("Nothing was changed.")
+    return reply
+
+
+def _run(ctx: CommandContext, app: AppName, reply: Reply, planned: _Plan | PgdbError) -> Reply:
+    services = ctx.services
     workflow_id = services.state.start_workflow(
         app=app, kind=OFFBOARD, requester=ctx.requester.user_id
     )
     proposal: Proposal | None = None
     current = "manifests"
     try:
-        proposal = _manifests(ctx, app, reply)
+        if isinstance(planned, PgdbError):
+            raise planned
+        proposal = _manifests(ctx, app, reply, planned)
         progress(ctx, reply, workflow_id, current, proposal=proposal)
         current = "role"
         _role(ctx, app, reply)
@@ -191,17 +239,7 @@ def _plan_manifests(ctx: CommandContext, app: AppName) -> _Plan:
         changes=changes,
         removed=[posixpath.relpath(p, folder) for p, t in changes.items() if t is None],
     )
-    if database_path(app) in snapshot.files:
-        path = posixpath.join(folder, database_path(app))
-        text = git.read_file(ref=snapshot.base_sha, path=path) or ""
-        problem = reclaim_problem(text)
-        if problem is not None:
-            raise Refused(
-                f"`{path}` on {snapshot.base_branch}: {problem}. Removing it would let "
-                f"CloudNativePG DROP database `{app}` and its data. Set `databaseReclaimPolicy: "
-                f"retain` in its spec on {snapshot.base_branch} (and let Argo CD apply it), then "
-                f"run `/pgdb offboard {app}` again"
-            )
+    _guard_the_data(ctx, app, snapshot, folder=folder)
     if secret_path(app) in snapshot.files:
         manifest = git.read_file(
             ref=snapshot.base_sha, path=posixpath.join(folder, secret_path(app))
@@ -234,15 +272,104 @@ def _plan_manifests(ctx: CommandContext, app: AppName) -> _Plan:
     return plan
 
 
+def _guard_the_data(
+    ctx: CommandContext, app: AppName, snapshot: GitSnapshot, *, folder: str
+) -> None:
+    """Refuse (raise :class:`Refused`) when removing the app's ``Database`` could let
+    CloudNativePG drop the database: its manifest on the base branch, a kustomization patch
+    that may change it, or the live object (when Kubernetes is configured) says anything but
+    ``databaseReclaimPolicy: retain``."""
+    git = ctx.services.git
+    base = snapshot.base_branch
+    removing = database_path(app) in snapshot.files
+    if removing:
+        path = posixpath.join(folder, database_path(app))
+        text = git.read_file(ref=snapshot.base_sha, path=path) or ""
+        problem = reclaim_problem(text)
+        if problem is not None:
+            raise Refused(
+                f"`{path}` on {base}: {problem}. Removing it would let "
+                f"CloudNativePG DROP database `{app}` and its data. Set `databaseReclaimPolicy: "
+                f"retain` in its spec on {base} (and let Argo CD apply it), then "
+                f"run `/pgdb offboard {app}` again"
+            )
+
+        def read(relative: str) -> str | None:
+            return git.read_file(
+                ref=snapshot.base_sha, path=posixpath.normpath(posixpath.join(folder, relative))
+            )
+
+        patches = database_patches(snapshot.kustomization or "", app, read=read)
+        if patches:
+            kustomization = posixpath.join(folder, KUSTOMIZATION_FILE)
+            raise Refused(
+                f"`{kustomization}` on {base} patches a Database: {'; '.join(patches)}. A patch "
+                "can set `databaseReclaimPolicy: delete` on the live Database, and then removing "
+                f"`{database_path(app)}` would let CloudNativePG DROP database `{app}` and its "
+                "data. Move what the patch sets into the Database manifests themselves (keeping "
+                f"`databaseReclaimPolicy: retain`), remove the patch from kustomization.yaml on "
+                f"{base} and let Argo CD apply it, then run `/pgdb offboard {app}` again"
+            )
+    problem = _live_problem(ctx, app, base=base, removing=removing)
+    if problem is not None:
+        raise Refused(problem)
+
+
+def _live_problem(ctx: CommandContext, app: AppName, *, base: str, removing: bool) -> str | None:
+    """What the live ``Database`` CR says that makes offboarding unsafe (Kubernetes configured).
+
+    When the removal deletes the manifest, a policy that cannot be read refuses too; else only
+    a live object that says something other than retain does (it is deleted sooner or later).
+    """
+    cluster = ctx.services.cluster
+    if not cluster.configured:
+        return None
+    unknown: str | None = None
+    try:
+        observed = cluster.observe()
+    except PgdbError as exc:
+        unknown = str(exc)
+    else:
+        unknown = observed.errors.get("Database")
+    if unknown is not None:
+        if not removing:
+            return None
+        return (
+            f"the live Database of `{app}` could not be read ({unknown}), so its "
+            "`databaseReclaimPolicy` cannot be checked, and removing its manifest could let "
+            f"CloudNativePG DROP database `{app}` and its data. Fix the access to Kubernetes "
+            f"(or check by hand: `kubectl get database -n {ctx.services.settings.namespace} "
+            f"{app} -o jsonpath='{{.spec.databaseReclaimPolicy}}'` must print retain or "
+            f"nothing), then run `/pgdb offboard {app}` again"
+        )
+    namespace = observed.namespace
+    for found in observed.databases.values():
+        mine = found.name == app or (
+            found.database == app and found.cluster == observed.cluster_name
+        )
+        if not mine or not found.drops_on_delete:
+            continue
+        return (
+            f"the live Database `{found.name}` in namespace `{namespace}` says "
+            f"`databaseReclaimPolicy: {found.reclaim_policy}`: once it is deleted (Argo CD "
+            f"prunes it when the offboarding is merged), CloudNativePG would DROP database "
+            f"`{app}` and its data. Set it to retain where it comes from (its manifest or a "
+            f"kustomization patch on {base}) and let Argo CD apply it, or at once: `kubectl -n "
+            f"{namespace} patch database {found.name} --type merge -p "
+            """'{"spec":{"databaseReclaimPolicy":"retain"}}'`; then run """
+            f"`/pgdb offboard {app}` again"
+        )
+    return None
+
+
 def _describe(plan: _Plan) -> str:
     return " and ".join(f"`{path}`" for path in plan.removed) or "no file"
 
 
-def _manifests(ctx: CommandContext, app: AppName, reply: Reply) -> Proposal | None:
+def _manifests(ctx: CommandContext, app: AppName, reply: Reply, plan: _Plan) -> Proposal | None:
     services = ctx.services
     git = services.git
     step = reply.step("manifests")
-    plan = _plan_manifests(ctx, app)
     reply.lines.extend(plan.notes)
     base = plan.snapshot.base_branch
     branch = offboard_branch(app)

@@ -15,9 +15,16 @@ are never touched (PostgreSQL checks a password only when a session starts):
 6. ``verify``    — the stored password opens the role.
 
 A rotation is one workflow record (kind ``rotate``); a re-run of an unfinished one continues
-that record and never generates another password once one was written: past the ``password``
-step the stored password is always the new one; at that step it is the new one exactly when it
-no longer opens the role (the write happened, ``ALTER ROLE`` did not).
+that record. Before writing, the rotation records which password it writes as a salted
+SCRAM-SHA-256 verifier (``password_fingerprint``, never the password, never displayed): a re-run
+reuses the stored password exactly when it matches that fingerprint, and otherwise generates one.
+"The stored password does not open the role" proves nothing: it is also true of a password that
+had drifted before the rotation.
+
+When the wait for the Secret times out, the old password is put back in the secret store (and a
+re-sync requested): otherwise the operator's periodic resync would carry the new password into
+the Secret while the role still has the old one. The store then no longer matches the
+fingerprint, so the re-run generates a fresh password.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from bot.core.model import (
 )
 from bot.core.names import AppName
 from bot.core.reply import Button, Reply, Step, StepState, error_reply
+from bot.core.scram import scram_matches, scram_verifier
 from bot.core.secret import Secret, generate_password
 from bot.metrics import timed_step
 from handlers.context import CommandContext, Services
@@ -69,7 +77,12 @@ WINDOW = (
 
 
 class RotationStopped(PgdbError):
-    """Stops the rotation at a step; the message names the cause and what to do."""
+    """Stops the rotation at a step; the message names the cause and what to do. ``resume``
+    replaces the usual "a re-run finishes it with the same password" when that is not so."""
+
+    def __init__(self, message: str, *, resume: str | None = None) -> None:
+        super().__init__(message)
+        self.resume = resume
 
 
 @dataclass(kw_only=True)
@@ -77,8 +90,10 @@ class Rotation:
     """State carried from step to step within one run."""
 
     app: AppName
+    workflow_id: int
     previous: WorkflowRecord | None  # the unfinished rotation this run finishes, if any
-    started_at: datetime
+    fingerprint: str | None  # the verifier of the password the record's rotation wrote
+    started_at: datetime  # the record's (PostgreSQL's clock), the same on every run
     password: Secret | None = None
     old_password: Secret | None = None
     generated: bool = False
@@ -155,39 +170,38 @@ def _cannot_alter(role: RoleInfo, state: DatabaseState) -> str:
 
 
 def _choose(
-    ctx: CommandContext,
     app: AppName,
     previous: WorkflowRecord | None,
-    state: DatabaseState,
+    fingerprint: str | None,
     stored: StoredCredentials | None,
 ) -> tuple[Secret | None, str]:
-    """The password this rotation applies: the stored one when an unfinished rotation wrote
-    it, else None (generate one). The second value says why, for humans."""
+    """The password this rotation applies: the stored one when the unfinished rotation wrote
+    it (it matches the fingerprint recorded before the write), else None (generate one). The
+    second value says why, for humans.
+
+    Whether the stored password opens the role proves nothing: a password that had drifted
+    before the rotation does not open it either, and applying it would rotate nothing."""
     has = stored.password if stored is not None else None
     if previous is None:
         if has is None:
             return None, f"nothing is stored for role `{app}`: take it over with a new password"
         return None, "a new password"
     since = _when(previous.started_at)
-    if previous.step in PAST_PASSWORD:
-        if has is None:
-            return None, (
-                f"the rotation started at {since} stored a password that the secret store no "
-                "longer holds: a new one"
-            )
-        return has, f"the password stored by the rotation started at {since}"
     if has is None:
-        return None, f"a new password (the rotation started at {since} stored none)"
-    verdict = ctx.services.database.check_passwords({app: has}, state=state)[app]
-    if verdict.result is PasswordResult.MISMATCH:
-        # the write happened and ALTER ROLE did not: the stored password is the new one
+        return None, (
+            f"a new password (the secret store holds none of the rotation started at {since})"
+        )
+    if fingerprint is not None:
+        if scram_matches(fingerprint, has) is True:
+            return has, f"the password stored by the rotation started at {since}"
+        return None, (
+            f"a new password (the secret store does not hold the one the rotation started at "
+            f"{since} wrote)"
+        )
+    if previous.step in PAST_PASSWORD:
+        # recorded before fingerprints existed: past the write, the stored one is the new one
         return has, f"the password stored by the rotation started at {since}"
-    if verdict.result is PasswordResult.MATCH:
-        return None, f"a new password (the rotation started at {since} stored none)"
-    raise RotationStopped(
-        f"cannot tell whether the rotation started at {since} already stored its password "
-        f"({verdict.detail}); run again once PostgreSQL accepts the check"
-    )
+    return None, f"a new password (nothing shows the rotation started at {since} stored one)"
 
 
 def run_rotate(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
@@ -223,13 +237,27 @@ def _rotate(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
     previous = unfinished_rotation(_records(services, app), app)
     if previous is not None:
         workflow_id, started = previous.id, previous.started_at
+        fingerprint = services.state.password_fingerprint(workflow_id)
         reply.title = f"Rotate `{app}`: finishing the rotation started at {_when(started)}"
     else:
         workflow_id = services.state.start_workflow(
             app=app, kind=ROTATE, requester=ctx.requester.user_id
         )
-        started = services.clock()
-    run = Rotation(app=app, previous=previous, started_at=started)
+        fingerprint = None
+        # The record's start (PostgreSQL's clock), as a re-run will read it: the rollout stamp
+        # must be the same on every run, whatever the skew of the bot's own clock.
+        record = services.state.latest_workflow(app)
+        if record is None or record.id != workflow_id:  # under the app's lock: never expected
+            cause = f"the rotation's record {workflow_id} is not the app's latest (read back)"
+            return _fail(ctx, reply, app, workflow_id, "password", cause)
+        started = record.started_at
+    run = Rotation(
+        app=app,
+        workflow_id=workflow_id,
+        previous=previous,
+        fingerprint=fingerprint,
+        started_at=started,
+    )
     steps: dict[str, Callable[[CommandContext, Rotation, Step], None]] = {
         "password": _password,
         "resync": _resync,
@@ -254,6 +282,8 @@ def _rotate(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
                 extra={"correlation_id": ctx.correlation_id, "step": key},
             )
             ctx.conversation.show(reply)
+    except RotationStopped as exc:
+        return _fail(ctx, reply, app, workflow_id, current, str(exc), resume=exc.resume)
     except PgdbError as exc:
         return _fail(ctx, reply, app, workflow_id, current, str(exc))
     except Exception as exc:
@@ -276,7 +306,14 @@ def _rotate(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
 
 
 def _fail(
-    ctx: CommandContext, reply: Reply, app: AppName, workflow_id: int, step: str, cause: str
+    ctx: CommandContext,
+    reply: Reply,
+    app: AppName,
+    workflow_id: int,
+    step: str,
+    cause: str,
+    *,
+    resume: str | None = None,
 ) -> Reply:
     reply.title = f"Rotate `{app}`: stopped"
     return stop_at(
@@ -285,7 +322,8 @@ def _fail(
         workflow_id,
         step,
         cause=cause,
-        resume=f"Fix the cause and run `/pgdb rotate {app} --yes` again: it finishes this "
+        resume=resume
+        or f"Fix the cause and run `/pgdb rotate {app} --yes` again: it finishes this "
         "rotation with the password already stored (no new one is generated once stored).",
     )
 
@@ -296,13 +334,14 @@ def _fail(
 def _password(ctx: CommandContext, run: Rotation, step: Step) -> None:
     services, app = ctx.services, run.app
     stored = services.secrets.read(app)
-    state = services.database.observe()
     run.old_password = stored.password if stored is not None else None
-    chosen, why = _choose(ctx, app, run.previous, state, stored)
+    chosen, why = _choose(app, run.previous, run.fingerprint, stored)
     location = services.secrets.location(app)
     if chosen is not None:
         run.password = chosen
         run.old_password = None  # the old one was replaced by the first run: unknown here
+        if run.fingerprint is None:  # a record from before fingerprints: record one now
+            _record_fingerprint(ctx, run, chosen)
         assert stored is not None
         if stored.complete:
             step.state, step.detail = StepState.EXISTS, f"kept {why} at {location}"
@@ -314,9 +353,16 @@ def _password(ctx: CommandContext, run: Rotation, step: Step) -> None:
         return
     run.password = generate_password()
     run.generated = True
+    # Recorded before the write: a re-run reuses the stored password only if it is this one.
+    _record_fingerprint(ctx, run, run.password)
     database = stored.database if stored is not None and stored.database else app
     services.secrets.write(app, username=app, password=run.password, database=database)
     step.state, step.detail = StepState.DONE, f"stored {why} at {location}"
+
+
+def _record_fingerprint(ctx: CommandContext, run: Rotation, password: Secret) -> None:
+    run.fingerprint = scram_verifier(password)
+    ctx.services.state.set_password_fingerprint(run.workflow_id, fingerprint=run.fingerprint)
 
 
 def _resync(ctx: CommandContext, run: Rotation, step: Step) -> None:
@@ -377,15 +423,74 @@ def _sync_wait(ctx: CommandContext, run: Rotation, step: Step) -> None:
         if left <= 0:
             break
         time.sleep(min(POLL_SECONDS, left))
-    namespace = services.settings.namespace
+    app, namespace = run.app, services.settings.namespace
     why = f"; the InfisicalSecret says: {run.ready_message}" if run.ready_message else ""
-    raise RotationStopped(
+    timed_out = (
         f"Secret `{run.kube_secret}` did not carry the new password within "
-        f"{services.settings.rotate_sync_timeout} (PGDB_ROTATE_SYNC_TIMEOUT): the Infisical "
-        f"operator has not synced it{why}. Check `kubectl -n {namespace} describe "
-        f"infisicalsecret {secret_name(run.app)}` and the operator's logs; the role still has "
-        "the old password, and a re-run continues with the same new password"
+        f"{services.settings.rotate_sync_timeout} (PGDB_ROTATE_SYNC_TIMEOUT)"
     )
+    check = (
+        f"the Infisical operator has not synced it{why}: check `kubectl -n {namespace} describe "
+        f"infisicalsecret {secret_name(app)}` and the operator's logs"
+    )
+    restored = _put_old_password_back(ctx, run)
+    if restored is None:
+        # The consequence first: the record keeps the first 500 characters of the message.
+        raise RotationStopped(
+            f"{timed_out}. The role still has the old password, the secret store the new one: "
+            "at the operator's next periodic resync the Secret gets it too, and restarted pods "
+            "and clients reading the store fail to connect. Re-run now: it continues with the "
+            f"same new password. {check[0].upper()}{check[1:]}",
+            resume=f"Run `/pgdb rotate {app} --yes` again as soon as the operator syncs: it "
+            "finishes this rotation with the password already stored.",
+        )
+    raise RotationStopped(
+        f"{timed_out}. {restored}: nothing uses the new password, and a re-run generates a "
+        f"fresh one. {check[0].upper()}{check[1:]}",
+        resume=f"Once the operator syncs, run `/pgdb rotate {app} --yes` again: it rotates with "
+        "a fresh password (the one of this run was withdrawn).",
+    )
+
+
+def _put_old_password_back(ctx: CommandContext, run: Rotation) -> str | None:
+    """After the wait timed out, the store holds the new password and the role the old one;
+    the operator's periodic resync would carry the new one into the Secret anyway. Put the old
+    one back, so the store, the Secret and the role agree again: what was done (for the
+    message), or None when the old password is unknown or could not be written back.
+
+    The old password is what the store held before this run wrote, else (this run reused a
+    password an earlier run stored) the Secret's, if it still opens the role."""
+    services, app = ctx.services, run.app
+    assert run.kube_secret is not None and run.password is not None
+    try:
+        old = run.old_password
+        if old is None:
+            secret = services.cluster.read_secret(run.kube_secret)
+            candidate = secret.password if secret is not None else None
+            if candidate is not None and candidate != run.password:
+                state = services.database.observe()
+                verdict = services.database.check_passwords({app: candidate}, state=state)[app]
+                if verdict.result is PasswordResult.MATCH:
+                    old = candidate
+        if old is None or old == run.password:
+            return None
+        stored = services.secrets.read(app)
+        services.secrets.write(
+            app,
+            username=(stored.username if stored is not None else None) or app,
+            password=old,
+            database=(stored.database if stored is not None else None) or app,
+        )
+    except PgdbError as exc:
+        log.warning("rotate %s: could not put the old password back: %s", app, exc)
+        return None
+    done = "The old password was put back in the secret store"
+    try:
+        services.cluster.resync_infisical_secret(secret_name(app))
+    except PgdbError as exc:
+        log.warning("rotate %s: re-sync after putting the old password back: %s", app, exc)
+        return done + " (the re-sync failed: the operator's periodic resync carries it over)"
+    return done + " and a re-sync requested"
 
 
 def _role(ctx: CommandContext, run: Rotation, step: Step) -> None:
@@ -488,7 +593,8 @@ def _plan(ctx: CommandContext, app: AppName, reply: Reply, state: DatabaseState)
     settings = services.settings
     previous = unfinished_rotation(_records(services, app), app)
     stored = services.secrets.read(app)
-    chosen, why = _choose(ctx, app, previous, state, stored)
+    fingerprint = services.state.password_fingerprint(previous.id) if previous is not None else None
+    chosen, why = _choose(app, previous, fingerprint, stored)
     location = services.secrets.location(app)
     details = {
         "password": (f"would keep {why}" if chosen is not None else f"would store {why}")

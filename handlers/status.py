@@ -345,7 +345,8 @@ def with_rotation(
         line = (
             f"⚠️ {app}: rotation started at {since} stopped at step “{rotation.step}”"
             + (f": {rotation.detail}" if rotation.detail else "")
-            + f" — finish it with `/pgdb rotate {app} --yes` (keeps the password already stored)"
+            + f" — finish it with `/pgdb rotate {app} --yes` (it reuses the new password when the "
+            "store holds it)"
         )
         outcome, suffix = CheckOutcome.PROBLEM, f" — finish the rotation: /pgdb rotate {app} --yes"
     adjusted = [

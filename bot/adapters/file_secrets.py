@@ -124,27 +124,26 @@ class FileSecretStore:
         """Remove the three key files, then the app's folder; False when there was none.
 
         Only the bot's own files (the keys and leftover temp files) are removed: a folder that
-        still holds anything else is refused rather than wiped."""
+        also holds anything else is refused before anything is deleted."""
         folder = self._folder(app)
         try:
             if not folder.is_dir():
                 if folder.exists() or folder.is_symlink():
                     raise _not_a_folder(folder)
                 return False
-            leftovers = []
-            for entry in folder.iterdir():
-                if entry.name in SECRET_KEYS or entry.name.startswith(_TEMP_PREFIX):
-                    entry.unlink()
-                else:
-                    leftovers.append(entry.name)
+            entries = list(folder.iterdir())
+            ours = [e for e in entries if e.name in SECRET_KEYS or e.name.startswith(_TEMP_PREFIX)]
+            leftovers = sorted(e.name for e in entries if e not in ours)
+            if leftovers:  # checked first: nothing is deleted from a folder that is not ours
+                raise BackendUnavailable(
+                    _SYSTEM,
+                    f"{folder} holds files the bot did not write ({', '.join(leftovers)}), "
+                    "so nothing was deleted — move them away, then run the command again",
+                )
+            for entry in ours:
+                entry.unlink()
         except OSError as exc:
             raise _error(exc, folder, action="delete") from exc
-        if leftovers:
-            raise BackendUnavailable(
-                _SYSTEM,
-                f"{folder} holds files the bot did not write ({', '.join(sorted(leftovers))}),"
-                " so it was not removed — move them away, then run the command again",
-            )
         try:
             folder.rmdir()
         except FileNotFoundError:

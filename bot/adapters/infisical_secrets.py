@@ -314,11 +314,24 @@ class InfisicalSecretStore:
 
     def delete(self, app: AppName) -> bool:
         """Each key, then the folder; an absent one (404) is already gone, so a re-run after a
-        failure part-way finishes the job."""
+        failure part-way finishes the job.
+
+        Like the file store, only what the bot writes goes: the folder's secrets, sub-folders
+        and secret imports are listed first, and a folder holding anything but the three keys
+        is refused with nothing deleted (deleting a folder deletes everything beneath it)."""
         path = self._path(app)
         removed = False
         with self._operation():
             project_id = self._project()
+            foreign = self._foreign(project_id, app)
+            if foreign:
+                raise BackendUnavailable(
+                    _SYSTEM,
+                    f"{path} (env {self.env}) holds what the bot did not write"
+                    f" ({'; '.join(foreign)}), so nothing was deleted — move them elsewhere in"
+                    " Infisical (or delete them there if nobody needs them), then run the"
+                    " command again",
+                )
             for key in SECRET_KEYS:
                 target = f"`{key}` at {path}"
                 gone = self._call(
@@ -346,6 +359,45 @@ class InfisicalSecretStore:
         return removed or not isinstance(folder, _Tolerated)
 
     # --- the calls ----------------------------------------------------------------------------
+
+    def _foreign(self, project_id: str, app: AppName) -> list[str]:
+        """What the app's folder holds besides the bot's three keys, described without values:
+        other secrets, sub-folders, secret imports. Empty when the folder is absent."""
+        path = self._path(app)
+        listing = self._call(
+            f"list the secrets in {path}",
+            lambda: self._sdk.secrets.list_secrets(
+                environment_slug=self.env,
+                secret_path=path,
+                project_id=project_id,
+                expand_secret_references=False,
+                view_secret_value=False,
+                include_imports=True,
+            ),
+        )
+        folders = self._call(
+            f"list the folders in {path}",
+            lambda: self._sdk.folders.list_folders(
+                project_id=project_id, environment_slug=self.env, path=path
+            ),
+        )
+        keys = sorted(
+            {
+                f"{s.secretKey} ({s.type})" if s.type != "shared" else str(s.secretKey)
+                for s in listing.secrets
+                if s.secretKey not in SECRET_KEYS or s.type != "shared"
+            }
+        )
+        found: list[str] = []
+        if keys:
+            found.append(f"secrets {', '.join(keys)}")
+        names = sorted(str(f.name) for f in folders.folders)
+        if names:
+            found.append(f"folders {', '.join(names)}")
+        imports = sorted(f"{i.environment}:{i.secretPath}" for i in listing.imports or ())
+        if imports:
+            found.append(f"secret imports from {', '.join(imports)}")
+        return found
 
     def _put(self, project_id: str, *, path: str, key: str, value: str) -> None:
         """Create the key; Infisical answers 400 when it exists, and then it is updated."""

@@ -206,6 +206,7 @@ def parse_database(obj: Mapping[str, Any]) -> DatabaseResource:
         generation=_int(_dict(obj.get("metadata")).get("generation")),
         observed_generation=_int(observed) if isinstance(observed, int) else None,
         created_at=_created(obj),
+        reclaim_policy=_str(spec.get("databaseReclaimPolicy")) or None,
     )
 
 

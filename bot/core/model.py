@@ -243,6 +243,14 @@ class DatabaseResource:
     generation: int = 0
     observed_generation: int | None = None
     created_at: datetime | None = None
+    # spec.databaseReclaimPolicy; None when absent, which is the CRD's default: retain
+    reclaim_policy: str | None = None
+
+    @property
+    def drops_on_delete(self) -> bool:
+        """Whether deleting this CR may make CloudNativePG drop the database: anything but
+        ``retain`` (the default) is treated as ``delete``."""
+        return self.reclaim_policy not in (None, "retain")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,6 +7,8 @@ branch, these functions decide.
 from __future__ import annotations
 
 import posixpath
+import re
+from collections.abc import Callable
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -54,6 +56,109 @@ def reclaim_problem(database_manifest: str) -> str | None:
         if policy != "retain":
             return f"it says `databaseReclaimPolicy: {policy}`"
     return None
+
+
+# The kustomization fields whose entries patch resources (kustomize v5 and the deprecated two).
+PATCH_FIELDS = ("patches", "patchesStrategicMerge", "patchesJson6902")
+_DATABASES_FOLDER = "databases"  # where database_path() puts every Database manifest
+
+
+def _selects(pattern: object, value: str) -> bool:
+    """Whether a kustomize target field (an anchored regular expression) selects ``value``."""
+    if not isinstance(pattern, str):
+        return False
+    try:
+        return re.fullmatch(pattern, value) is not None
+    except re.error:
+        return pattern == value
+
+
+def _target_problem(target: object, app: AppName) -> str | None:
+    """Why a patch target may select a ``Database``: any target of kind Database (whatever its
+    name, to be safe), or one of no kind that selects the app's by name or every resource."""
+    if not isinstance(target, dict):
+        return None
+    kind, name = target.get("kind"), target.get("name")
+    if kind is not None:
+        return f"its target is kind `{kind}`" if _selects(kind, "Database") else None
+    if name is None:
+        return "its target has no kind nor name, so it selects the Database too"
+    return f"its target is named `{name}`, like the Database" if _selects(name, app) else None
+
+
+def _content_problem(text: str) -> str | None:
+    """Why a patch's own text (no target: a strategic merge patch) may change a Database."""
+    try:
+        documents = _documents(text)
+    except YAMLError:
+        return "it is not valid YAML, so what it patches cannot be checked"
+    for doc in documents:
+        kind = doc.get("kind") if isinstance(doc, dict) else None
+        if kind == "Database":
+            return "it patches kind `Database`"
+        if kind is None:
+            return "it names no kind, so what it patches cannot be checked"
+    return None
+
+
+def database_patches(
+    kustomization: str, app: AppName, *, read: Callable[[str], str | None]
+) -> list[str]:
+    """Every entry of ``kustomization.yaml``'s patch fields that may change a ``Database``
+    (its ``databaseReclaimPolicy`` among others), described for a human; empty when none may.
+
+    Conservative: a target of kind Database (any name), a target that selects every resource
+    or the app's name, a patch file under ``databases/``, a target-less patch of kind
+    Database, and a patch file that cannot be read or parsed all count. ``read`` returns a
+    file's text by its path relative to the kustomization, None when it does not exist.
+    """
+    try:
+        documents = _documents(kustomization)
+    except YAMLError:
+        return ["kustomization.yaml is not valid YAML, so its patches cannot be checked"]
+    root = documents[0] if documents and isinstance(documents[0], dict) else {}
+    found: list[str] = []
+    for field_name in PATCH_FIELDS:
+        entries = root.get(field_name)
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            found.append(f"`{field_name}` is not a list, so it cannot be checked")
+            continue
+        for index, entry in enumerate(entries):
+            where = f"`{field_name}[{index}]`"
+            problem = _patch_problem(field_name, entry, app, read=read)
+            if problem is not None:
+                found.append(f"{where} ({problem})")
+    return found
+
+
+def _patch_problem(
+    field_name: str, entry: object, app: AppName, *, read: Callable[[str], str | None]
+) -> str | None:
+    if isinstance(entry, str):  # patchesStrategicMerge: a file, or the patch itself inline
+        entry = {"patch": entry} if "\n" in entry.strip() else {"path": entry}
+    if not isinstance(entry, dict):
+        return "not a mapping, so it cannot be checked"
+    target = entry.get("target")
+    path, patch = entry.get("path"), entry.get("patch")
+    if isinstance(path, str):
+        normalized = posixpath.normpath(path)
+        if normalized == _DATABASES_FOLDER or normalized.startswith(_DATABASES_FOLDER + "/"):
+            return f"`{path}` is under {_DATABASES_FOLDER}/"
+    if target is not None:
+        return _target_problem(target, app)
+    if field_name == "patchesJson6902":
+        return "it has no target, so what it patches cannot be checked"
+    if isinstance(path, str):
+        text = read(path)
+        if text is None:
+            return f"`{path}` cannot be read, so what it patches cannot be checked"
+        problem = _content_problem(text)
+        return None if problem is None else f"`{path}`: {problem}"
+    if isinstance(patch, str):
+        return _content_problem(patch)
+    return "it has neither a path nor a patch, so it cannot be checked"
 
 
 def orphaned_copies(secret_manifest: str, *, namespace: str) -> list[tuple[str, str]]:

@@ -123,6 +123,15 @@ class BotState(Protocol):
         """Where the workflow's chat message is (its thread receives the follow-through)."""
         ...
 
+    def set_password_fingerprint(self, workflow_id: int, *, fingerprint: str) -> None:
+        """Record which password the workflow wrote to the secret store (``/pgdb rotate``), as a
+        salted SCRAM-SHA-256 verifier: never the password, and never shown with the record."""
+        ...
+
+    def password_fingerprint(self, workflow_id: int) -> str | None:
+        """The fingerprint recorded for the workflow, None when none was."""
+        ...
+
     def workflows(self) -> list[WorkflowRecord]:
         """The latest workflow record of each app."""
         ...

@@ -172,6 +172,21 @@ def test_one_pass_reads_every_kind_once_and_parses_the_operators_statuses(
     assert snap.errors == {}
 
 
+def test_the_reclaim_policy_of_each_database_is_read(fake_kube: FakeKubernetes) -> None:
+    fake_kube.put(database("docspell"))
+    fake_kube.put(database("wiki", reclaim="delete"))
+    fake_kube.put(database("paperless", reclaim=None))  # absent: the CRD's default, retain
+
+    databases = connect(fake_kube).observe().databases
+
+    assert databases["docspell"].reclaim_policy == "retain"
+    assert not databases["docspell"].drops_on_delete
+    assert databases["wiki"].reclaim_policy == "delete"
+    assert databases["wiki"].drops_on_delete
+    assert databases["paperless"].reclaim_policy is None
+    assert not databases["paperless"].drops_on_delete
+
+
 def test_a_missing_cluster_or_application_is_none_not_an_error(fake_kube: FakeKubernetes) -> None:
     snap = connect(fake_kube, argocd_app="nowhere").observe()
 

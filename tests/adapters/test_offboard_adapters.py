@@ -16,6 +16,7 @@ from bot.adapters.infisical_secrets import ATTEMPTS, InfisicalSecretStore
 from bot.adapters.local_git import LocalGitHost
 from bot.adapters.postgres import PostgresDatabase
 from bot.core.errors import BackendUnavailable, ConflictError, PermissionProblem
+from bot.core.model import StoredCredentials
 from bot.core.names import AppName
 from bot.core.secret import Secret, generate_password
 from bot.pgcluster import PrivateCluster
@@ -103,8 +104,11 @@ def test_file_store_delete_refuses_a_folder_with_foreign_files(secrets_dir: Path
     store.write(APP, username="docspell", password=generate_password(), database="docspell")
     (secrets_dir / "dev" / "postgresql" / "docspell" / "notes.txt").write_text("mine")
 
-    with pytest.raises(BackendUnavailable, match=r"notes\.txt.*move them away"):
+    with pytest.raises(BackendUnavailable, match=r"notes\.txt.*nothing was deleted"):
         store.delete(APP)
+
+    kept = store.read(APP)  # refused before anything was removed: the keys are all there
+    assert kept is not None and kept.complete
 
 
 def _infisical_store(fake: FakeInfisical) -> InfisicalSecretStore:
@@ -137,6 +141,64 @@ def test_infisical_delete_removes_keys_and_folder_and_a_rerun_finishes(
     assert store.read(APP) is None
     assert set(store.read_all()) == {"paperless"}
     assert store.delete(APP) is False
+
+
+@pytest.mark.parametrize(
+    ("added", "named"),
+    [
+        ("secret", "secrets SMTP_PASSWORD"),
+        ("folder", "folders replica"),
+        ("import", "secret imports from prod:/shared/smtp"),
+    ],
+)
+def test_infisical_delete_refuses_a_folder_with_what_a_team_added_and_deletes_nothing(
+    infisical: FakeInfisical, added: str, named: str
+) -> None:
+    store = _infisical_store(infisical)
+    password = generate_password()
+    store.write(APP, username="docspell", password=password, database="docspell")
+    path = "/postgresql/docspell"
+    if added == "secret":
+        infisical.add_secret("vixens", "dev", path, "SMTP_PASSWORD", "team-value-1234")
+    elif added == "folder":
+        infisical.add_folder("vixens", "dev", f"{path}/replica")
+    else:
+        infisical.add_secret("vixens", "prod", "/shared/smtp", "SMTP_HOST", "smtp.example")
+        infisical.add_secret_import(
+            "vixens", "dev", path, source_environment="prod", source="/shared/smtp"
+        )
+
+    with pytest.raises(BackendUnavailable) as refused:
+        store.delete(APP)
+
+    message = str(refused.value)
+    assert f"{path} (env dev) holds what the bot did not write ({named})" in message
+    assert "nothing was deleted" in message and "then run the command again" in message
+    assert password.reveal() not in message and "team-value-1234" not in message
+    assert infisical.requests("DELETE") == []
+    assert store.read(APP) == StoredCredentials(
+        username="docspell", password=password, database="docspell"
+    )
+    if added == "secret":
+        assert infisical.value("vixens", "dev", path, "SMTP_PASSWORD") == "team-value-1234"
+
+
+def test_infisical_delete_lists_the_folder_without_reading_values(
+    infisical: FakeInfisical,
+) -> None:
+    store = _infisical_store(infisical)
+    store.write(APP, username="docspell", password=generate_password(), database="docspell")
+
+    assert store.delete(APP) is True
+
+    [listing] = [
+        c
+        for c in infisical.requests("GET /api/v3/secrets/raw")
+        if c.query.get("secretPath") == "/postgresql/docspell"
+    ]
+    assert listing.query["viewSecretValue"] == "false"
+    assert listing.query["include_imports"] == "true"
+    assert infisical.requests("GET /api/v2/folders")[-1].query["path"] == "/postgresql/docspell"
 
 
 # --- git hosts -------------------------------------------------------------------------------

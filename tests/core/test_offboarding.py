@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from bot.core.manifests import ManifestSettings, build_manifest_set, render_database
 from bot.core.names import AppName
-from bot.core.offboarding import offboard_branch, orphaned_copies, reclaim_problem, removal
+from bot.core.offboarding import (
+    database_patches,
+    offboard_branch,
+    orphaned_copies,
+    reclaim_problem,
+    removal,
+)
 
 APP = AppName("docspell")
 FOLDER = "apps/04-databases/postgresql-shared/base"
@@ -63,3 +69,58 @@ def test_copies_in_other_namespaces_are_named() -> None:
         orphaned_copies(plain[f"{FOLDER}/credentials/docspell-secret.yaml"], namespace="databases")
         == []
     )
+
+
+PATCHED = BASE + (
+    "patches:\n"
+    "  - target: {kind: Database, name: paperless}\n"  # any Database, whatever its name
+    "    path: reclaim.json\n"
+    "  - target: {kind: Cluster}\n"  # another kind: fine
+    "    path: cluster.yaml\n"
+    "  - path: databases/docspell-extra.yaml\n"  # a file under databases/
+    "  - path: smp.yaml\n"  # no target: the file's own kind decides
+    "  - path: configmap.yaml\n"
+    "  - patch: |\n"
+    "      kind: Database\n"
+    "      metadata: {name: docspell}\n"
+    "  - target: {labelSelector: team=docs}\n"  # no kind nor name: selects everything
+    "    path: labels.yaml\n"
+    "patchesStrategicMerge:\n"
+    "  - missing.yaml\n"
+    "patchesJson6902:\n"
+    "  - target: {version: v1, kind: 'Data.*', name: other}\n"  # kustomize targets are regexes
+    "    path: reclaim.json\n"
+    "  - target: {name: docspell}\n"
+    "    path: reclaim.json\n"
+    "  - target: {kind: Deployment, name: docspell}\n"
+    "    path: reclaim.json\n"
+)
+FILES = {
+    "smp.yaml": "kind: Database\nmetadata: {name: docspell}\nspec: {databaseReclaimPolicy: delete}\n",
+    "configmap.yaml": "kind: ConfigMap\nmetadata: {name: settings}\n",
+}
+
+
+def test_every_patch_that_may_change_a_database_is_named() -> None:
+    assert database_patches(PATCHED, APP, read=FILES.get) == [
+        "`patches[0]` (its target is kind `Database`)",
+        "`patches[2]` (`databases/docspell-extra.yaml` is under databases/)",
+        "`patches[3]` (`smp.yaml`: it patches kind `Database`)",
+        "`patches[5]` (it patches kind `Database`)",
+        "`patches[6]` (its target has no kind nor name, so it selects the Database too)",
+        "`patchesStrategicMerge[0]` (`missing.yaml` cannot be read, so what it patches cannot"
+        " be checked)",
+        "`patchesJson6902[0]` (its target is kind `Data.*`)",
+        "`patchesJson6902[1]` (its target is named `docspell`, like the Database)",
+    ]
+
+
+def test_a_kustomization_without_database_patches_is_safe() -> None:
+    files = build_manifest_set(APP, settings=settings(), base_kustomization=BASE).files
+    assert database_patches(files[f"{FOLDER}/kustomization.yaml"], APP, read=FILES.get) == []
+    other = BASE + "patches:\n  - target: {kind: Cluster}\n    path: cluster.yaml\n"
+    assert database_patches(other, APP, read=FILES.get) == []
+    assert database_patches("", APP, read=FILES.get) == []
+    assert database_patches("patches: [unclosed", APP, read=FILES.get) == [
+        "kustomization.yaml is not valid YAML, so its patches cannot be checked"
+    ]

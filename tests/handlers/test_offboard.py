@@ -7,6 +7,7 @@ offboarding keeps them, the role can no longer log in, and ``create`` brings eve
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -14,13 +15,17 @@ import psycopg
 import pytest
 
 from bot.adapters.console_chat import ConsoleConversation
+from bot.adapters.kube_source import KubeSource
+from bot.adapters.kubernetes import KubernetesCluster
 from bot.core.reply import Button, Reply, StepState
 from handlers.context import Requester, Services
 from handlers.dispatch import dispatch
 from handlers.findings import diagnose
+from handlers.lifecycle import Lifecycle, lifecycle_of
 from handlers.observe import observe
 from tests.fixtures.bot import BotEnv
 from tests.fixtures.gitrepo import MANIFESTS, git
+from tests.fixtures.kubernetes import FakeKubernetes, database, infisical_secret, managed_secret
 from tests.fixtures.postgres import with_params
 
 BRANCH = "pgdb-offboard/docspell"
@@ -310,3 +315,161 @@ def test_create_names_an_offboarding_proposal_still_open(bot_env: BotEnv, tmp_pa
     assert back.step("manifests").state is StepState.EXISTS  # still on main
     assert any(BRANCH in line and "close it without merging" in line for line in back.lines)
     assert bot_env.can_login("docspell", password)
+
+
+def test_a_kustomization_patch_on_a_database_is_refused_before_anything_changes(
+    bot_env: BotEnv,
+) -> None:
+    services = bot_env.services()
+    password = onboard_with_data(bot_env, services)
+    # The manifest says retain, but the kustomization patches the live object to delete.
+    path = bot_env.repo / KUSTOMIZATION
+    path.write_text(
+        path.read_text()
+        + "patches:\n"
+        + "  - target:\n"
+        + "      kind: Database\n"
+        + "      name: docspell\n"
+        + "    patch: |-\n"
+        + '      [{"op": "replace", "path": "/spec/databaseReclaimPolicy", "value": "delete"}]\n'
+    )
+    git(bot_env.repo, "commit", "-q", "-am", "someone patched the Database")
+    refs = bot_env.git("for-each-ref")
+
+    for text in ("/pgdb offboard docspell", "/pgdb offboard docspell --yes"):
+        refused = run(services, text)
+        assert not refused.ok
+        assert refused.title == "Offboard `docspell`: refused", explain(refused)
+        detail = refused.step("manifests").detail
+        assert f"`{KUSTOMIZATION}` on main patches a Database" in detail
+        assert "`patches[0]` (its target is kind `Database`)" in detail
+        assert "DROP database `docspell`" in detail
+        assert "remove the patch from kustomization.yaml on main" in detail  # the fix
+        assert "Nothing was changed." in refused.lines
+        assert refused.buttons == []
+
+    assert bot_env.git("for-each-ref") == refs
+    assert bot_env.can_login("docspell", password)
+    # refused before the run began: no offboarding record, nothing "incomplete" to report
+    assert [w.kind for w in services.state.workflows() if w.app == "docspell"] == ["create"]
+    assert findings_for(services, "docspell") == []
+
+
+def test_a_strategic_merge_patch_file_of_kind_database_is_refused(bot_env: BotEnv) -> None:
+    services = bot_env.services()
+    onboard_with_data(bot_env, services)
+    patch = bot_env.repo / MANIFESTS / "patches" / "reclaim.yaml"
+    patch.parent.mkdir(parents=True)
+    patch.write_text(
+        "apiVersion: postgresql.cnpg.io/v1\nkind: Database\nmetadata:\n  name: docspell\n"
+        "spec:\n  databaseReclaimPolicy: delete\n"
+    )
+    path = bot_env.repo / KUSTOMIZATION
+    path.write_text(path.read_text() + "patchesStrategicMerge:\n  - patches/reclaim.yaml\n")
+    git(bot_env.repo, "add", "-A")
+    git(bot_env.repo, "commit", "-q", "-m", "a strategic merge patch")
+
+    refused = run(services, "/pgdb offboard docspell --yes")
+
+    assert not refused.ok
+    detail = refused.step("manifests").detail
+    assert "`patchesStrategicMerge[0]` (`patches/reclaim.yaml`: it patches kind `Database`)" in (
+        detail
+    ), detail
+
+
+def with_kube(env: BotEnv, kube: FakeKubernetes) -> Services:
+    services = env.services(kube_timeout="2s")
+    assert kube.kubeconfig is not None
+    source = KubeSource(in_cluster=False, kubeconfig=kube.kubeconfig, origin="test")
+    cluster = KubernetesCluster.connect(source, settings=services.settings)
+    return dataclasses.replace(services, cluster=cluster)
+
+
+def test_a_live_database_that_would_drop_the_data_is_refused(
+    bot_env: BotEnv, fake_kube: FakeKubernetes
+) -> None:
+    services = with_kube(bot_env, fake_kube)
+    password = onboard_with_data(bot_env, services)
+    # On main the manifest says retain; the live object was switched to delete by hand.
+    fake_kube.put(database("docspell", reclaim="delete"))
+    fake_kube.put(infisical_secret("docspell"))
+    fake_kube.put(managed_secret("docspell", password))
+    refs = bot_env.git("for-each-ref")
+
+    for text in ("/pgdb offboard docspell", "/pgdb offboard docspell --yes"):
+        refused = run(services, text)
+        assert not refused.ok
+        assert refused.title == "Offboard `docspell`: refused", explain(refused)
+        detail = refused.step("manifests").detail
+        assert (
+            "the live Database `docspell` in namespace `databases` says "
+            "`databaseReclaimPolicy: delete`"
+        ) in detail
+        assert "CloudNativePG would DROP database `docspell` and its data" in detail
+        assert (
+            "kubectl -n databases patch database docspell --type merge -p "
+            """'{"spec":{"databaseReclaimPolicy":"retain"}}'"""
+        ) in detail
+        assert refused.buttons == []
+    assert bot_env.git("for-each-ref") == refs
+    assert bot_env.can_login("docspell", password)
+    assert [w.kind for w in services.state.workflows() if w.app == "docspell"] == ["create"]
+
+    fake_kube.put(database("docspell", reclaim=None))  # absent: the CRD's default, retain
+
+    done = run(services, "/pgdb offboard docspell --yes")
+
+    assert done.ok, explain(done)
+    assert not bot_env.can_login("docspell", password)
+
+
+def test_a_live_database_that_cannot_be_read_is_refused_while_its_manifest_would_go(
+    bot_env: BotEnv, fake_kube: FakeKubernetes
+) -> None:
+    services = with_kube(bot_env, fake_kube)
+    password = onboard_with_data(bot_env, services)
+    fake_kube.forbidden.add("databases")
+
+    refused = run(services, "/pgdb offboard docspell --yes")
+
+    assert not refused.ok
+    detail = refused.step("manifests").detail
+    assert "the live Database of `docspell` could not be read" in detail, detail
+    assert "`databaseReclaimPolicy` cannot be checked" in detail
+    assert bot_env.can_login("docspell", password)
+
+
+def test_offboard_waits_while_a_rotation_is_unfinished_so_the_rerun_keeps_its_password(
+    bot_env: BotEnv,
+) -> None:
+    services = bot_env.services()
+    old = onboard_with_data(bot_env, services)
+    read_only = with_params(bot_env.dsn, options="-c default_transaction_read_only=on")
+    stopped = run(bot_env.services(database_dsn=read_only), "/pgdb rotate docspell --yes")
+    assert not stopped.ok  # stopped at ALTER ROLE, the new password already stored
+    new = bot_env.stored("docspell")
+    assert new is not None and new != old
+    refs = bot_env.git("for-each-ref")
+
+    for text in ("/pgdb offboard docspell", "/pgdb offboard docspell --yes"):
+        refused = run(services, text)
+        assert not refused.ok
+        assert refused.title == "`docspell` is being rotated"
+        assert "`/pgdb rotate docspell --yes` finishes it" in refused.lines[0]
+        assert "Nothing was changed." in refused.lines[0]
+        assert refused.buttons == []
+
+    assert bot_env.git("for-each-ref") == refs
+    assert bot_env.can_login("docspell", old)  # not set to NOLOGIN
+    latest = services.state.latest_workflow("docspell")  # type: ignore[arg-type]
+    assert lifecycle_of(latest) is Lifecycle.ROTATION_INCOMPLETE
+    finished = run(services, "/pgdb rotate docspell --yes")
+    assert finished.ok, explain(finished)
+    assert bot_env.stored("docspell") == new  # not a third password
+    assert bot_env.can_login("docspell", new)
+
+    done = run(services, "/pgdb offboard docspell --yes")
+
+    assert done.ok, explain(done)
+    assert not bot_env.can_login("docspell", new)

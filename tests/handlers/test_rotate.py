@@ -2,7 +2,8 @@
 a CREATEROLE-only account), the fake Infisical and the fake Kubernetes API server on loopback
 (the real clients talk to them), and a stand-in Infisical operator that syncs the managed
 Secret when the InfisicalSecret's spec changes. A real fault is injected at each step; the
-re-run finishes the rotation with the same password."""
+re-run finishes the rotation with the same password (after a timeout of the sync wait, the old
+password is put back and the re-run rotates with a fresh one)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 
 import psycopg
 import pytest
@@ -23,8 +25,9 @@ from bot.adapters.kube_source import KubeSource
 from bot.adapters.kubernetes import KubernetesCluster
 from bot.core.names import AppName
 from bot.core.reply import Reply, StepState
+from bot.core.scram import scram_matches
 from bot.core.secret import Secret
-from handlers.context import CommandContext, Requester, Services
+from handlers.context import CommandContext, Requester, Services, utcnow
 from handlers.create import run_create
 from handlers.findings import diagnose
 from handlers.lifecycle import Lifecycle, lifecycle_of
@@ -294,7 +297,7 @@ def test_the_whole_rotation_with_infisical_kubernetes_and_rollout(
 
 # --- a failure at each step, then a re-run -------------------------------------------------
 
-STEP_FAULTS = ["password", "resync", "sync-wait", "role", "rollout"]
+STEP_FAULTS = ["password", "resync", "role", "rollout"]  # sync-wait: its own tests below
 
 
 @pytest.mark.parametrize("step", STEP_FAULTS)
@@ -318,8 +321,6 @@ def test_a_failure_at_each_step_is_finished_by_a_rerun_with_the_same_password(
         infisical.inject(Fault("status", match="PATCH /api/v3/secrets/raw/password", times=99))
     elif step == "resync":  # the API server fails the InfisicalSecret's patch
         fake_kube.fail(status=500, match="infisicalsecrets", method="PATCH")
-    elif step == "sync-wait":  # the operator never syncs
-        operator.stuck = True
     elif step == "role":  # the server refuses DDL on the bot's connection
         read_only = with_params(bot_env.dsn, options="-c default_transaction_read_only=on")
         faulty = build(
@@ -345,22 +346,18 @@ def test_a_failure_at_each_step_is_finished_by_a_rerun_with_the_same_password(
         assert after_failure == old  # nothing new was stored
     else:
         assert after_failure != old
-    if step in ("resync", "sync-wait", "role"):
+    if step in ("resync", "role"):
         # the store has the new password, the role the old one: diagnostics say how to finish
         time.sleep(1.1)  # past PGDB_GRACE
         findings = diagnose(observe(services), services).findings
         drift = next(f for f in findings if f.kind == "password_drift" and f.app == APP)
         assert drift.remedy == f"/pgdb rotate {APP} --yes"
-        assert "finishes it with that password" in drift.message
+        assert f"/pgdb rotate {APP} --yes` finishes it" in drift.message
         status = run_status(Chat().context(services), APP)
         assert any("stopped at step" in line and "--yes" in line for line in status.lines)
         assert bot_env.can_login(APP, old)  # the role still has the old one
-    if step == "sync-wait":
-        assert "PGDB_ROTATE_SYNC_TIMEOUT" in failed.step(step).detail
-        assert "same new password" in failed.step(step).detail
     infisical._faults.clear()
     fake_kube.heal()
-    operator.stuck = False
 
     finished = rotate(services, chat=chat)
 
@@ -382,6 +379,219 @@ def test_a_failure_at_each_step_is_finished_by_a_rerun_with_the_same_password(
     assert not [f for f in diagnose(observe(services), services).findings if f.app == APP]
     records = bot_env.sql("SELECT detail FROM pgdb_bot.workflows", in_state_db=True)
     assert not leaks(new, chat.out.getvalue(), caplog.text, repr(records))
+
+
+# --- the review's findings: a drifted password, a skewed clock, a stuck sync -----------------
+
+
+def fingerprint_of(services: Services) -> str | None:
+    record = services.state.latest_workflow(APP)
+    assert record is not None and record.kind == "rotate"
+    return services.state.password_fingerprint(record.id)
+
+
+def test_a_rerun_at_the_store_write_never_applies_a_password_that_had_drifted_before(
+    bot_env: BotEnv, infisical: FakeInfisical, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stored password not opening the role does not prove the rotation wrote it: it had
+    drifted already (the `password_drift` remedy is `/pgdb rotate`)."""
+    services = build(bot_env, infisical=infisical)
+    drifted = onboard(bot_env, services)
+    by_hand = "changed-by-hand-long-enough-0123456789"
+    bot_env.sql(f"ALTER ROLE \"{APP}\" PASSWORD '{by_hand}'")
+    assert not bot_env.can_login(APP, drifted)
+    infisical.inject(Fault("status", match="PATCH /api/v3/secrets/raw/password", times=99))
+    chat = Chat()
+    caplog.set_level(logging.DEBUG)
+
+    failed = rotate(services, chat=chat)
+
+    assert not failed.ok and failed.step("password").state is StepState.FAILED
+    assert stored_password(services) == drifted  # the write failed
+    fingerprint = fingerprint_of(services)
+    assert fingerprint is not None and fingerprint.startswith("SCRAM-SHA-256$4096:")
+    assert scram_matches(fingerprint, Secret(drifted)) is False
+    infisical._faults.clear()
+
+    plan = rotate(services, confirmed=False)
+    assert "would store a new password" in plan.step("password").detail
+    finished = rotate(services, chat=chat)
+
+    assert finished.ok, [(s.key, s.state, s.detail) for s in finished.steps]
+    assert finished.step("password").state is StepState.DONE
+    new = stored_password(services)
+    assert new is not None and new != drifted
+    assert infisical.version("vixens", "dev", PATH, "password") == 2  # stored once
+    assert bot_env.can_login(APP, new)
+    assert not bot_env.can_login(APP, drifted) and not bot_env.can_login(APP, by_hand)
+    final = fingerprint_of(services)
+    assert final is not None and scram_matches(final, Secret(new)) is True
+    # the fingerprint is never shown: not in the record's detail, the status or the replies
+    records = bot_env.sql("SELECT detail FROM pgdb_bot.workflows", in_state_db=True)
+    status = run_status(Chat().context(services), APP)
+    shown = "\n".join([chat.out.getvalue(), repr(records), repr(status), caplog.text])
+    assert final not in shown and fingerprint not in shown
+    assert not leaks(new, shown, final)
+
+
+def test_a_rerun_after_a_rollout_failure_never_restarts_a_workload_twice_despite_clock_skew(
+    bot_env: BotEnv,
+    infisical: FakeInfisical,
+    fake_kube: FakeKubernetes,
+    operator_for: list[FakeInfisicalOperator],
+) -> None:
+    """The bot's clock is minutes off PostgreSQL's: the stamp is the record's start both times."""
+    services = build(bot_env, infisical=infisical, kube=fake_kube, rollout="on")
+    onboard(bot_env, services, fake_kube)
+    fake_kube.put(deployment("api"))
+    fake_kube.put(deployment("worker"))
+    operator_for.append(FakeInfisicalOperator(fake_kube, infisical_source(infisical)).start())
+    skewed = dataclasses.replace(services, clock=lambda: utcnow() + timedelta(minutes=7))
+    fake_kube.fail(status=500, match="deployments/worker", method="PATCH")
+
+    failed = rotate(skewed)
+
+    assert not failed.ok and failed.step("rollout").state is StepState.FAILED
+    first = restarted_at(fake_kube, "api")
+    assert first is not None and restarted_at(fake_kube, "worker") is None
+    fake_kube.heal()
+
+    finished = rotate(skewed)
+
+    assert finished.ok, [(s.key, s.state, s.detail) for s in finished.steps]
+    api_patches = [c for c in fake_kube.requests("PATCH") if c.path.endswith("/deployments/api")]
+    assert len(api_patches) == 1  # not restarted again
+    assert restarted_at(fake_kube, "api") == restarted_at(fake_kube, "worker") == first
+    assert f"already restarted Deployment {NAMESPACE}/api" in finished.step("rollout").detail
+    record = services.state.latest_workflow(APP)
+    assert record is not None
+    assert first == record.started_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_sync_timeout_puts_the_old_password_back_and_the_rerun_rotates_afresh(
+    bot_env: BotEnv,
+    infisical: FakeInfisical,
+    fake_kube: FakeKubernetes,
+    operator_for: list[FakeInfisicalOperator],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Left in the store, the new password would reach the Secret at the operator's periodic
+    resync while the role still has the old one: restarted pods would fail until a re-run."""
+    settings: dict[str, str] = {"rollout": "on", "rotate_sync_timeout": "1s", "grace": "1s"}
+    services = build(bot_env, infisical=infisical, kube=fake_kube, **settings)
+    old = onboard(bot_env, services, fake_kube)
+    operator = FakeInfisicalOperator(fake_kube, infisical_source(infisical)).start()
+    operator_for.append(operator)
+    operator.stuck = True
+    chat = Chat()
+    caplog.set_level(logging.DEBUG)
+
+    failed = rotate(services, chat=chat)
+
+    assert not failed.ok and failed.step("sync-wait").state is StepState.FAILED
+    detail = failed.step("sync-wait").detail
+    assert "PGDB_ROTATE_SYNC_TIMEOUT" in detail
+    assert "The old password was put back in the secret store and a re-sync requested" in detail
+    assert "a re-run generates a fresh one" in detail
+    assert any("`/pgdb rotate docspell --yes` again" in line for line in failed.lines)
+    assert any("fresh password" in line for line in failed.lines)
+    # the store, the Secret and the role agree on the old password again
+    assert stored_password(services) == old
+    assert infisical.version("vixens", "dev", PATH, "password") == 3  # new, then old again
+    withdrawn = fingerprint_of(services)
+    assert withdrawn is not None and scram_matches(withdrawn, Secret(old)) is False
+    assert bot_env.can_login(APP, old)
+    operator._sync(SECRET, 0)  # what the operator's periodic resync would do now
+    assert kube_password(fake_kube) == old
+    time.sleep(1.1)  # past PGDB_GRACE: nothing drifts
+    findings = diagnose(observe(services), services).findings
+    assert not [
+        f for f in findings if f.app == APP and f.kind in ("password_drift", "kube_secret_stale")
+    ]
+    status = run_status(Chat().context(services), APP)
+    assert any("stopped at step" in line for line in status.lines)
+
+    operator.stuck = False
+    plan = rotate(services, confirmed=False)
+    assert "would store a new password" in plan.step("password").detail
+    finished = rotate(services, chat=chat)
+
+    assert finished.ok, [(s.key, s.state, s.detail) for s in finished.steps]
+    assert finished.title.startswith(f"Rotated `{APP}` (finished the rotation started at")
+    assert finished.step("password").state is StepState.DONE
+    new = stored_password(services)
+    assert new is not None and new != old
+    assert scram_matches(withdrawn, Secret(new)) is False  # not the withdrawn one
+    assert infisical.version("vixens", "dev", PATH, "password") == 4
+    assert kube_password(fake_kube) == new
+    assert bot_env.can_login(APP, new) and not bot_env.can_login(APP, old)
+    records = bot_env.sql("SELECT detail FROM pgdb_bot.workflows", in_state_db=True)
+    assert not leaks(new, chat.out.getvalue(), caplog.text, repr(records))
+    assert not leaks(old, chat.out.getvalue(), caplog.text, repr(records))
+
+
+def test_a_sync_timeout_in_a_rerun_puts_back_the_password_the_secret_still_carries(
+    bot_env: BotEnv,
+    infisical: FakeInfisical,
+    fake_kube: FakeKubernetes,
+    operator_for: list[FakeInfisicalOperator],
+) -> None:
+    """A re-run that reused the password an earlier run stored does not know the old one: the
+    unsynced Secret still carries it, and it still opens the role."""
+    settings: dict[str, str] = {"rotate_sync_timeout": "1s"}
+    services = build(bot_env, infisical=infisical, kube=fake_kube, **settings)
+    old = onboard(bot_env, services, fake_kube)
+    operator = FakeInfisicalOperator(fake_kube, infisical_source(infisical)).start()
+    operator_for.append(operator)
+    fake_kube.fail(status=500, match="infisicalsecrets", method="PATCH")
+    assert not rotate(services).ok  # stopped at the re-sync, the new password stored
+    assert stored_password(services) != old
+    fake_kube.heal()
+    operator.stuck = True
+
+    again = rotate(services)
+
+    assert not again.ok and again.step("sync-wait").state is StepState.FAILED
+    assert "The old password was put back" in again.step("sync-wait").detail
+    assert stored_password(services) == old and bot_env.can_login(APP, old)
+    operator.stuck = False
+    finished = rotate(services)
+    assert finished.ok, [(s.key, s.state, s.detail) for s in finished.steps]
+    new = stored_password(services)
+    assert new is not None and new != old and bot_env.can_login(APP, new)
+
+
+def test_a_sync_timeout_without_an_old_password_says_what_follows(
+    bot_env: BotEnv,
+    infisical: FakeInfisical,
+    fake_kube: FakeKubernetes,
+    operator_for: list[FakeInfisicalOperator],
+) -> None:
+    """A takeover (nothing was stored): nothing to put back; the message says what happens at
+    the operator's next resync and that the re-run must happen now, with the same password."""
+    services = build(bot_env, infisical=infisical, kube=fake_kube, rotate_sync_timeout="1s")
+    hand = "made-by-hand-long-enough-0123456789"
+    bot_env.sql(f"CREATE ROLE \"{APP}\" LOGIN PASSWORD '{hand}'")
+    bot_env.sql(f'GRANT "{APP}" TO "{services.bot_role}" WITH ADMIN OPTION')
+    fake_kube.put(infisical_secret(APP))
+    operator = FakeInfisicalOperator(fake_kube, infisical_source(infisical)).start()
+    operator_for.append(operator)
+    operator.stuck = True
+
+    failed = rotate(services)
+
+    assert not failed.ok and failed.step("sync-wait").state is StepState.FAILED
+    detail = failed.step("sync-wait").detail
+    assert "at the operator's next periodic resync the Secret gets it too" in detail
+    assert "Re-run now: it continues with the same new password" in detail
+    assert "kubectl -n databases describe infisicalsecret" in detail
+    pending = stored_password(services)
+    assert pending is not None and bot_env.can_login(APP, hand)
+    operator.stuck = False
+    finished = rotate(services)
+    assert finished.ok, [(s.key, s.state, s.detail) for s in finished.steps]
+    assert stored_password(services) == pending and bot_env.can_login(APP, pending)
+    assert kube_password(fake_kube) == pending
 
 
 # --- clients during a rotation -------------------------------------------------------------
@@ -492,7 +702,7 @@ def test_open_connections_keep_working_and_reconnecting_clients_recover_within_s
     assert all(ok for t, ok in store.events if t > ended + 2.0)
     # the pod with the old password in its environment fails from ALTER ROLE on
     pod_span = failing_span(pod)
-    assert pod_span is not None and pod_span[0] <= ended
+    assert pod_span is not None and pod_span[0] <= ended + 1.0  # its next try after ALTER
     assert not bot_env.can_login(APP, old)
     print(
         f"\nrotation window [{services.bot_role}]: rotation took {ended - began:.2f}s; "
