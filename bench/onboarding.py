@@ -23,9 +23,10 @@ MINIMUM = {
         "the proposal, the checks (the local host keeps them as a git note)",
     ),
     "bot state": (
-        7,
-        "lock, workflow start, one progress record per step (credentials, role, manifests: a "
-        "failed run says where it stopped), done, audit row",
+        8,
+        "lock, the app's latest workflow (a rotation stopped midway or an offboarding changes "
+        "what create may do), workflow start, one progress record per step (credentials, role, "
+        "manifests: a failed run says where it stopped), done, audit row",
     ),
 }
 

@@ -68,7 +68,9 @@ def gate_create(ctx: CommandContext, app: AppName, *, namespace: str | None) -> 
     re-run); else the reply of a new (or the already) pending request."""
     services = ctx.services
     store = _store(services)
-    blocked = refuse_during_rotation(services, app, command=f"/pgdb create {app}")
+    blocked = refuse_during_rotation(
+        app, services.state.latest_workflow(app), command=f"/pgdb create {app}"
+    )
     if blocked is not None:
         return error_reply(
             blocked, title=f"`{app}` is being rotated", correlation_id=ctx.correlation_id

@@ -119,12 +119,13 @@ def run_create(
     with services.state.app_lock(app) as acquired:
         if not acquired:
             return in_progress(ctx, app)
-        blocked = refuse_during_rotation(services, app, command=f"/pgdb create {app}")
+        latest = services.state.latest_workflow(app)  # read once, before this run's own
+        blocked = refuse_during_rotation(app, latest, command=f"/pgdb create {app}")
         if blocked is not None:
             return error_reply(
                 blocked, title=f"`{app}` is being rotated", correlation_id=ctx.correlation_id
             )
-        offboarded = was_offboarded(services, app)  # read before this run's own record
+        offboarded = was_offboarded(latest)
         workflow_id = services.state.start_workflow(
             app=app, kind="create", requester=ctx.requester.user_id
         )
@@ -450,7 +451,9 @@ def _plan(ctx: CommandContext, app: AppName, reply: Reply, *, extra_namespace: s
     cred = reply.step("credentials")
     if stored is not None and stored.password is not None:
         cred.state, cred.detail = StepState.EXISTS, "would reuse the stored password"
-    elif role is not None and not role.can_login and was_offboarded(services, app):
+    elif role is not None and not role.can_login and was_offboarded(
+        services.state.latest_workflow(app)
+    ):
         cred.state = StepState.PLANNED
         cred.detail = "would generate a new password for the offboarded (NOLOGIN) role"
     elif role is not None:

@@ -64,10 +64,10 @@ def secret_deleted(record: WorkflowRecord | None) -> bool:
     return record is not None and record.kind == OFFBOARD and SECRET_DELETED in record.detail
 
 
-def was_offboarded(services: Services, app: AppName) -> bool:
+def was_offboarded(latest: WorkflowRecord | None) -> bool:
     """Whether the app's latest workflow is an offboarding (finished or not): its NOLOGIN role
     is unused, so ``create`` may give it a new password when the stored one is gone."""
-    return lifecycle_of(_latest(services, app)) in (Lifecycle.OFFBOARDED, Lifecycle.OFFBOARDING)
+    return lifecycle_of(latest) in (Lifecycle.OFFBOARDED, Lifecycle.OFFBOARDING)
 
 
 def open_offboarding(services: Services, app: AppName) -> Proposal | None:
@@ -95,7 +95,9 @@ def run_offboard(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply
         correlation_id=ctx.correlation_id,
     )
     if not confirmed:
-        blocked = refuse_during_rotation(services, app, command=f"/pgdb offboard {app}")
+        blocked = refuse_during_rotation(
+            app, _latest(services, app), command=f"/pgdb offboard {app}"
+        )
         if blocked is not None:
             return _rotating(ctx, app, blocked)
         return _confirm(ctx, app, reply)
@@ -111,7 +113,9 @@ def run_offboard(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply
             return reply
         # Before this run's own record, which would hide the stopped rotation: its re-run
         # would then generate yet another password.
-        blocked = refuse_during_rotation(services, app, command=f"/pgdb offboard {app} --yes")
+        blocked = refuse_during_rotation(
+            app, _latest(services, app), command=f"/pgdb offboard {app} --yes"
+        )
         if blocked is not None:
             return _rotating(ctx, app, blocked)
         record = _latest(services, app)

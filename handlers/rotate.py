@@ -108,17 +108,19 @@ def _records(services: Services, app: AppName) -> list[WorkflowRecord]:
     return [latest] if latest is not None else []
 
 
-def refuse_during_rotation(services: Services, app: AppName, *, command: str) -> str | None:
-    """Why ``command`` must wait: the app's rotation stopped midway. Another workflow would
-    become the app's latest record and hide it, and the rotation's re-run would then generate
-    yet another password."""
-    rotation = unfinished_rotation(_records(services, app), app)
+def refuse_during_rotation(
+    app: AppName, latest: WorkflowRecord | None, *, command: str
+) -> str | None:
+    """Why ``command`` must wait, given the app's latest workflow record: its rotation stopped
+    midway. Another workflow would become the latest record and hide it, and the rotation's
+    re-run would then generate yet another password."""
+    rotation = unfinished_rotation([latest] if latest is not None else [], app)
     if rotation is None:
         return None
     return (
         f"a rotation of `{app}` started at {_when(rotation.started_at)} stopped at step "
-        f"“{rotation.step}”: `/pgdb rotate {app} --yes` finishes it with the password already "
-        f"stored; then run `{command}` again"
+        f"“{rotation.step}”: `/pgdb rotate {app} --yes` finishes it (reusing the new password "
+        f"when the store holds it); then run `{command}` again"
     )
 
 
