@@ -35,9 +35,10 @@ MINIMUM_HTTP = {
         "its tree sha (the ref read does not carry it)",
     ),
     "infisical": (
-        3,
+        5,
         "read the app's secrets (a password to reuse?), create the folder, write the three "
-        "keys in one batch request (login + project lookup once per token, not per command)",
+        "keys one request each: infisicalsdk 1.0.18 has no batch call (the API's "
+        "secrets/batch/raw would make it 3); login + project lookup once per token",
     ),
     "kubernetes": (0, "nothing: the cluster only confirms later, through Git and the operator"),
 }
