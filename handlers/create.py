@@ -451,8 +451,10 @@ def _plan(ctx: CommandContext, app: AppName, reply: Reply, *, extra_namespace: s
     cred = reply.step("credentials")
     if stored is not None and stored.password is not None:
         cred.state, cred.detail = StepState.EXISTS, "would reuse the stored password"
-    elif role is not None and not role.can_login and was_offboarded(
-        services.state.latest_workflow(app)
+    elif (
+        role is not None
+        and not role.can_login
+        and was_offboarded(services.state.latest_workflow(app))
     ):
         cred.state = StepState.PLANNED
         cred.detail = "would generate a new password for the offboarded (NOLOGIN) role"
