@@ -1075,9 +1075,7 @@ class PostgresBotState:
         def body(conn: Connection) -> list[WorkflowRecord]:
             rows = conn.execute(
                 sql.SQL(
-                    "SELECT DISTINCT ON (app) id, app, kind, requester, status, step, detail,"
-                    " proposal_url, message_link, started_at, updated_at"
-                    " FROM {} ORDER BY app, id DESC"
+                    f"SELECT DISTINCT ON (app) {_WORKFLOW_COLUMNS} FROM {{}} ORDER BY app, id DESC"
                 ).format(self._table("workflows"))
             )
             return [_workflow(row) for row in rows]
@@ -1088,9 +1086,7 @@ class PostgresBotState:
         def body(conn: Connection) -> list[WorkflowRecord]:
             rows = conn.execute(
                 sql.SQL(
-                    "SELECT id, app, kind, requester, status, step, detail,"
-                    " proposal_url, message_link, started_at, updated_at"
-                    " FROM {} WHERE app = %s ORDER BY id DESC LIMIT 1"
+                    f"SELECT {_WORKFLOW_COLUMNS} FROM {{}} WHERE app = %s ORDER BY id DESC LIMIT 1"
                 ).format(self._table("workflows")),
                 (str(app),),
             )
@@ -1106,8 +1102,7 @@ class PostgresBotState:
         def body(conn: Connection) -> list[WorkflowRecord]:
             rows = conn.execute(
                 sql.SQL(
-                    "SELECT id, app, kind, requester, status, step, detail, proposal_url,"
-                    " message_link, started_at, updated_at FROM ("
+                    f"SELECT {_WORKFLOW_COLUMNS} FROM ("
                     "SELECT DISTINCT ON (app) * FROM {} ORDER BY app, id DESC) latest"
                     " WHERE kind = 'create' AND status = %s AND message_link IS NOT NULL"
                     " AND followed_up_at IS NULL ORDER BY id"
@@ -1190,6 +1185,13 @@ class PostgresBotState:
                 log.warning("could not unlock %s: %s", app, _reason(exc))
             finally:
                 conn.close()
+
+
+# What ``_workflow`` reads, in its order.
+_WORKFLOW_COLUMNS = (
+    "id, app, kind, requester, status, step, detail, proposal_url, message_link, started_at,"
+    " updated_at"
+)
 
 
 def _workflow(row: tuple[Any, ...]) -> WorkflowRecord:
