@@ -23,7 +23,7 @@ FULL = {
     "fake_onboard_runs": 3,
     "naive_sample": 100,
     "ack_help": True,
-    "ack_bursts": {1: 20, 10: 5, 50: 4},
+    "ack_bursts": {1: 20, 10: 5, 50: 4, 200: 2},
     "commands": 1000,
 }
 QUICK = {
@@ -34,7 +34,7 @@ QUICK = {
     "fake_onboard_runs": 2,
     "naive_sample": 20,
     "ack_help": False,
-    "ack_bursts": {1: 3, 10: 1, 50: 1},
+    "ack_bursts": {1: 3, 10: 1, 50: 1, 200: 1},
     "commands": 100,
 }
 
@@ -206,10 +206,20 @@ def main() -> int:
         print(_row(f"  {step['step']}", f"{step['rss_mib']} MiB", f"+{step['delta_mib']}"))
     ack = results["ack"]
     print(f"\n## Slash-command ack (HTTP), backends slow: {ack['slow_backend']}")
-    print(_row("endpoint", "concurrent", "samples", "p50 ms", "p99 ms", "max ms"))
+    print(_row("endpoint", "concurrent", "samples", "p50 ms", "p99 ms", "max ms", "bot CPU ms/cmd"))
     for endpoint in ("slack", "mattermost", "mattermost_help"):
         for concurrency, r in ack.get(endpoint, {}).items():
-            print(_row(endpoint, concurrency, r["samples"], r["p50_ms"], r["p99_ms"], r["max_ms"]))
+            print(
+                _row(
+                    endpoint,
+                    concurrency,
+                    r["samples"],
+                    r["p50_ms"],
+                    r["p99_ms"],
+                    r["max_ms"],
+                    r["bot_cpu_ms_per_command"],
+                )
+            )
     print("\n## Diagnostics on the fakes (GitHub, Infisical, Kubernetes; real PostgreSQL)")
     print(_row("apps", "s", "HTTP calls per fake", "port calls", "naive s", "naive HTTP calls"))
     for r in results["diagnostics_on_fakes"]:

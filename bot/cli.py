@@ -1,23 +1,54 @@
-"""``pgdb-bot``: the console chat and the diagnostics CLI."""
+"""``pgdb-bot``: the console chat and the diagnostics CLI.
+
+Imports stay inside the functions: ``--help`` and ``--version`` load nothing but argparse
+(the configuration pulls pydantic, the adapters their clients), and each command loads only
+what it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.config import ConfigError, Settings, load_settings
-from bot.core.errors import PgdbError
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from bot.config import Settings
 
 log = logging.getLogger("pgdb_bot")
+DISTRIBUTION = "pgdb-bot"
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version(DISTRIBUTION)
+        except PackageNotFoundError:
+            found = "unknown (not installed)"
+        sys.stdout.write(f"{parser.prog} {found}\n")
+        parser.exit()
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pgdb-bot", description="Self-service PostgreSQL databases through chat."
     )
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True)
     console = sub.add_parser("console", help="type /pgdb commands in a terminal or a pipe")
     console.add_argument("--as", dest="as_user", metavar="USER", help="act as another user")
@@ -82,6 +113,9 @@ def _run(settings: Settings) -> int:
 
 
 def _diagnose(settings: Settings, as_json: bool) -> int:
+    import json
+
+    from bot.core.errors import PgdbError
     from bot.wiring import build_services
     from handlers.diagnose import as_json as to_json
     from handlers.diagnose import exit_code, render, run_diagnosis
@@ -105,6 +139,9 @@ def _diagnose(settings: Settings, as_json: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from bot.config import ConfigError, load_settings
+    from bot.core.errors import PgdbError
+
     try:
         settings = load_settings()
     except ConfigError as exc:

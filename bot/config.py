@@ -8,17 +8,37 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.durations import parse_duration, parse_schedule
-from bot.core.manifests import ManifestSettings
+
+if TYPE_CHECKING:
+    from bot.core.manifests import ManifestSettings
 
 CommaList = Annotated[list[str], NoDecode]
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_NAMESPACE_GLOB = re.compile(r"^[-a-z0-9*?]{1,63}$")
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+# The settings whose values are credentials, masked wherever they appear in a log line. Named
+# one by one: a name that merely contains "secret" (PGDB_SECRETS_DIR, PGDB_SECRETS_PREFIX,
+# PGDB_INFISICAL_AUTH_SECRET, a Kubernetes Secret's name) is not one.
+SECRET_SETTINGS = frozenset(
+    {
+        "github_token",
+        "github_app_private_key",
+        "infisical_client_secret",
+        "action_secret",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "mattermost_bot_token",
+        "mattermost_command_token",
+    }
+)
 
 
 class ConfigError(Exception):
@@ -94,6 +114,10 @@ class Settings(BaseSettings):
     kube_timeout: str = "10s"
     argocd_app: str | None = None
     argocd_namespace: str = "argocd"
+    # --namespace (SPEC §11): globs a Secret may be delivered to; the never-list is in
+    # handlers/policy.py. The bot's own namespace: set, else the pod's, else PGDB_NAMESPACE.
+    secret_namespaces: CommaList = Field(default_factory=lambda: ["*"])
+    bot_namespace: str | None = None
     backup_max_age: str = "26h"
     pod_name: str | None = None  # the leader Lease's holder identity (the Deployment sets it)
     diagnose_interval: str = "5m"
@@ -113,7 +137,7 @@ class Settings(BaseSettings):
     log_format: str = "auto"  # json | text | auto (text on a terminal, JSON otherwise)
 
     _split = field_validator(
-        "requesters", "operators", "deny_names", "ignore_roles", mode="before"
+        "requesters", "operators", "deny_names", "ignore_roles", "secret_namespaces", mode="before"
     )(_split_commas)
 
     @field_validator("pg_dsn")
@@ -218,7 +242,7 @@ class Settings(BaseSettings):
     @classmethod
     def _github_app_id(cls, value: str | None) -> str | None:
         cleaned = value.strip() if value else ""
-        if cleaned and not cleaned.isdigit():
+        if cleaned and not (cleaned.isascii() and cleaned.isdigit()):
             raise ValueError(f"{value!r} must be the App's numeric id (App settings: App ID)")
         return cleaned or None
 
@@ -268,10 +292,16 @@ class Settings(BaseSettings):
             )
         return value.strip().lower()
 
-    @field_validator("alert_repeat", "grace", "follow_deadline", "kube_timeout", "approval_ttl")
+    @field_validator("alert_repeat", "follow_deadline", "kube_timeout", "approval_ttl")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
+        return value
+
+    @field_validator("grace")
+    @classmethod
+    def _grace(cls, value: str) -> str:
+        parse_duration(value, zero_allowed=True)  # 0 turns the grace period off
         return value
 
     @field_validator("diagnose_interval")
@@ -292,13 +322,12 @@ class Settings(BaseSettings):
         key is masked line by line, since a log would show it line by line)."""
         found: list[str] = []
         for name, value in self:
-            if not value or name == "infisical_auth_secret":  # a Kubernetes Secret's name
+            if not value or name not in SECRET_SETTINGS:
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-            if any(word in name for word in ("token", "secret", "password", "private_key")):
-                found.extend(line for line in str(value).splitlines() if len(line) >= 16)
-                found.append(str(value))
+            found.extend(line for line in str(value).splitlines() if len(line) >= 16)
+            found.append(str(value))
         return found
 
     @field_validator(
@@ -398,7 +427,7 @@ class Settings(BaseSettings):
 
     @property
     def grace_seconds(self) -> float:
-        return parse_duration(self.grace)
+        return parse_duration(self.grace, zero_allowed=True)
 
     @property
     def follow_deadline_seconds(self) -> float:
@@ -433,8 +462,37 @@ class Settings(BaseSettings):
     def rollout_enabled(self) -> bool:
         return self.rollout == "on"
 
+    @field_validator("secret_namespaces")
+    @classmethod
+    def _namespace_globs(cls, value: list[str]) -> list[str]:
+        for glob in value:
+            if not _NAMESPACE_GLOB.fullmatch(glob):
+                raise ValueError(
+                    f"{glob!r} must be a namespace or a glob of one (lowercase letters, digits, "
+                    "dashes, `*`, `?`), e.g. `team-*,apps`"
+                )
+        return value
+
+    @field_validator("bot_namespace")
+    @classmethod
+    def _bot_namespace(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not _DNS_LABEL.fullmatch(value.strip()):
+            raise ValueError(f"{value!r} must be a DNS label (lowercase letters, digits, dashes)")
+        return value.strip()
+
+    @property
+    def own_namespace(self) -> str:
+        """The namespace the bot runs in: PGDB_BOT_NAMESPACE, else the pod's service-account
+        namespace, else PGDB_NAMESPACE (where deploy/ puts the bot)."""
+        return self.bot_namespace or pod_namespace() or self.namespace
+
     @property
     def manifest_settings(self) -> ManifestSettings:
+        # here, not at the top: the manifests' schemas (jsonschema, ruamel) load only when used
+        from bot.core.manifests import ManifestSettings
+
         return ManifestSettings(
             namespace=self.namespace,
             cluster=self.cluster,
@@ -453,6 +511,15 @@ class Settings(BaseSettings):
             return self.state_dir
         xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         return Path(xdg) / "pgdb-bot"
+
+
+def pod_namespace(path: Path = SERVICE_ACCOUNT_NAMESPACE) -> str | None:
+    """The namespace Kubernetes mounts with the pod's service account; None outside a pod."""
+    try:
+        found = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return found if _DNS_LABEL.fullmatch(found) else None
 
 
 def load_settings(**overrides: Any) -> Settings:

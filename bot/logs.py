@@ -12,20 +12,27 @@ from datetime import UTC, datetime
 from typing import Any
 
 MASK = "********"
+# Every pattern runs in time linear in the text, whatever it holds: a search tries each start
+# position, so each one may only scan a bounded distance, or a distance no other start position
+# scans again (a run matched possessively from its own start). Nothing backtracks.
 _PATTERNS = (
-    # URI credentials: scheme://user:password@host
-    re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://[^:/\s@]+:)[^@\s]+(?=@)", re.IGNORECASE),
+    # URI credentials: scheme://user:password@host (the scheme is a whole run of scheme
+    # characters, scanned once from its first character; user and password up to 256 each)
+    re.compile(
+        r"(?P<keep>(?<![a-z0-9+.-])[a-z0-9+.-]++://[^:/\s@]{1,256}+:)[^@\s]{1,256}+(?=@)",
+        re.IGNORECASE,
+    ),
     # key=value / key: value / "key": "value" for password-like keys
     re.compile(
         r"(?P<keep>\b(?:password|passwd|pwd|secret|token|client_secret|clientSecret|"
-        r"access_token|accessToken)\b[\"']?\s*[=:]\s*[\"']?)[^\s\"',;&}]+",
+        r"access_token|accessToken)\b[\"']?\s{0,16}+[=:]\s{0,16}+[\"']?)[^\s\"',;&}]++",
         re.IGNORECASE,
     ),
     # Authorization headers
-    re.compile(r"(?P<keep>\b(?:Bearer|Token)\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?P<keep>\b(?:Bearer|Token)\s{1,16}+)[A-Za-z0-9._~+/=-]{8,}+"),
     # Slack tokens, GitHub tokens
-    re.compile(r"(?P<keep>)\b(?:xox[abposr]|xapp)-[A-Za-z0-9-]{10,}"),
-    re.compile(r"(?P<keep>)\b(?:ghp|gho|ghs|ghu|github_pat)_[A-Za-z0-9_]{20,}"),
+    re.compile(r"(?P<keep>)\b(?:xox[abposr]|xapp)-[A-Za-z0-9-]{10,}+"),
+    re.compile(r"(?P<keep>)\b(?:ghp|gho|ghs|ghu|github_pat)_[A-Za-z0-9_]{20,}+"),
 )
 # Fields of a LogRecord that are not "extra" context.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

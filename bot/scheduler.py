@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
@@ -34,6 +35,11 @@ from handlers.pr_checks import CheckRefresher
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 30
 RENEW_SECONDS = 10
+# How long stop() waits for a pass in progress. The pass stops posting at once (its unsent
+# alerts stay in the alert state for the next leader); only a call already on the wire is
+# waited for, so the shutdown stays within the Deployment's grace period (40 s, of which the
+# command runner takes up to 25 s).
+STOP_WAIT_SECONDS = 10.0
 
 
 class Leadership(Protocol):
@@ -46,6 +52,12 @@ class Leadership(Protocol):
 
     def try_lead(self) -> bool:
         """Acquire or renew; True while this replica leads."""
+        ...
+
+    @property
+    def problem(self) -> str | None:
+        """Why the last ``try_lead`` could not ask (the backend unreachable), None when it
+        asked: then False means another replica leads."""
         ...
 
     def release(self) -> None: ...
@@ -84,6 +96,8 @@ class DiagnosticsScheduler:
         self._scheduler: BackgroundScheduler | None = None
         self.passes = 0
         self.checks = CheckRefresher()
+        self._idle = threading.Event()  # no pass in progress
+        self._idle.set()
 
     def lead(self) -> bool:
         try:
@@ -95,9 +109,18 @@ class DiagnosticsScheduler:
     def run_pass(self) -> PassReport | None:
         """One pass if this replica leads; None otherwise (or when the pass cannot run)."""
         if not self.lead():
-            log.debug(
-                "diagnostics pass skipped: %s is held by another replica", self.leadership.name
-            )
+            problem = self.leadership.problem
+            if problem is not None:
+                log.warning(
+                    "diagnostics pass skipped: leader election could not ask %s: %s",
+                    self.leadership.name,
+                    problem,
+                )
+            else:
+                log.debug(
+                    "diagnostics pass skipped: %s is held by another replica",
+                    self.leadership.name,
+                )
             return None
         services = self.services
         obs = observe(services)
@@ -118,9 +141,7 @@ class DiagnosticsScheduler:
             expire_due(services)
         except Exception:
             log.exception("expiring the approval requests failed in this pass")
-        unknown = set(obs.unreachable())
-        if obs.cluster.value is not None and obs.cluster.value.errors:
-            unknown.add("Kubernetes")
+        unknown = set(diagnosis.assessment.unread) if diagnosis.assessment else set()
         try:
             report = self.lifecycle.process(diagnosis.findings, at=obs.at, unknown_systems=unknown)
         except PgdbError as exc:
@@ -166,15 +187,25 @@ class DiagnosticsScheduler:
         )
 
     def _guarded_pass(self) -> None:
+        self._idle.clear()
         try:
             self.run_pass()
         except Exception:
             log.exception("diagnostics pass failed")
+        finally:
+            self._idle.set()
 
-    def stop(self) -> None:
+    def stop(self, *, wait_seconds: float = STOP_WAIT_SECONDS) -> None:
+        """No new pass, no new alert message; a pass in progress is waited for at most
+        ``wait_seconds`` (what it has not sent stays unsent, for the next leader)."""
+        self.lifecycle.stop()
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=True)
+            self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        if not self._idle.wait(wait_seconds):
+            log.warning(
+                "a diagnostics pass is still running after %.0fs: not waiting", wait_seconds
+            )
         try:
             self.leadership.release()
         except Exception:
@@ -217,6 +248,7 @@ def build_scheduler(
         store=store or services.alerts or PostgresAlertStore(dsn, schema=settings.state_schema),
         sinks=list(sinks) or [LogAlerts()],
         repeat=timedelta(seconds=settings.alert_repeat_seconds),
+        environment=settings.env,
     )
     return DiagnosticsScheduler(
         services=services,

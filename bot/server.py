@@ -12,7 +12,6 @@ from types import FrameType
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -26,7 +25,8 @@ SHUTDOWN_DEADLINE_SECONDS = 25.0
 
 
 ReadinessCheck = tuple[str, Callable[[], None]]
-READINESS_CACHE_SECONDS = 5.0
+READINESS_INTERVAL_SECONDS = 5.0  # a check every this often, whatever the probes do
+READINESS_DEADLINE_SECONDS = 3.0  # a check still running after this is a failure already
 
 
 async def healthz(_: Request) -> PlainTextResponse:
@@ -39,32 +39,91 @@ async def metrics(_: Request) -> Response:
 
 
 class Readiness:
-    """Each configured backend answers; the body names any that does not. Results are cached
-    briefly so that probes from several sources do not hammer the backends."""
+    """Each configured backend answers. The checks run in a thread of their own on their own
+    schedule; a probe is answered from the last result at once, so no number of probes, and no
+    backend that hangs, ever holds a request thread. The endpoint names the backend and a plain
+    cause; what exactly failed (addresses, server messages) goes to the log, for operators."""
 
-    def __init__(self, checks: Sequence[ReadinessCheck]) -> None:
+    def __init__(
+        self,
+        checks: Sequence[ReadinessCheck],
+        *,
+        interval: float = READINESS_INTERVAL_SECONDS,
+        deadline: float = READINESS_DEADLINE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._checks = list(checks)
-        self._cached: tuple[float, list[str]] | None = None
+        self._interval = interval
+        self._deadline = deadline
+        self._clock = clock
         self._lock = threading.Lock()
+        self._problems: list[str] | None = None  # None: no round has finished yet
+        self._running: tuple[str, float] | None = None  # the check in progress, since when
+        self._logged: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="pgdb-readiness", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
 
     def problems(self) -> list[str]:
+        """What the endpoint shows: the last round's causes, a check past its deadline, or
+        that the first round has not finished. Never waits."""
         with self._lock:
-            now = time.monotonic()
-            if self._cached and now - self._cached[0] < READINESS_CACHE_SECONDS:
-                return self._cached[1]
-            found: list[str] = []
-            for name, check in self._checks:
-                try:
-                    check()
-                except PgdbError as exc:
-                    found.append(f"{name}: {exc}")
-                except Exception as exc:
-                    found.append(f"{name}: {type(exc).__name__}")
-            self._cached = (now, found)
-            return found
+            found = list(self._problems) if self._problems is not None else None
+            running = self._running
+        if running is not None and self._clock() - running[1] > self._deadline:
+            late = f"{running[0]}: no answer within {self._deadline:g} s"
+            found = [p for p in (found or []) if not p.startswith(f"{running[0]}:")] + [late]
+        if found is None:
+            return ["starting: the first check has not finished"]
+        return found
+
+    def check_once(self) -> list[str]:
+        """One round of every check, in the calling thread (the background loop, tests)."""
+        found: list[str] = []
+        details: list[str] = []
+        for name, check in self._checks:
+            with self._lock:
+                self._running = (name, self._clock())
+            try:
+                check()
+            except PgdbError as exc:
+                found.append(f"{name}: not answering (the bot's log says why)")
+                details.append(f"{name}: {exc}")
+            except Exception as exc:
+                found.append(f"{name}: not answering (the bot's log says why)")
+                details.append(f"{name}: {type(exc).__name__}")
+        with self._lock:
+            self._running = None
+            self._problems = found
+        self._log_change(details)
+        return found
+
+    def _log_change(self, details: list[str]) -> None:
+        if details == self._logged:
+            return
+        if details:
+            log.warning("not ready: %s", "; ".join(details))
+        else:
+            log.info("ready: every backend answers")
+        self._logged = details
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check_once()
+            except Exception:
+                log.exception("readiness check failed")
+            self._stop.wait(self._interval)
 
     async def endpoint(self, _: Request) -> PlainTextResponse:
-        problems = await run_in_threadpool(self.problems)
+        problems = self.problems()
         if problems:
             return PlainTextResponse("not ready\n" + "\n".join(problems) + "\n", status_code=503)
         return PlainTextResponse("ready\n")
@@ -95,6 +154,7 @@ class Server:
     ) -> None:
         self.platforms = list(platforms)
         self.runner = runner
+        self.readiness = readiness
         config = uvicorn.Config(
             build_app(self.platforms, readiness=readiness),
             host=host,
@@ -113,6 +173,7 @@ class Server:
     def serve(self) -> None:
         """Serve until asked to stop (SIGTERM/SIGINT in the main thread, or :meth:`stop`)."""
         stop_on_signals(self)
+        self.readiness.start()
         for platform in self.platforms:
             platform.start()
         names = ", ".join(p.name for p in self.platforms) or "no chat platform"
@@ -126,6 +187,7 @@ class Server:
         self._uvicorn.should_exit = True
 
     def _finish(self) -> None:
+        self.readiness.stop()
         for platform in self.platforms:
             try:
                 platform.stop()

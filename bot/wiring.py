@@ -10,7 +10,7 @@ from typing import cast
 from psycopg.conninfo import conninfo_to_dict
 
 from bot.adapters.file_secrets import FileSecretStore
-from bot.adapters.kube_source import build_cluster
+from bot.adapters.kube_source import select_source
 from bot.adapters.local_git import LocalGitHost
 from bot.adapters.pg_alerts import PostgresAlertStore
 from bot.adapters.pg_approvals import PostgresApprovalStore
@@ -131,7 +131,7 @@ def build_platforms(
 
 def readiness_checks(services: Services) -> list[tuple[str, Callable[[], None]]]:
     """What /readyz asks: PostgreSQL (the bot's state and the managed server are the same)."""
-    return [("PostgreSQL", services.state.ping)]
+    return [("PostgreSQL (PGDB_PG_DSN)", services.state.ping)]
 
 
 def instrumented(services: Services) -> Services:
@@ -147,3 +147,16 @@ def instrumented(services: Services) -> Services:
         if services.approvals is not None
         else None,
     )
+
+
+def build_cluster(settings: Settings) -> Cluster:
+    """The Kubernetes adapter when a source is selected, else the "not configured" one (the
+    client library is imported only then)."""
+    source = select_source(settings)
+    if source is None:
+        from bot.adapters.no_cluster import NoCluster
+
+        return NoCluster()
+    from bot.adapters.kubernetes import KubernetesCluster
+
+    return KubernetesCluster.connect(source, settings=settings)

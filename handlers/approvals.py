@@ -18,11 +18,13 @@ from bot.core.model import ApprovalRequest, ApprovalStatus, AuditEntry, Workflow
 from bot.core.names import AppName, parse_app_name
 from bot.core.ports import ApprovalStore
 from bot.core.reply import Alert, Button, Reply, StepState, error_reply
+from bot.core.text import is_number
 from handlers.access import Role, role_of
 from handlers.commands import UsageError
 from handlers.context import CommandContext, Requester, Services
 from handlers.create import in_progress, run_create
 from handlers.lifecycle import CREATE
+from handlers.policy import namespace_policy
 from handlers.rotate import refuse_during_rotation
 
 log = logging.getLogger(__name__)
@@ -120,10 +122,7 @@ def _resumes(
     again."""
     if approved.status is not ApprovalStatus.APPROVED or approved.namespace != namespace:
         return False
-    if (approved.requester, approved.platform) != (
-        ctx.requester.user_id,
-        ctx.requester.platform,
-    ):
+    if not same_person(approved.requester, ctx.requester):
         return False
     decided = approved.decided_at or approved.requested_at
     if now - decided >= _ttl(ctx.services):
@@ -195,13 +194,20 @@ def _request(
     return reply
 
 
+def same_person(user_id: str, requester: Requester) -> bool:
+    """One person across surfaces: the console's ``--as <id>`` and a platform user with the
+    same id are the same person (user ids are what PGDB_OPERATORS lists, whatever the
+    platform), so four eyes compare the id alone."""
+    return user_id.strip().casefold() == requester.user_id.strip().casefold()
+
+
 def _four_eyes(services: Services) -> bool:
     return services.settings.require_approval == "all"
 
 
 def _request_id(raw: str, *, command: str) -> int:
     text = raw.removeprefix("#")
-    if not text.isdigit():
+    if not is_number(text):
         raise UsageError(
             f"`{raw}` is not a request id (a number, e.g. `/pgdb {command} 12`): "
             "`/pgdb status` lists the pending requests"
@@ -238,9 +244,10 @@ def _pending(ctx: CommandContext, raw: str, *, command: str) -> ApprovalRequest 
             title=f"Request #{request.id} is {request.status.value}",
             correlation_id=cid,
         )
-    if request.requester == ctx.requester.user_id and request.platform == ctx.requester.platform:
+    if same_person(request.requester, ctx.requester):
         return error_reply(
-            f"request #{request.id} is yours: another operator decides it (four eyes).",
+            f"request #{request.id} is yours (asked as {request.requester} on "
+            f"{request.platform}): another operator decides it (four eyes).",
             title="Not allowed",
             correlation_id=cid,
             outcome="refused",
@@ -256,6 +263,15 @@ def run_approve(ctx: CommandContext, raw_id: str) -> Reply:
     approver = ctx.requester.user_id
     # Checked again before deciding: PGDB_DENY_NAMES may have changed since the request.
     app = parse_app_name(found.app, bot_role=services.bot_role, deny=services.settings.deny_names)
+    # So may PGDB_SECRET_NAMESPACES: a request never delivers where the rule refuses today.
+    refused = found.namespace and namespace_policy(services.settings).refusal(found.namespace)
+    if refused:
+        return error_reply(
+            f"request #{found.id} (`{found.command}`) cannot be approved: {refused}",
+            title=f"Namespace `{found.namespace}` not allowed",
+            correlation_id=ctx.correlation_id,
+            outcome="refused",
+        )
     request = _store(services).decide(
         found.id, status=ApprovalStatus.APPROVED, by=approver, at=services.clock()
     )
@@ -281,6 +297,7 @@ def run_approve(ctx: CommandContext, raw_id: str) -> Reply:
         extra_namespace=request.namespace,
         dry_run=False,
         thread_link=request.message_link,
+        approved=True,  # an operator decided: what needs one (bringing an app back) may run
     )
     reply.lines.insert(0, f"Approved by {approver}: request #{request.id} by {request.requester}.")
     services.announcer.tell(request.message_link, _outcome(request, approver, reply))

@@ -1,10 +1,9 @@
-"""What the cluster really runs: the Kubernetes checks of ``status`` (SPEC §5) and the Kubernetes
-findings of the diagnostics (SPEC §6.1), both from the one observation of the pass.
+"""What the cluster really runs: the Kubernetes layer of the assessment (SPEC §5, §6.1).
 
-An app's CRs are *expected* once its manifests are on the base branch (Argo CD applies them);
-before that their absence is "pending", not a problem. Fresh resources get ``PGDB_GRACE``:
-a CR created, or a condition that changed, less than that ago is not reported yet (a Database
-applied before its role exists fixes itself within a minute).
+Each check is declared once, with the finding it carries when it is a problem. An app's CRs are
+*expected* once its manifests are on the base branch (Argo CD applies them); before that their
+absence is "pending", not a problem. Fresh resources get ``PGDB_GRACE``: a CR created less than
+that ago (or an app that appeared less than that ago) is pending, not reported yet.
 """
 
 from __future__ import annotations
@@ -16,17 +15,28 @@ from bot.core.manifests import secret_name
 from bot.core.model import (
     LOADED_TOKEN,
     ClusterSnapshot,
+    DatabaseResource,
+    DatabaseState,
     InfisicalSecretResource,
     KubeCondition,
-    KubeSecret,
-    StoredCredentials,
     WorkflowRecord,
 )
 from bot.core.names import AppName
+from bot.core.secret import Secret
+from handlers.checks import (
+    ICONS,
+    WARNING_ICON,
+    Check,
+    CheckOutcome,
+    Finding,
+    Repair,
+    Severity,
+    ok,
+    pending,
+    problem,
+    unknown,
+)
 from handlers.context import Services
-from handlers.findings import Finding, Severity, rotation_note, rotation_of
-from handlers.observe import Observation, manifests_on_base
-from handlers.status import ICONS, AppCheck, CheckOutcome
 
 SOURCE = "Kubernetes"
 CHECK_INFISICAL = "InfisicalSecret ready"
@@ -37,7 +47,7 @@ KUBE_CHECKS = (CHECK_INFISICAL, CHECK_SECRET, CHECK_DATABASE)
 _MAX_MESSAGE = 400
 
 
-def _age(seconds: float) -> str:
+def age(seconds: float) -> str:
     """A coarse age for humans: whole days, hours or minutes."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
@@ -45,54 +55,168 @@ def _age(seconds: float) -> str:
     return "1m"
 
 
-def _short(text: str) -> str:
+def short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
+def rotation_note(rotation: WorkflowRecord) -> str:
+    """Why a drift is expected, and what the re-run does."""
+    return (
+        f": a rotation started at {rotation.started_at:%Y-%m-%d %H:%M:%S} UTC stopped at step "
+        f"“{rotation.step}”; `/pgdb rotate {rotation.app} --yes` finishes it (with the new "
+        "password when the store holds it, else with a fresh one)"
+    )
+
+
+def repair_command(app: str) -> str:
+    return f"/pgdb repair {app} --yes"
+
+
 @dataclass(frozen=True, kw_only=True)
-class _View:
-    """One app's Kubernetes objects and what is known about them, computed once per app."""
+class KubeView:
+    """What the Kubernetes checks of one app need, computed once per app by the assessment."""
 
     app: AppName
     snap: ClusterSnapshot
-    expected: bool | None  # manifests on the base branch; None when git is unknown
-    infisical: InfisicalSecretResource | None
-    secret: KubeSecret | None
-    secret_name: str
-    stored: StoredCredentials | None
-    store_error: str | None
+    services: Services
     at: datetime
     grace: timedelta
+    expected: bool | None  # manifests on the base branch; None when git is unknown
+    base_branch: str
+    fresh_app: bool  # the app itself appeared within the grace period
+    stored_password: Secret | None
+    store_error: str | None  # the secret store could not be read (or is not trusted)
+    database: DatabaseState | None
+    rotation: WorkflowRecord | None  # an unfinished rotation
+    rotating: bool  # ... that is still running within the grace period
+    argocd: Finding | None  # the pass's one Argo CD finding, shared by every app
+
+    @property
+    def infisical(self) -> InfisicalSecretResource | None:
+        return self.snap.infisical_secrets.get(secret_name(self.app))
+
+    @property
+    def secret_name(self) -> str:
+        resource = self.infisical
+        if resource is not None and resource.managed_secrets:
+            return resource.managed_secrets[0]
+        return secret_name(self.app)
 
     def fresh(self, since: datetime | None) -> bool:
-        return since is not None and self.at - since < self.grace
+        """A resource created (or changed state) within the grace period, or a fresh app."""
+        return self.fresh_app or (since is not None and self.at - since < self.grace)
 
 
-def _view(
-    obs: Observation,
-    services: Services,
-    app: AppName,
-    snap: ClusterSnapshot,
-    *,
-    grace_seconds: float | None = None,
-) -> _View:
-    infisical = snap.infisical_secrets.get(secret_name(app))
-    name = infisical.managed_secrets[0] if infisical and infisical.managed_secrets else None
-    name = name or secret_name(app)
-    git = obs.git.value
-    return _View(
-        app=app,
-        snap=snap,
-        expected=manifests_on_base(git, app) if git is not None else None,
-        infisical=infisical,
-        secret=snap.secrets.get(name),
-        secret_name=name,
-        stored=obs.secrets.value.get(app) if obs.secrets.value is not None else None,
-        store_error=obs.secrets.error,
-        at=obs.at,
-        grace=timedelta(
-            seconds=services.settings.grace_seconds if grace_seconds is None else grace_seconds
+def _argocd_sync(services: Services) -> str:
+    app = services.settings.argocd_app
+    if app:
+        return f"argocd app sync {app}"
+    return (
+        "sync the Argo CD Application of "
+        f"{services.settings.gitops_path} (argocd app sync <application>)"
+    )
+
+
+def _finding(
+    view: KubeView,
+    kind: str,
+    severity: Severity,
+    message: str,
+    remedy: str,
+    repair: Repair | None = None,
+) -> Finding:
+    return Finding(
+        kind=kind,
+        app=view.app,
+        severity=severity,
+        message=message,
+        remedy=remedy,
+        repair=repair,
+    )
+
+
+# --- per app ---------------------------------------------------------------------------------
+
+
+def kube_checks(view: KubeView | None, *, configured: bool, error: str | None) -> list[Check]:
+    """The Kubernetes lines of one app. ``view`` is None when the cluster could not be read."""
+    if not configured:
+        return [
+            Check(
+                name=name,
+                outcome=CheckOutcome.NOT_CONFIGURED,
+                detail="Kubernetes is not configured",
+                source=SOURCE,
+            )
+            for name in KUBE_CHECKS
+        ]
+    if view is None:
+        return [
+            unknown(name, error or "the cluster could not be read", SOURCE) for name in KUBE_CHECKS
+        ]
+    return [_infisical_check(view), _secret_check(view), _database_check(view), _argocd_check(view)]
+
+
+def retired_kube_checks(view: KubeView | None, *, configured: bool) -> list[Check]:
+    """An offboarded app's resources go away with its manifests, on purpose: their absence is
+    expected, their presence is Argo CD not having pruned them yet."""
+    if not configured or view is None:
+        return kube_checks(view, configured=configured, error="the cluster could not be read")
+    present = {
+        CHECK_INFISICAL: view.infisical is not None,
+        CHECK_SECRET: view.secret_name in view.snap.secrets,
+        CHECK_DATABASE: view.snap.database_for(view.app) is not None,
+    }
+    out: list[Check] = []
+    for name, there in present.items():
+        if there:
+            out.append(
+                pending(
+                    name,
+                    "still in the cluster (offboarded: Argo CD removes it once the manifests "
+                    "are gone; the database is kept)",
+                    SOURCE,
+                )
+            )
+        else:
+            out.append(
+                Check(
+                    name=name,
+                    outcome=CheckOutcome.NOT_EXPECTED,
+                    detail="not in the cluster (offboarded: not expected)",
+                    source=SOURCE,
+                )
+            )
+    return out
+
+
+def _absent(view: KubeView, *, name: str, kind: str, what: str, finding_kind: str) -> Check:
+    """A CR that is not in the cluster: a problem once its manifest is on the base branch."""
+    if kind in view.snap.errors:
+        return unknown(name, view.snap.errors[kind], SOURCE)
+    if not view.expected:
+        return pending(
+            name,
+            f"{what} not created yet (Argo CD applies it once the manifests are merged)",
+            SOURCE,
+        )
+    detail = (
+        f"{what} is not in namespace {view.snap.namespace} although its manifest is on "
+        f"branch {view.base_branch}"
+    )
+    if view.fresh_app:
+        return pending(name, f"{detail} (Argo CD applies it soon)", SOURCE)
+    return problem(
+        name,
+        detail,
+        SOURCE,
+        _finding(
+            view,
+            finding_kind,
+            Severity.WARNING,
+            f"{detail}: Argo CD has not applied it",
+            _argocd_sync(view.services),
         ),
     )
 
@@ -106,209 +230,138 @@ def _sync_condition(resource: InfisicalSecretResource) -> KubeCondition | None:
     return token if token is not None and not token.true else None
 
 
-def _base_branch(obs: Observation) -> str:
-    return obs.git.value.base_branch if obs.git.value is not None else "the base branch"
-
-
-def _argocd_sync(services: Services) -> str:
-    app = services.settings.argocd_app
-    if app:
-        return f"argocd app sync {app}"
-    return (
-        "sync the Argo CD Application of "
-        f"{services.settings.gitops_path} (argocd app sync <application>)"
-    )
-
-
-# --- status (SPEC §5) -----------------------------------------------------------------------
-
-
-def kube_checks(obs: Observation, services: Services, app: AppName) -> list[AppCheck]:
-    """The Kubernetes lines of ``/pgdb status <app>``."""
-    if not obs.cluster.configured:
-        return [
-            AppCheck(
-                name=name,
-                outcome=CheckOutcome.NOT_CONFIGURED,
-                detail="Kubernetes is not configured",
-                source=SOURCE,
-            )
-            for name in KUBE_CHECKS
-        ]
-    snap = obs.cluster.value
-    if snap is None:
-        names = [*KUBE_CHECKS, *([CHECK_ARGOCD] if services.settings.argocd_app else [])]
-        return [
-            AppCheck(
-                name=name,
-                outcome=CheckOutcome.UNKNOWN,
-                detail=f"unknown because {obs.cluster.error}",
-                source=SOURCE,
-            )
-            for name in names
-        ]
-    view = _view(obs, services, app, snap)
-    return [
-        _infisical_check(view, obs),
-        _secret_check(view),
-        _database_check(view, obs),
-        _argocd_check(snap),
-    ]
-
-
-def _absent(view: _View, obs: Observation, *, what: str, kind: str) -> AppCheck:
-    name = {
-        "InfisicalSecret": CHECK_INFISICAL,
-        "Secret": CHECK_SECRET,
-        "Database": CHECK_DATABASE,
-    }[kind]
-    if kind in view.snap.errors:
-        return AppCheck(
-            name=name,
-            outcome=CheckOutcome.UNKNOWN,
-            detail=f"unknown because {view.snap.errors[kind]}",
-            source=SOURCE,
-        )
-    if view.expected:
-        return AppCheck(
-            name=name,
-            outcome=CheckOutcome.PROBLEM,
-            detail=f"{what} is not in namespace {view.snap.namespace} although the manifests "
-            f"are on branch {_base_branch(obs)}",
-            source=SOURCE,
-        )
-    return AppCheck(
-        name=name,
-        outcome=CheckOutcome.PENDING,
-        detail=f"{what} not created yet (Argo CD applies it once the manifests are merged)",
-        source=SOURCE,
-    )
-
-
-def _infisical_check(view: _View, obs: Observation) -> AppCheck:
-    resource = view.infisical
+def _infisical_check(view: KubeView) -> Check:
+    name, resource = CHECK_INFISICAL, view.infisical
+    label = f"InfisicalSecret `{secret_name(view.app)}`"
     if resource is None or "InfisicalSecret" in view.snap.errors:
         return _absent(
-            view, obs, what=f"InfisicalSecret `{secret_name(view.app)}`", kind="InfisicalSecret"
+            view, name=name, kind="InfisicalSecret", what=label, finding_kind="secret_unsynced"
         )
     condition = _sync_condition(resource)
     if condition is None:
-        late = not view.fresh(resource.created_at)
-        return AppCheck(
-            name=CHECK_INFISICAL,
-            outcome=CheckOutcome.PROBLEM if late else CheckOutcome.PENDING,
-            detail="no status yet: the Infisical operator has not reconciled it",
-            source=SOURCE,
+        detail = "no status yet: the Infisical operator has not reconciled it"
+        if view.fresh(resource.created_at):
+            return pending(name, detail, SOURCE)
+        return problem(
+            name,
+            detail,
+            SOURCE,
+            _finding(
+                view,
+                "secret_unsynced",
+                Severity.WARNING,
+                f"{label} has no status: the Infisical operator has not reconciled it "
+                "(is the operator running?)",
+                repair_command(view.app),
+                Repair.RESYNC,
+            ),
         )
-    return AppCheck(
-        name=CHECK_INFISICAL,
-        outcome=CheckOutcome.OK if condition.true else CheckOutcome.PROBLEM,
-        detail=f"{condition.type.rsplit('/', 1)[-1]} {condition.status}: "
-        f"{_short(condition.message)}",
-        source=SOURCE,
+    detail = f"{condition.type.rsplit('/', 1)[-1]} {condition.status}: {short(condition.message)}"
+    if condition.true:
+        return ok(name, detail, SOURCE)
+    if view.fresh(resource.created_at) or view.fresh(condition.since):
+        return pending(name, detail, SOURCE)
+    settings = view.services.settings
+    remedy, repair = repair_command(view.app), Repair.RESYNC
+    lowered = condition.message.lower()
+    if "authenticat" in lowered or "token" in lowered:
+        remedy = (
+            f"check the operator's credentials Secret {settings.infisical_auth_namespace}/"
+            f"{settings.infisical_auth_secret} (clientId, clientSecret) and hostAPI, then "
+            f"{repair_command(view.app)}"
+        )
+    return problem(
+        name,
+        detail,
+        SOURCE,
+        _finding(
+            view,
+            "secret_unsynced",
+            Severity.CRITICAL,
+            f"{label} cannot sync ({condition.type.rsplit('/', 1)[-1]} {condition.status}): "
+            f"{short(condition.message)}",
+            remedy,
+            repair,
+        ),
     )
 
 
-def _secret_check(view: _View) -> AppCheck:
-    secret = view.secret
-    if secret is None or "Secret" in view.snap.errors:
-        if view.infisical is not None and "Secret" not in view.snap.errors:
-            late = not view.fresh(view.infisical.created_at)
-            return AppCheck(
-                name=CHECK_SECRET,
-                outcome=CheckOutcome.PROBLEM if late else CheckOutcome.PENDING,
-                detail=f"Secret `{view.secret_name}` does not exist in namespace "
-                f"{view.snap.namespace} (the InfisicalSecret has not written it)",
-                source=SOURCE,
-            )
-        return _absent_secret(view)
-    if view.store_error is not None:
-        return AppCheck(
-            name=CHECK_SECRET,
-            outcome=CheckOutcome.UNKNOWN,
-            detail=f"Secret `{secret.name}` exists; unknown whether it carries the stored "
-            f"password because {view.store_error}",
-            source=SOURCE,
-        )
-    stored = view.stored.password if view.stored is not None else None
-    if stored is None:
-        return AppCheck(
-            name=CHECK_SECRET,
-            outcome=CheckOutcome.UNKNOWN,
-            detail=f"Secret `{secret.name}` exists, but the secret store holds no password "
-            "to compare it with",
-            source=SOURCE,
-        )
-    if secret.password is None:
-        return AppCheck(
-            name=CHECK_SECRET,
-            outcome=CheckOutcome.PROBLEM,
-            detail=f"Secret `{secret.name}` has no `password` key",
-            source=SOURCE,
-        )
-    if secret.password == stored:
-        return AppCheck(
-            name=CHECK_SECRET,
-            outcome=CheckOutcome.OK,
-            detail=f"Secret `{secret.name}` exists and carries the stored password",
-            source=SOURCE,
-        )
-    return AppCheck(
-        name=CHECK_SECRET,
-        outcome=CheckOutcome.PROBLEM,
-        detail=f"Secret `{secret.name}` carries another password than the secret store "
-        "(not synced since the last change)",
-        source=SOURCE,
-    )
-
-
-def _absent_secret(view: _View) -> AppCheck:
+def _secret_check(view: KubeView) -> Check:
+    name = CHECK_SECRET
     if "Secret" in view.snap.errors:
-        return AppCheck(
-            name=CHECK_SECRET,
-            outcome=CheckOutcome.UNKNOWN,
-            detail=f"unknown because {view.snap.errors['Secret']}",
+        return unknown(name, view.snap.errors["Secret"], SOURCE)
+    secret = view.snap.secrets.get(view.secret_name)
+    resource = view.infisical
+    if secret is None:
+        if resource is None:
+            return pending(
+                name,
+                f"Secret `{view.secret_name}` does not exist yet (its InfisicalSecret is not in "
+                "the cluster)",
+                SOURCE,
+            )
+        detail = (
+            f"Secret `{view.secret_name}` does not exist in namespace {view.snap.namespace} "
+            "(the InfisicalSecret has not written it)"
+        )
+        if view.fresh(resource.created_at):
+            return pending(name, detail, SOURCE)
+        return problem(
+            name,
+            detail,
+            SOURCE,
+            _finding(
+                view,
+                "kube_secret_missing",
+                Severity.CRITICAL,
+                f"Secret `{view.secret_name}` does not exist in namespace {view.snap.namespace}: "
+                "the InfisicalSecret has not written it (a deleted Secret is not rewritten until "
+                "the InfisicalSecret's spec changes)",
+                repair_command(view.app),
+                Repair.RESYNC,
+            ),
+        )
+    if view.store_error is not None:
+        return unknown(
+            name,
+            f"the secret store could not be read ({view.store_error}); Secret "
+            f"`{secret.name}` exists",
+            SOURCE,
+        )
+    if view.stored_password is None:
+        return Check(
+            name=name,
+            outcome=CheckOutcome.NOT_CHECKED,
+            detail=f"Secret `{secret.name}` exists; not compared: the secret store holds no "
+            "password",
             source=SOURCE,
         )
-    return AppCheck(
-        name=CHECK_SECRET,
-        outcome=CheckOutcome.PROBLEM if view.expected else CheckOutcome.PENDING,
-        detail=f"Secret `{view.secret_name}` does not exist yet "
-        "(its InfisicalSecret is not in the cluster)",
-        source=SOURCE,
+    if secret.password is not None and secret.password == view.stored_password:
+        return ok(name, f"Secret `{secret.name}` exists and carries the stored password", SOURCE)
+    what = (
+        "has no `password` key"
+        if secret.password is None
+        else "carries another password than the secret store"
     )
-
-
-def _database_check(view: _View, obs: Observation) -> AppCheck:
-    resource = view.snap.database_for(view.app)
-    if resource is None or "Database" in view.snap.errors:
-        return _absent(view, obs, what=f"Database CR `{view.app}`", kind="Database")
-    if resource.applied is True:
-        lagging = (
-            resource.observed_generation is not None
-            and resource.observed_generation < resource.generation
-        )
-        return AppCheck(
-            name=CHECK_DATABASE,
-            outcome=CheckOutcome.PENDING if lagging else CheckOutcome.OK,
-            detail="applied, a newer spec is being applied" if lagging else "applied",
-            source=SOURCE,
-        )
-    if resource.applied is False:
-        return AppCheck(
-            name=CHECK_DATABASE,
-            outcome=CheckOutcome.PENDING
-            if view.fresh(resource.created_at)
-            else CheckOutcome.PROBLEM,
-            detail=f"not applied: {_short(resource.message) or 'no message'}",
-            source=SOURCE,
-        )
-    late = not view.fresh(resource.created_at)
-    return AppCheck(
-        name=CHECK_DATABASE,
-        outcome=CheckOutcome.PROBLEM if late else CheckOutcome.PENDING,
-        detail=_short(resource.message) or _no_status_reason(view.snap, resource.cluster),
-        source=SOURCE,
+    detail = f"Secret `{secret.name}` {what}"
+    if view.rotating:
+        return pending(name, f"{detail} (rotation in progress)", SOURCE)
+    if view.fresh(secret.created_at) and view.rotation is None:
+        return pending(name, f"{detail} (just written: the operator syncs it)", SOURCE)
+    rotation = view.rotation
+    return problem(
+        name,
+        detail + (f" — finish the rotation: /pgdb rotate {view.app} --yes" if rotation else ""),
+        SOURCE,
+        _finding(
+            view,
+            "kube_secret_stale",
+            Severity.CRITICAL,
+            f"Secret `{secret.name}` {what}: pods reading it cannot log in once the role uses "
+            "the stored password" + (rotation_note(rotation) if rotation is not None else ""),
+            f"/pgdb rotate {view.app} --yes" if rotation is not None else repair_command(view.app),
+            None if rotation is not None else Repair.RESYNC,
+        ),
     )
 
 
@@ -321,107 +374,149 @@ def _no_status_reason(snap: ClusterSnapshot, cluster: str) -> str:
     return "no status yet: the cluster's primary has not reconciled it (is a primary running?)"
 
 
-def _argocd_check(snap: ClusterSnapshot) -> AppCheck:
+def _database_check(view: KubeView) -> Check:
+    name, snap = CHECK_DATABASE, view.snap
+    resource = snap.database_for(view.app)
+    if resource is None or "Database" in snap.errors:
+        return _absent(
+            view,
+            name=name,
+            kind="Database",
+            what=f"Database CR `{view.app}`",
+            finding_kind="database_missing",
+        )
+    if resource.applied is True:
+        return _applied(view, resource)
+    describe = f"kubectl -n {snap.namespace} describe database {resource.name}"
+    if resource.applied is None:
+        detail = short(resource.message) or _no_status_reason(snap, resource.cluster)
+        if view.fresh(resource.created_at):
+            return pending(name, detail, SOURCE)
+        return problem(
+            name,
+            detail,
+            SOURCE,
+            _finding(
+                view,
+                "database_not_applied",
+                Severity.WARNING,
+                f"Database CR `{resource.name}`: {detail}",
+                describe,
+            ),
+        )
+    message = resource.message or "no message"
+    detail = f"not applied: {short(message)}"
+    if view.fresh(resource.created_at):
+        return pending(name, detail, SOURCE)
+    owner = resource.owner or view.app
+    role_missing = f'role "{owner}" does not exist' in message
+    if role_missing and view.database is not None and owner in view.database.roles:
+        # the role came later: CloudNativePG retries every 30 s and will apply it
+        return problem(
+            name,
+            detail,
+            SOURCE,
+            _finding(
+                view,
+                "database_not_applied",
+                Severity.WARNING,
+                f"Database CR `{resource.name}` is not applied yet: {short(message)} (role "
+                f"`{owner}` exists now: CloudNativePG retries every 30 s)",
+                describe,
+            ),
+        )
+    return problem(
+        name,
+        detail,
+        SOURCE,
+        _finding(
+            view,
+            "database_not_applied",
+            Severity.CRITICAL,
+            f"Database CR `{resource.name}` is not applied: {short(message)}",
+            repair_command(view.app) if role_missing else describe,
+            Repair.ROLE if role_missing else None,
+        ),
+    )
+
+
+def _applied(view: KubeView, resource: DatabaseResource) -> Check:
+    name, snap, state = CHECK_DATABASE, view.snap, view.database
+    if (
+        resource.observed_generation is not None
+        and resource.observed_generation < resource.generation
+    ):
+        return pending(name, "applied, a newer spec is being applied", SOURCE)
+    if state is not None and resource.database and resource.database not in state.databases:
+        return problem(
+            name,
+            f"applied, but database `{resource.database}` does not exist in PostgreSQL",
+            SOURCE,
+            _finding(
+                view,
+                "database_missing",
+                Severity.CRITICAL,
+                f"Database CR `{resource.name}` says applied, but database "
+                f"`{resource.database}` does not exist in PostgreSQL (dropped by hand?): "
+                "CloudNativePG creates it again only when the CR's spec changes",
+                f"kubectl -n {snap.namespace} patch database {resource.name} --type merge "
+                """-p '{"spec":{"connectionLimit":-1}}' (any spec change will do)""",
+            ),
+        )
+    return ok(name, "applied", SOURCE)
+
+
+def _argocd_check(view: KubeView) -> Check:
+    snap = view.snap
     if snap.argocd_app is None:
-        return AppCheck(
+        return Check(
             name=CHECK_ARGOCD,
             outcome=CheckOutcome.NOT_CONFIGURED,
             detail="PGDB_ARGOCD_APP is not set",
             source=SOURCE,
         )
     if "Application" in snap.errors:
-        return AppCheck(
-            name=CHECK_ARGOCD,
-            outcome=CheckOutcome.UNKNOWN,
-            detail=f"unknown because {snap.errors['Application']}",
-            source=SOURCE,
-        )
+        return unknown(CHECK_ARGOCD, snap.errors["Application"], SOURCE)
     app = snap.argocd
+    if app is not None and app.ok:
+        return ok(CHECK_ARGOCD, f"`{app.name}`: {app.sync}, {app.health}", "Argo CD")
+    assert view.argocd is not None  # argocd_finding made it for this very snapshot
+    return problem(CHECK_ARGOCD, view.argocd.message, "Argo CD", view.argocd)
+
+
+# --- the cluster as a whole ------------------------------------------------------------------
+
+
+def argocd_finding(snap: ClusterSnapshot, services: Services) -> Finding | None:
+    """The Argo CD Application that is not synced and healthy: one finding for every app."""
+    if snap.argocd_app is None or "Application" in snap.errors:
+        return None
+    app = snap.argocd
+    if app is not None and app.ok:
+        return None
     if app is None:
-        return AppCheck(
-            name=CHECK_ARGOCD,
-            outcome=CheckOutcome.PROBLEM,
-            detail=f"Application `{snap.argocd_app}` not found (PGDB_ARGOCD_APP, "
-            "PGDB_ARGOCD_NAMESPACE)",
-            source="Argo CD",
+        message = (
+            f"Argo CD Application `{snap.argocd_app}` not found (PGDB_ARGOCD_APP, "
+            "PGDB_ARGOCD_NAMESPACE)"
         )
-    detail = f"`{app.name}`: {app.sync}, {app.health}"
-    if app.message and not app.ok:
-        detail += f" — {_short(app.message)}"
-    return AppCheck(
-        name=CHECK_ARGOCD,
-        outcome=CheckOutcome.OK if app.ok else CheckOutcome.PROBLEM,
-        detail=detail,
-        source="Argo CD",
-    )
-
-
-def kube_system_row(obs: Observation, services: Services) -> str:
-    """The "Kubernetes" line of ``/pgdb status``: cluster health, last backup, Argo CD."""
-    if not obs.cluster.configured:
-        return f"{ICONS[CheckOutcome.NOT_CONFIGURED]} not configured"
-    snap = obs.cluster.value
-    if snap is None:
-        return f"{ICONS[CheckOutcome.PROBLEM]} {obs.cluster.error}"
-    parts: list[str] = []
-    cluster = snap.cluster
-    ok = True
-    if cluster is None:
-        ok = "Cluster" in snap.errors
-        parts.append(
-            f"Cluster `{snap.cluster_name}` unknown"
-            if ok
-            else f"Cluster `{snap.cluster_name}` not found in {snap.namespace}"
-        )
-        ok = False
     else:
-        ok = cluster.healthy
-        text = (
-            f"Cluster `{cluster.name}`: {cluster.phase or 'no phase'}, "
-            f"{cluster.ready_instances}/{cluster.instances} ready, "
-            f"primary {cluster.current_primary or 'none'}"
-        )
-        if cluster.target_primary and cluster.target_primary != cluster.current_primary:
-            text += f" → {cluster.target_primary}"
-        stuck = sum(len(v) for v in cluster.cannot_reconcile.values())
-        if stuck:
-            text += f", {stuck} managed role error(s)"
-        parts.append(text)
-    last = snap.last_backup
-    parts.append(
-        f"last backup {_age((obs.at - last).total_seconds())} ago"
-        if last is not None
-        else "no completed backup"
+        message = f"Argo CD Application `{app.name}`: {app.sync}, {app.health}"
+        if app.message:
+            message += f" — {short(app.message)}"
+    return Finding(
+        kind="cluster_degraded",
+        app=None,
+        severity=Severity.WARNING,
+        message=message,
+        remedy=_argocd_sync(services),
     )
-    if snap.argocd_app is not None and snap.argocd is not None:
-        parts.append(f"Argo CD `{snap.argocd.name}` {snap.argocd.sync}/{snap.argocd.health}")
-        ok = ok and snap.argocd.ok
-    if snap.errors:
-        parts.append("unknown: " + ", ".join(sorted(snap.errors)))
-        ok = False
-    icon = ICONS[CheckOutcome.OK if ok else CheckOutcome.PROBLEM]
-    return f"{icon} " + "; ".join(parts)
 
 
-# --- findings (SPEC §6.1) -------------------------------------------------------------------
-
-
-def kube_findings(
-    obs: Observation,
-    services: Services,
-    apps: list[AppName],
-    *,
-    fresh_apps: set[str],
-    respect_grace: bool = True,
+def cluster_findings(
+    snap: ClusterSnapshot, services: Services, *, at: datetime, grace: timedelta
 ) -> list[Finding]:
-    """Every Kubernetes finding of the pass: per app, then the cluster and its backups.
-
-    An unreachable API server is a ``system_unreachable`` finding made by the caller; a kind
-    that could not be read (forbidden, not installed) is one here, and its checks are skipped.
-    """
-    snap = obs.cluster.value
-    if not obs.cluster.configured or snap is None:
-        return []
+    """The findings that belong to no app: kinds that could not be read, the Cluster, its
+    backups."""
     out: list[Finding] = []
     for kind, error in sorted(snap.errors.items()):
         out.append(
@@ -435,206 +530,12 @@ def kube_findings(
                 f"{snap.namespace} --as system:serviceaccount:<ns>:<account>)",
             )
         )
-    grace = timedelta(seconds=services.settings.grace_seconds if respect_grace else 0)
-    for app in apps:
-        view = _view(obs, services, app, snap, grace_seconds=grace.total_seconds())
-        fresh_app = respect_grace and app in fresh_apps
-        out.extend(_infisical_findings(view, obs, services, fresh_app=fresh_app))
-        out.extend(
-            _secret_findings(view, services, fresh_app=fresh_app, rotation=rotation_of(obs, app))
-        )
-        out.extend(_database_findings(view, obs, services, fresh_app=fresh_app))
-    out.extend(_cluster_findings(snap, obs, services, grace=grace))
-    out.extend(_backup_findings(snap, obs, services, grace=grace))
+    out.extend(_cluster_health(snap, at=at, grace=grace))
+    out.extend(_backup_findings(snap, services, at=at, grace=grace))
     return out
 
 
-def _repair(app: str) -> str:
-    return f"/pgdb repair {app} --yes"
-
-
-def _infisical_findings(
-    view: _View, obs: Observation, services: Services, *, fresh_app: bool
-) -> list[Finding]:
-    if "InfisicalSecret" in view.snap.errors or fresh_app:
-        return []
-    resource = view.infisical
-    name = secret_name(view.app)
-    if resource is None:
-        if not view.expected:
-            return []
-        return [
-            Finding(
-                kind="secret_unsynced",
-                app=view.app,
-                severity=Severity.WARNING,
-                message=f"InfisicalSecret `{name}` is not in namespace {view.snap.namespace} "
-                f"although its manifest is on branch {_base_branch(obs)}: Argo CD has not "
-                "applied it",
-                remedy=_argocd_sync(services),
-            )
-        ]
-    if view.fresh(resource.created_at):
-        return []
-    condition = _sync_condition(resource)
-    if condition is None:
-        return [
-            Finding(
-                kind="secret_unsynced",
-                app=view.app,
-                severity=Severity.WARNING,
-                message=f"InfisicalSecret `{name}` has no status: the Infisical operator has "
-                "not reconciled it (is the operator running?)",
-                remedy=_repair(view.app),
-            )
-        ]
-    if condition.true or view.fresh(condition.since):
-        return []
-    settings = services.settings
-    remedy = _repair(view.app)
-    if "authenticat" in condition.message.lower() or "token" in condition.message.lower():
-        remedy = (
-            f"check the operator's credentials Secret {settings.infisical_auth_namespace}/"
-            f"{settings.infisical_auth_secret} (clientId, clientSecret) and hostAPI, then "
-            f"{_repair(view.app)}"
-        )
-    return [
-        Finding(
-            kind="secret_unsynced",
-            app=view.app,
-            severity=Severity.CRITICAL,
-            message=f"InfisicalSecret `{name}` cannot sync ({condition.type.rsplit('/', 1)[-1]} "
-            f"{condition.status}): {_short(condition.message)}",
-            remedy=remedy,
-        )
-    ]
-
-
-def _secret_findings(
-    view: _View, services: Services, *, fresh_app: bool, rotation: WorkflowRecord | None = None
-) -> list[Finding]:
-    if "Secret" in view.snap.errors or fresh_app or view.infisical is None:
-        return []
-    secret = view.secret
-    if secret is None:
-        if view.fresh(view.infisical.created_at):
-            return []
-        return [
-            Finding(
-                kind="kube_secret_missing",
-                app=view.app,
-                severity=Severity.CRITICAL,
-                message=f"Secret `{view.secret_name}` does not exist in namespace "
-                f"{view.snap.namespace}: the InfisicalSecret has not written it (a deleted "
-                "Secret is not rewritten until the InfisicalSecret's spec changes)",
-                remedy=_repair(view.app),
-            )
-        ]
-    stored = view.stored.password if view.stored is not None else None
-    if view.store_error is not None or stored is None or view.fresh(secret.created_at):
-        return []
-    if secret.password is None:
-        problem = "has no `password` key"
-    elif secret.password != stored:
-        problem = "carries another password than the one in the secret store"
-    else:
-        return []
-    return [
-        Finding(
-            kind="kube_secret_stale",
-            app=view.app,
-            severity=Severity.CRITICAL,
-            message=f"Secret `{secret.name}` {problem}: pods reading it cannot log in once "
-            "the role uses the stored password"
-            + (rotation_note(rotation) if rotation is not None else ""),
-            remedy=f"/pgdb rotate {view.app} --yes" if rotation is not None else _repair(view.app),
-        )
-    ]
-
-
-def _database_findings(
-    view: _View, obs: Observation, services: Services, *, fresh_app: bool
-) -> list[Finding]:
-    if "Database" in view.snap.errors or fresh_app:
-        return []
-    snap = view.snap
-    resource = snap.database_for(view.app)
-    if resource is None:
-        if not view.expected:
-            return []
-        return [
-            Finding(
-                kind="database_missing",
-                app=view.app,
-                severity=Severity.WARNING,
-                message=f"no Database CR `{view.app}` in namespace {snap.namespace} although "
-                f"its manifest is on branch {_base_branch(obs)}: Argo CD has not applied it",
-                remedy=_argocd_sync(services),
-            )
-        ]
-    if view.fresh(resource.created_at):
-        return []
-    describe = f"kubectl -n {snap.namespace} describe database {resource.name}"
-    if resource.applied is False:
-        message = resource.message or "no message"
-        owner = resource.owner or view.app
-        state = obs.database.value
-        role_missing = f'role "{owner}" does not exist' in message
-        if role_missing and state is not None and owner in state.roles:
-            # the role came later: CloudNativePG retries every 30 s and will apply it
-            return [
-                Finding(
-                    kind="database_not_applied",
-                    app=view.app,
-                    severity=Severity.WARNING,
-                    message=f"Database CR `{resource.name}` is not applied yet: "
-                    f"{_short(message)} (role `{owner}` exists now: CloudNativePG retries "
-                    "every 30 s)",
-                    remedy=describe,
-                )
-            ]
-        return [
-            Finding(
-                kind="database_not_applied",
-                app=view.app,
-                severity=Severity.CRITICAL,
-                message=f"Database CR `{resource.name}` is not applied: {_short(message)}",
-                remedy=_repair(view.app) if role_missing else describe,
-            )
-        ]
-    if resource.applied is None:
-        return [
-            Finding(
-                kind="database_not_applied",
-                app=view.app,
-                severity=Severity.WARNING,
-                message=f"Database CR `{resource.name}`: "
-                f"{_short(resource.message) or _no_status_reason(snap, resource.cluster)}",
-                remedy=describe,
-            )
-        ]
-    state = obs.database.value
-    if state is not None and resource.database and resource.database not in state.databases:
-        return [
-            Finding(
-                kind="database_missing",
-                app=view.app,
-                severity=Severity.CRITICAL,
-                message=f"Database CR `{resource.name}` says applied, but database "
-                f"`{resource.database}` does not exist in PostgreSQL (dropped by hand?): "
-                "CloudNativePG creates it again only when the CR's spec changes",
-                remedy=(
-                    f"kubectl -n {snap.namespace} patch database {resource.name} --type merge "
-                    """-p '{"spec":{"connectionLimit":-1}}' (any spec change will do)"""
-                ),
-            )
-        ]
-    return []
-
-
-def _cluster_findings(
-    snap: ClusterSnapshot, obs: Observation, services: Services, *, grace: timedelta
-) -> list[Finding]:
+def _cluster_health(snap: ClusterSnapshot, *, at: datetime, grace: timedelta) -> list[Finding]:
     if "Cluster" in snap.errors:
         return []
     describe = f"kubectl -n {snap.namespace} describe cluster {snap.cluster_name}"
@@ -656,7 +557,7 @@ def _cluster_findings(
     ready = cluster.condition("Ready")
     since = ready.since if ready is not None and not ready.true else cluster.created_at
     outage = cluster.ready_instances == 0 or not cluster.current_primary
-    if not outage and since is not None and obs.at - since < grace:
+    if not outage and since is not None and at - since < grace:
         return []  # a switchover or a rolling update: give it the grace period
     what = f"{cluster.phase or 'no phase'}"
     if cluster.phase_reason:
@@ -679,7 +580,7 @@ def _cluster_findings(
 
 
 def _backup_findings(
-    snap: ClusterSnapshot, obs: Observation, services: Services, *, grace: timedelta
+    snap: ClusterSnapshot, services: Services, *, at: datetime, grace: timedelta
 ) -> list[Finding]:
     max_age = services.settings.backup_max_age_seconds
     if max_age is None:
@@ -694,7 +595,7 @@ def _backup_findings(
     if (
         archiving is not None
         and not archiving.true
-        and (archiving.since is None or obs.at - archiving.since >= grace)
+        and (archiving.since is None or at - archiving.since >= grace)
     ):
         out.append(
             Finding(
@@ -702,7 +603,7 @@ def _backup_findings(
                 app=None,
                 severity=Severity.WARNING,
                 message=f"continuous WAL archiving of `{snap.cluster_name}` is failing: "
-                f"{_short(archiving.message)}",
+                f"{short(archiving.message)}",
                 remedy=f"kubectl -n {ns} describe cluster {snap.cluster_name}",
             )
         )
@@ -713,18 +614,18 @@ def _backup_findings(
     scheduled = [s for s in snap.scheduled_backups if s.cluster == snap.cluster_name]
     failed = sorted(
         (b for b in snap.backups if b.cluster == snap.cluster_name and b.phase == "failed"),
-        key=lambda b: b.created_at or obs.at,
+        key=lambda b: b.created_at or at,
     )
-    why = f" (newest failure: {_short(failed[-1].error)})" if failed and failed[-1].error else ""
+    why = f" (newest failure: {short(failed[-1].error)})" if failed and failed[-1].error else ""
     if last is not None:
-        if obs.at - last > limit:
+        if at - last > limit:
             out.append(
                 Finding(
                     kind="backup_stale",
                     app=None,
                     severity=Severity.WARNING,
                     message=f"the last successful backup of `{snap.cluster_name}` finished "
-                    f"{_age((obs.at - last).total_seconds())} ago, older "
+                    f"{age((at - last).total_seconds())} ago, older "
                     f"than PGDB_BACKUP_MAX_AGE={services.settings.backup_max_age}{why}",
                     remedy=remedy,
                 )
@@ -732,7 +633,7 @@ def _backup_findings(
         return out
     if scheduled:
         oldest = min((s.created_at for s in scheduled if s.created_at), default=None)
-        if oldest is None or obs.at - oldest > limit:
+        if oldest is None or at - oldest > limit:
             out.append(
                 Finding(
                     kind="backup_stale",
@@ -755,3 +656,51 @@ def _backup_findings(
         )
     )
     return out
+
+
+def kube_system_row(
+    snap: ClusterSnapshot | None,
+    *,
+    at: datetime,
+    configured: bool,
+    error: str | None,
+    healthy: bool,
+) -> str:
+    """The "Kubernetes" line of ``/pgdb status``: cluster health, last backup, Argo CD.
+    ``healthy``: no warning or critical finding of the cluster itself."""
+    if not configured:
+        return f"{ICONS[CheckOutcome.NOT_CONFIGURED]} not configured"
+    if snap is None:
+        return f"{ICONS[CheckOutcome.PROBLEM]} {error}"
+    parts: list[str] = []
+    cluster = snap.cluster
+    if cluster is None:
+        parts.append(
+            f"Cluster `{snap.cluster_name}` unknown"
+            if "Cluster" in snap.errors
+            else f"Cluster `{snap.cluster_name}` not found in {snap.namespace}"
+        )
+    else:
+        text = (
+            f"Cluster `{cluster.name}`: {cluster.phase or 'no phase'}, "
+            f"{cluster.ready_instances}/{cluster.instances} ready, "
+            f"primary {cluster.current_primary or 'none'}"
+        )
+        if cluster.target_primary and cluster.target_primary != cluster.current_primary:
+            text += f" → {cluster.target_primary}"
+        stuck = sum(len(v) for v in cluster.cannot_reconcile.values())
+        if stuck:
+            text += f", {stuck} managed role error(s)"
+        parts.append(text)
+    last = snap.last_backup
+    parts.append(
+        f"last backup {age((at - last).total_seconds())} ago"
+        if last is not None
+        else "no completed backup"
+    )
+    if snap.argocd_app is not None and snap.argocd is not None:
+        parts.append(f"Argo CD `{snap.argocd.name}` {snap.argocd.sync}/{snap.argocd.health}")
+    if snap.errors:
+        parts.append("unknown: " + ", ".join(sorted(snap.errors)))
+    icon = ICONS[CheckOutcome.OK] if healthy else WARNING_ICON
+    return f"{icon} " + "; ".join(parts)

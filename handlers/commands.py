@@ -46,10 +46,12 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec(
             name="status",
-            usage="/pgdb status [<app>]",
-            summary="every layer of one app, or one line per app",
+            usage="/pgdb status [<app>] [--page <n>]",
+            summary="every layer of one app, or the fleet: counts, then the apps that need "
+            "attention first",
             needs=Role.REQUESTER,
             optional_positional=("app",),
+            options=("page",),
         ),
         CommandSpec(
             name="list",

@@ -7,10 +7,12 @@ run stopped, and never changes a password already in use.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import posixpath
+from dataclasses import dataclass, replace
 
 from bot.core.errors import PgdbError
 from bot.core.manifests import (
+    KUSTOMIZATION_FILE,
     ManifestSet,
     build_manifest_set,
     database_path,
@@ -21,10 +23,12 @@ from bot.core.model import (
     CheckResult,
     CheckState,
     DatabaseState,
-    PasswordResult,
+    GitSnapshot,
+    PasswordVerdict,
     Proposal,
     ProposalState,
     StoredCredentials,
+    WorkflowRecord,
     WorkflowStatus,
 )
 from bot.core.names import AppName
@@ -32,8 +36,9 @@ from bot.core.reply import Reply, Step, StepState, error_reply
 from bot.core.secret import Secret, generate_password
 from bot.metrics import timed_step
 from handlers.context import CommandContext, Services
+from handlers.create_plan import Act, CreatePlan, is_operator, namespace_refusal, plan_create
+from handlers.lifecycle import AppHistory
 from handlers.observe import manifests_on_base
-from handlers.offboard import open_offboarding, was_offboarded
 from handlers.pr_checks import role_check, secret_check
 from handlers.rotate import refuse_during_rotation
 from handlers.workflow import progress, stop_at
@@ -46,6 +51,14 @@ STEPS = (
     ("manifests", "GitOps change"),
     ("checks", "Status checks"),
 )
+
+
+class ObserveFailed(Exception):
+    """A system ``create`` must read could not be read: the step it belongs to, and why."""
+
+    def __init__(self, step: str, cause: str) -> None:
+        super().__init__(cause)
+        self.step, self.cause = step, cause
 
 
 class StepFailed(Exception):
@@ -102,9 +115,11 @@ def run_create(
     extra_namespace: str | None,
     dry_run: bool,
     thread_link: str | None = None,
+    approved: bool = False,
 ) -> Reply:
     """``thread_link``: where the follow-through goes when it is not this conversation's
-    message (an approved request: the requester's thread)."""
+    message (an approved request: the requester's thread); ``approved``: an operator approved
+    this request, so it runs with an operator's say."""
     services = ctx.services
     reply = Reply(
         title=f"{'Plan for' if dry_run else 'Onboarding'} `{app}`",
@@ -112,7 +127,7 @@ def run_create(
         correlation_id=ctx.correlation_id,
     )
     if dry_run:
-        return _plan(ctx, app, reply, extra_namespace=extra_namespace)
+        return _dry_run(ctx, app, reply, extra_namespace=extra_namespace, approved=approved)
     # Shown at once (before the lock, which waits on PostgreSQL); when another run holds the
     # lock, the final reply replaces this message with "already in progress".
     ctx.conversation.show(reply)
@@ -125,25 +140,41 @@ def run_create(
             return error_reply(
                 blocked, title=f"`{app}` is being rotated", correlation_id=ctx.correlation_id
             )
-        offboarded = was_offboarded(latest)
+        try:
+            seen = see(ctx, app, latest=latest)
+        except ObserveFailed as exc:
+            workflow_id = services.state.start_workflow(
+                app=app, kind="create", requester=ctx.requester.user_id
+            )
+            return _fail(ctx, reply, workflow_id, exc.step, exc.cause)
+        plan = seen.plan(ctx, app, extra_namespace=extra_namespace, approved=approved)
+        refused = refusal_reply(ctx, app, plan)
+        if refused is not None:
+            return refused
+        stop = plan.create.stop
+        if stop is not None and plan.create.credentials.act is not Act.DO:
+            # Stopped before writing anything: no workflow record, so a refused create
+            # neither makes an app known nor hides what the app's last workflow was.
+            return _stopped_before_writing(reply, *stop)
         workflow_id = services.state.start_workflow(
             app=app, kind="create", requester=ctx.requester.user_id
         )
         _record_link(ctx, workflow_id, link=thread_link)
-        run = RunState(app=app, offboarded=offboarded)
+        run = RunState(app=app, offboarded=seen.history.retired)
         current = "credentials"
         try:
-            state = services.database.observe()
             with timed_step(current):
-                ensure_credentials(ctx, run, reply, state)
+                _credentials(ctx, run, reply, seen, plan.create)
             progress(ctx, reply, workflow_id, "credentials")
             current = "role"
             with timed_step(current):
-                ensure_role(ctx, run, reply, state)
+                _role(ctx, run, reply, plan.create)
             progress(ctx, reply, workflow_id, "role")
             current = "manifests"
             with timed_step(current):
-                ensure_manifests(ctx, run, reply, extra_namespace=extra_namespace)
+                ensure_manifests(
+                    ctx, run, reply, extra_namespace=extra_namespace, snapshot=seen.snapshot
+                )
             progress(ctx, reply, workflow_id, "manifests", proposal=run.proposal)
             current = "checks"
             with timed_step(current):
@@ -166,10 +197,101 @@ def run_create(
             status=WorkflowStatus.DONE,
             proposal_url=run.proposal.url if run.proposal else None,
         )
-    if run.offboarded:
-        _warn_offboarding(ctx, run, reply)
-    _report(ctx, run, reply)
+    _report(ctx, run, reply, extra_namespace=extra_namespace)
     return reply
+
+
+@dataclass(frozen=True, kw_only=True)
+class Seen:
+    """Everything ``create`` reads before it decides: one observation of the app."""
+
+    stored: StoredCredentials | None
+    state: DatabaseState
+    history: AppHistory
+    verdict: PasswordVerdict | None
+    snapshot: GitSnapshot
+
+    def plan(
+        self, ctx: CommandContext, app: AppName, *, extra_namespace: str | None, approved: bool
+    ) -> Planned:
+        operator = approved or is_operator(ctx)
+        leaving = self.snapshot.offboardings.get(app)
+        create = plan_create(
+            ctx,
+            app,
+            stored=self.stored,
+            state=self.state,
+            history=self.history,
+            verdict=self.verdict,
+            offboarding_open=leaving.url if leaving is not None else None,
+            operator_decided=operator,
+        )
+        namespace = None
+        if extra_namespace is not None:
+            exists = (
+                self.history.latest is not None
+                or (self.stored is not None and self.stored.password is not None)
+                or app in self.state.roles
+                or manifests_on_base(self.snapshot, app)
+                or app in self.snapshot.proposals
+            )
+            namespace = namespace_refusal(
+                ctx, app, extra_namespace, existing=exists, operator=operator
+            )
+        return Planned(create=create, namespace_refusal=namespace)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Planned:
+    create: CreatePlan
+    namespace_refusal: str | None = None
+
+
+def see(ctx: CommandContext, app: AppName, *, latest: WorkflowRecord | None) -> Seen:
+    """Observe the app in every system ``create`` touches (no write)."""
+    services = ctx.services
+    step = "credentials"
+    try:
+        stored = services.secrets.read(app)
+        step = "role"
+        state = services.database.observe()
+        role = state.roles.get(app)
+        password = stored.password if stored is not None else None
+        verdict = None
+        if (
+            role is not None
+            and password is not None
+            and role.login_refusal(services.clock()) is None
+        ):
+            verdict = services.database.check_passwords({app: password}, state=state)[app]
+        step = "manifests"
+        snapshot = services.git.snapshot(manifests_path=services.settings.gitops_path)
+    except PgdbError as exc:
+        raise ObserveFailed(step, str(exc)) from exc
+    return Seen(
+        stored=stored,
+        state=state,
+        history=AppHistory(latest=latest),
+        verdict=verdict,
+        snapshot=snapshot,
+    )
+
+
+def refusal_reply(ctx: CommandContext, app: AppName, planned: Planned) -> Reply | None:
+    """The requester may not make this change: a refusal that names who may (audited as
+    refused by the dispatcher)."""
+    reason = planned.namespace_refusal
+    if reason is None and planned.create.refusal is not None:
+        reason = planned.create.refusal.reason
+        if ctx.services.settings.require_approval != "off":
+            reason += (
+                f" — ask for it with `/pgdb create {app}`: it waits for an operator's approval"
+            )
+    if reason is None:
+        return None
+    return error_reply(
+        reason, title="Not allowed", correlation_id=ctx.correlation_id, outcome="refused"
+    )
 
 
 def _record_link(ctx: CommandContext, workflow_id: int, *, link: str | None = None) -> None:
@@ -214,108 +336,97 @@ def in_progress(ctx: CommandContext, app: AppName) -> Reply:
 # --- steps --------------------------------------------------------------------------------
 
 
-def ensure_credentials(
-    ctx: CommandContext, run: RunState, reply: Reply, state: DatabaseState
+def _credentials(
+    ctx: CommandContext, run: RunState, reply: Reply, seen: Seen, plan: CreatePlan
 ) -> None:
     services, app = ctx.services, run.app
     step = reply.step("credentials")
-    stored = services.secrets.read(app) or StoredCredentials()
     location = services.secrets.location(app)
-    if stored.password is not None:
-        run.password = stored.password
-        if stored.complete:
-            step.state, step.detail = StepState.EXISTS, f"reused the password at {location}"
-            return
-        services.secrets.write(
-            app,
-            username=stored.username or app,
-            password=stored.password,
-            database=stored.database or app,
-        )
-        step.state = StepState.DONE
-        step.detail = f"kept the stored password, added {', '.join(stored.missing_keys)}"
-        return
-    role = state.roles.get(app)
-    if role is not None and run.offboarded and not role.can_login:
-        # Offboarded with its credentials deleted: nobody can log in, so a new password
-        # changes nothing in use.
+    if plan.credentials.act is Act.STOP:
+        raise StepFailed(plan.credentials.detail)
+    stored = seen.stored or StoredCredentials()
+    if plan.generate_password:
         run.password = generate_password()
         services.secrets.write(app, username=app, password=run.password, database=app)
         step.state = StepState.DONE
         step.detail = (
             f"generated a new password for the offboarded role (its credentials had been "
             f"deleted), stored at {location}"
+            if plan.enable_login
+            else f"generated a password, stored at {location}"
         )
         return
-    if role is not None:
-        raise StepFailed(
-            f"role `{app}` already exists but no password is stored at {location}; "
-            f"create never resets a password: an operator decides (`/pgdb rotate {app}` "
-            "sets a new one)"
+    run.password = stored.password
+    if plan.complete_keys:
+        assert stored.password is not None
+        services.secrets.write(
+            app, username=app, password=stored.password, database=stored.database or app
         )
-    run.password = generate_password()
-    services.secrets.write(app, username=app, password=run.password, database=app)
-    step.state, step.detail = StepState.DONE, f"generated a password, stored at {location}"
+        step.state = StepState.DONE
+        step.detail = f"kept the stored password, added {', '.join(stored.missing_keys)}"
+        return
+    step.state, step.detail = StepState.EXISTS, f"reused the password at {location}"
 
 
-def ensure_role(ctx: CommandContext, run: RunState, reply: Reply, state: DatabaseState) -> None:
+def _role(ctx: CommandContext, run: RunState, reply: Reply, plan: CreatePlan) -> None:
     services, app = ctx.services, run.app
-    assert run.password is not None
     step = reply.step("role")
-    role = state.roles.get(app)
-    if role is None:
+    if plan.role.act is Act.STOP:
+        raise StepFailed(plan.role.detail)
+    assert run.password is not None
+    if plan.create_role:
         services.database.create_role(app, password=run.password)
         step.state, step.detail = StepState.DONE, f"created role `{app}` (LOGIN, no privileges)"
-        run.role_ok = True
-        return
-    if not role.can_login:
-        run.offboarded = True  # a stale offboarding proposal is checked for at the end
+    elif plan.enable_login:
         services.database.enable_login(app, password=run.password)
         step.state, step.detail = StepState.DONE, f"re-enabled LOGIN on role `{app}`"
-        run.role_ok = True
-        return
-    verdict = services.database.check_passwords({app: run.password}, state=state)[app]
-    if verdict.result is PasswordResult.MATCH:
-        step.state, step.detail = (
-            StepState.EXISTS,
-            f"role `{app}` exists and the stored password opens it",
-        )
-        unsafe = [*role.dangerous_attributes, *role.privileged_memberships]
-        if unsafe:
-            step.detail += f" (warning: it has {', '.join(unsafe)}; see /pgdb diagnose)"
-        run.role_ok = True
-        return
-    if verdict.result is PasswordResult.MISMATCH:
-        raise StepFailed(
-            f"role `{app}` exists but the stored password does not open it; create never "
-            f"resets a password: an operator decides (`/pgdb rotate {app}`)"
-        )
-    raise StepFailed(
-        f"could not check the stored password against role `{app}` ({verdict.detail}); "
-        "run again once PostgreSQL accepts the check"
-    )
+    else:
+        step.state, step.detail = StepState.EXISTS, plan.role.detail
+    run.role_ok = True
 
 
-def ensure_manifests(
-    ctx: CommandContext, run: RunState, reply: Reply, *, extra_namespace: str | None
-) -> None:
-    services, app = ctx.services, run.app
+def needs_operator(ctx: CommandContext, app: AppName) -> bool:
+    """A requester's create that would bring an offboarded app back: an operator decides."""
+    if is_operator(ctx):
+        return False
+    latest = ctx.services.state.latest_workflow(app)
+    if not AppHistory(latest=latest).retired:
+        return False
+    role = ctx.services.database.observe().roles.get(app)
+    return role is not None and not role.can_login
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManifestsPlan:
+    """The GitOps step, decided: already on the base branch, the open proposal reused, or a
+    commit (new, or rebuilt on the current base)."""
+
+    act: Act
+    detail: str
+    manifests: ManifestSet | None = None
+    proposal: Proposal | None = None  # the open proposal, read in full
+    on_base: bool = False
+
+
+def plan_manifests(
+    ctx: CommandContext, app: AppName, snapshot: GitSnapshot, *, extra_namespace: str | None
+) -> ManifestsPlan:
+    services = ctx.services
     settings = services.settings
-    step = reply.step("manifests")
     git = services.git
-    snapshot = git.snapshot(manifests_path=settings.gitops_path)
     if extra_namespace is None and manifests_on_base(snapshot, app):
-        run.on_base = True
-        step.state = StepState.EXISTS
-        step.detail = f"the manifests are already on branch {snapshot.base_branch}"
-        return
+        return ManifestsPlan(
+            act=Act.KEEP,
+            detail=f"the manifests are already on branch {snapshot.base_branch}",
+            on_base=True,
+        )
     manifests = build_manifest_set(
         app,
         settings=settings.manifest_settings,
         base_kustomization=snapshot.kustomization,
         extra_namespace=extra_namespace,
     )
-    run.manifests = manifests
+    manifests = _keep_hand_written(ctx, manifests, snapshot, extra_namespace=extra_namespace)
     branch = f"pgdb/{app}"
     # The snapshot lists every open proposal; only an open one matters here (a closed one is
     # left alone), so the host is asked for details only when the snapshot has one.
@@ -328,18 +439,90 @@ def ensure_manifests(
     if proposal is not None and proposal.state is ProposalState.OPEN:
         current = proposal.base_sha == snapshot.base_sha and proposal.mergeable is not False
         if current and _branch_has(services, proposal.head_sha, manifests):
-            run.proposal = proposal  # read in full just above, checks included
-            step.state = StepState.EXISTS
-            step.detail = f"reused the open proposal: {run.proposal.url}"
-            return
+            return ManifestsPlan(
+                act=Act.KEEP,
+                detail=f"reuse the open proposal: {proposal.url}",
+                manifests=manifests,
+                proposal=proposal,
+            )
+        return ManifestsPlan(
+            act=Act.DO,
+            detail=f"rebuild branch {branch} on the current {snapshot.base_branch} "
+            f"({proposal.url})",
+            manifests=manifests,
+            proposal=proposal,
+        )
+    relative = (posixpath.relpath(p, manifests.manifests_path) for p in manifests.files)
+    changed = [r for r in relative if r not in snapshot.files or r == KUSTOMIZATION_FILE]
+    return ManifestsPlan(
+        act=Act.DO,
+        detail=f"commit {', '.join(changed)} on branch {branch}"
+        + (
+            f" (the Secret also delivered to namespace {extra_namespace})"
+            if extra_namespace
+            else ""
+        ),
+        manifests=manifests,
+    )
+
+
+def _keep_hand_written(
+    ctx: CommandContext,
+    manifests: ManifestSet,
+    snapshot: GitSnapshot,
+    *,
+    extra_namespace: str | None,
+) -> ManifestSet:
+    """A manifest already on the base branch (written by hand) is kept byte for byte: only the
+    missing kustomization entries are added. (With ``--namespace`` the InfisicalSecret is the
+    change, so it is written.)"""
+    kept = dict(manifests.files)
+    for path in (manifests.database_path, manifests.secret_path):
+        relative = posixpath.relpath(path, manifests.manifests_path)
+        if relative not in snapshot.files:
+            continue
+        if extra_namespace is not None and path == manifests.secret_path:
+            continue
+        text = ctx.services.git.read_file(ref=snapshot.base_sha, path=path)
+        if text is not None:
+            kept[path] = text
+    return replace(manifests, files=kept)
+
+
+def ensure_manifests(
+    ctx: CommandContext,
+    run: RunState,
+    reply: Reply,
+    *,
+    extra_namespace: str | None,
+    snapshot: GitSnapshot | None = None,
+) -> None:
+    services, app = ctx.services, run.app
+    git = services.git
+    step = reply.step("manifests")
+    if snapshot is None:
+        snapshot = git.snapshot(manifests_path=services.settings.gitops_path)
+    plan = plan_manifests(ctx, app, snapshot, extra_namespace=extra_namespace)
+    run.manifests = plan.manifests
+    if plan.act is Act.KEEP:
+        run.on_base = plan.on_base
+        run.proposal = plan.proposal
+        step.state = StepState.EXISTS
+        step.detail = plan.detail.replace("reuse ", "reused ", 1)
+        return
+    assert plan.manifests is not None
+    branch = f"pgdb/{app}"
+    title = _title(app, extra_namespace)
     sha = git.commit(
         parent=snapshot.base_sha,
-        files=manifests.files,
-        message=f"{_title(app)}\n\nRequested by {ctx.requester.user_id} through pgdb-bot.\n",
+        files=plan.manifests.files,
+        message=f"{title}\n\nRequested by {ctx.requester.user_id} through pgdb-bot.\n",
     )
     git.set_branch(branch=branch, sha=sha)
-    run.proposal = git.open_proposal(branch=branch, title=_title(app), body=_body(ctx, run))
-    rebuilt = proposal is not None and proposal.state is ProposalState.OPEN
+    run.proposal = git.open_proposal(
+        branch=branch, title=title, body=_body(ctx, run, extra_namespace=extra_namespace)
+    )
+    rebuilt = plan.proposal is not None
     step.state = StepState.DONE
     step.detail = f"{'rebuilt on the current base' if rebuilt else 'opened'}: {run.proposal.url}"
 
@@ -350,13 +533,16 @@ def _branch_has(services: Services, sha: str, manifests: ManifestSet) -> bool:
     )
 
 
-def _title(app: AppName) -> str:
-    return f"pgdb: onboard {app}"
+def _title(app: AppName, extra_namespace: str | None = None) -> str:
+    if extra_namespace is None:
+        return f"pgdb: onboard {app}"
+    return f"pgdb: onboard {app} (Secret delivered to {extra_namespace})"
 
 
-def _body(ctx: CommandContext, run: RunState) -> str:
+def _body(ctx: CommandContext, run: RunState, *, extra_namespace: str | None = None) -> str:
     services, app = ctx.services, run.app
     uri, _ = connection_snippet(services, app)
+    namespaces = [services.settings.namespace, *([extra_namespace] if extra_namespace else [])]
     return "\n".join(
         [
             f"Onboards `{app}` onto the shared PostgreSQL cluster.",
@@ -364,6 +550,8 @@ def _body(ctx: CommandContext, run: RunState) -> str:
             f"- credentials: {services.secrets.location(app)}",
             f"- role `{app}`: created or verified by pgdb-bot",
             f"- `{database_path(app)}` and `{secret_path(app)}`, listed in kustomization.yaml",
+            f"- the Secret `{secret_name(app)}` is delivered to namespace(s): "
+            + ", ".join(f"`{n}`" for n in namespaces),
             "",
             f"Connection: `{uri}` (the password is in the secret store)",
             "",
@@ -404,22 +592,9 @@ def _checks(ctx: CommandContext, run: RunState, reply: Reply) -> None:
         services.git.publish_checks(proposal=run.proposal, checks=checks)
 
 
-def _warn_offboarding(ctx: CommandContext, run: RunState, reply: Reply) -> None:
-    """An offboarding proposal still open would take the manifests away again once merged."""
-    try:
-        found = open_offboarding(ctx.services, run.app)
-    except PgdbError as exc:
-        log.warning("create %s: could not look for an offboarding proposal: %s", run.app, exc)
-        return
-    if found is not None:
-        reply.ok = False
-        reply.lines.append(
-            f"The offboarding proposal {found.url} is still open: close it without merging "
-            f"(merging it would remove the manifests of `{run.app}` again)."
-        )
-
-
-def _report(ctx: CommandContext, run: RunState, reply: Reply) -> None:
+def _report(
+    ctx: CommandContext, run: RunState, reply: Reply, *, extra_namespace: str | None
+) -> None:
     services, app = ctx.services, run.app
     uri, env = connection_snippet(services, app)
     if run.proposal is not None:
@@ -429,10 +604,17 @@ def _report(ctx: CommandContext, run: RunState, reply: Reply) -> None:
         reply.fields.append(("Manifests", f"already on {services.settings.gitops_base_branch}"))
     reply.fields.append(("Password", f"in the secret store at {services.secrets.location(app)}"))
     reply.fields.append(("Connection", uri))
-    reply.lines.append(
-        f"Add this to your Deployment (the Secret `{secret_name(app)}` must be in your "
-        "app's namespace: use `--namespace <ns>` to deliver it there):"
-    )
+    if extra_namespace is not None:
+        where = (
+            f"the Secret `{secret_name(app)}` is delivered to namespace {extra_namespace} "
+            "once the change is merged"
+        )
+    else:
+        where = (
+            f"the Secret `{secret_name(app)}` must be in your app's namespace: use "
+            "`--namespace <ns>` to deliver it there"
+        )
+    reply.lines.append(f"Add this to your Deployment ({where}):")
     reply.code = env
     if not reply.ok:
         reply.title = f"Onboarding `{app}`: needs attention"
@@ -443,53 +625,96 @@ def _report(ctx: CommandContext, run: RunState, reply: Reply) -> None:
 # --- dry run ------------------------------------------------------------------------------
 
 
-def _plan(ctx: CommandContext, app: AppName, reply: Reply, *, extra_namespace: str | None) -> Reply:
+_WOULD = {Act.KEEP: StepState.EXISTS, Act.DO: StepState.PLANNED, Act.STOP: StepState.FAILED}
+
+
+def _dry_run(
+    ctx: CommandContext,
+    app: AppName,
+    reply: Reply,
+    *,
+    extra_namespace: str | None,
+    approved: bool,
+) -> Reply:
+    """The real run's plan with the writes left out: where it would stop, and why."""
     services = ctx.services
-    stored = services.secrets.read(app)
-    state = services.database.observe()
-    role = state.roles.get(app)
-    cred = reply.step("credentials")
-    if stored is not None and stored.password is not None:
-        cred.state, cred.detail = StepState.EXISTS, "would reuse the stored password"
-    elif (
-        role is not None
-        and not role.can_login
-        and was_offboarded(services.state.latest_workflow(app))
-    ):
-        cred.state = StepState.PLANNED
-        cred.detail = "would generate a new password for the offboarded (NOLOGIN) role"
-    elif role is not None:
-        cred.state, cred.detail = StepState.FAILED, "role exists but no password is stored"
+    latest = services.state.latest_workflow(app)
+    blocked = refuse_during_rotation(app, latest, command=f"/pgdb create {app}")
+    try:
+        seen = see(ctx, app, latest=latest)
+    except ObserveFailed as exc:
+        return _dry_stop(reply, exc.step, exc.cause)
+    planned = seen.plan(ctx, app, extra_namespace=extra_namespace, approved=approved)
+    refused = refusal_reply(ctx, app, planned)
+    stop: tuple[str, str] | None = None
+    if blocked is not None:
+        stop = ("credentials", blocked)
+    elif refused is not None:
+        stop = ("credentials", refused.lines[0] if refused.lines else refused.title)
     else:
-        cred.state = StepState.PLANNED
-        cred.detail = f"would generate a password and store it at {services.secrets.location(app)}"
-    role_step = reply.step("role")
-    if role is None:
-        role_step.state, role_step.detail = StepState.PLANNED, f"would create role `{app}`"
-    elif not role.can_login:
-        role_step.state, role_step.detail = StepState.PLANNED, "would re-enable LOGIN"
-    else:
-        role_step.state, role_step.detail = StepState.EXISTS, "would check the stored password"
-    snapshot = services.git.snapshot(manifests_path=services.settings.gitops_path)
-    man = reply.step("manifests")
-    if extra_namespace is None and manifests_on_base(snapshot, app):
-        man.state, man.detail = StepState.EXISTS, "already on the base branch"
-    else:
-        build_manifest_set(
-            app,
-            settings=services.settings.manifest_settings,
-            base_kustomization=snapshot.kustomization,
-            extra_namespace=extra_namespace,
+        stop = planned.create.stop
+    steps: dict[str, tuple[StepState, str]] = {
+        "credentials": (_WOULD[planned.create.credentials.act], planned.create.credentials.detail),
+        "role": (_WOULD[planned.create.role.act], planned.create.role.detail),
+    }
+    if stop is None:
+        plan = plan_manifests(ctx, app, seen.snapshot, extra_namespace=extra_namespace)
+        steps["manifests"] = (_WOULD[plan.act], plan.detail)
+        steps["checks"] = (
+            StepState.PLANNED,
+            "post pgdb/secret, pgdb/role, pgdb/manifests"
+            if not plan.on_base
+            else "report pgdb/secret, pgdb/role, pgdb/manifests here (no proposal)",
         )
-        man.state = StepState.PLANNED
-        man.detail = (
-            f"would commit {database_path(app)}, {secret_path(app)} and kustomization.yaml "
-            f"on branch pgdb/{app}"
+    reached = True
+    for step in reply.steps:
+        if not reached:
+            step.state, step.detail = StepState.SKIPPED, "would not run"
+            continue
+        if stop is not None and step.key == stop[0]:
+            step.state, step.detail = StepState.FAILED, stop[1]
+            reached = False
+            continue
+        state, detail = steps.get(step.key, (StepState.SKIPPED, "would not run"))
+        step.state, step.detail = (
+            state,
+            f"would {detail}" if state is not StepState.EXISTS else (detail),
         )
-    checks = reply.step("checks")
-    checks.state, checks.detail = (
-        StepState.PLANNED,
-        "would post pgdb/secret, pgdb/role, pgdb/manifests",
+    if stop is not None:
+        reply.ok = False
+        label = reply.step(stop[0]).label
+        reply.lines.append(f"The real run would stop at step “{label}”: {stop[1]}")
+    else:
+        reply.lines.append("The real run would complete every step.")
+    reply.lines.append("Dry run: nothing was changed.")
+    return reply
+
+
+def _stopped_before_writing(reply: Reply, key: str, cause: str) -> Reply:
+    failed = reply.step(key)
+    failed.state, failed.detail = StepState.FAILED, cause
+    for step in reply.steps:
+        if step.state is StepState.PENDING:
+            step.state = StepState.SKIPPED
+    reply.ok = False
+    reply.title = f"{reply.title}: stopped"
+    reply.lines.append(
+        f"Stopped at step “{failed.label}”: {cause}. Nothing was changed; run the same "
+        "command again once it is settled."
     )
+    return reply
+
+
+def _dry_stop(reply: Reply, key: str, cause: str) -> Reply:
+    reached = True
+    for step in reply.steps:
+        if step.key == key:
+            step.state, step.detail, reached = StepState.FAILED, cause, False
+        elif reached:
+            step.state, step.detail = StepState.SKIPPED, "not planned: a later step cannot be read"
+        else:
+            step.state, step.detail = StepState.SKIPPED, "would not run"
+    reply.ok = False
+    reply.lines.append(f"The real run would stop at step “{reply.step(key).label}”: {cause}")
     reply.lines.append("Dry run: nothing was changed.")
     return reply

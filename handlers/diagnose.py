@@ -43,6 +43,7 @@ def render(diagnosis: Diagnosis, *, correlation_id: str = "") -> Reply:
         ),
         ok=not alerting,
         correlation_id=correlation_id,
+        outcome="ok",  # the command ran: finding problems is its job, not its failure
     )
     for f in diagnosis.findings:
         where = f"`{f.app}` " if f.app else ""

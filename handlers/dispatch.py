@@ -15,15 +15,17 @@ from bot.core.names import (
 )
 from bot.core.ports import Conversation
 from bot.core.reply import Reply, error_reply
+from bot.core.text import is_number, refuse_at_edge, storable
 from bot.metrics import COMMANDS
-from handlers.access import Role, role_of
+from handlers.access import Role, check_role
 from handlers.approvals import approval_needed, gate_create, run_approve, run_deny
 from handlers.commands import Command, UsageError, parse
 from handlers.context import CommandContext, Requester, Services
-from handlers.create import run_create
+from handlers.create import needs_operator, run_create
 from handlers.diagnose import run_diagnose
 from handlers.help import run_help
 from handlers.offboard import run_offboard
+from handlers.policy import namespace_policy
 from handlers.repair import run_repair
 from handlers.rotate import run_rotate
 from handlers.silence import run_silence
@@ -38,9 +40,18 @@ def dispatch(
     """Run one ``/pgdb`` command and show its reply; every outcome is audited."""
     ctx = CommandContext(services=services, requester=requester, conversation=conversation)
     command: Command | None = None
+    refusal = refuse_at_edge(text)  # the platforms refuse these first; the console does here
     try:
-        command = parse(text)
-        reply = _authorized(ctx, command)
+        if refusal is not None:
+            reply = error_reply(
+                refusal.message,
+                title="Refused",
+                correlation_id=ctx.correlation_id,
+                outcome=refusal.outcome,
+            )
+        else:
+            command = parse(text)
+            reply = _authorized(ctx, command)
     except UsageError as exc:
         reply = error_reply(
             str(exc), title="Usage", correlation_id=ctx.correlation_id, outcome="usage"
@@ -78,25 +89,27 @@ def dispatch(
             "app": command.args.get("app") if command else None,
         },
     )
-    _audit(ctx, command, reply)
+    _audit(ctx, command, reply, refused=storable(text) if refusal is not None else None)
     return reply
 
 
 def _authorized(ctx: CommandContext, command: Command) -> Reply:
     settings = ctx.services.settings
-    role = role_of(
+    spec = command.spec
+    check = check_role(
         ctx.requester,
+        spec.needs,
         requesters=settings.requesters,
         operators=settings.operators,
         groups=ctx.services.groups,
     )
-    spec = command.spec
-    if role < spec.needs:
+    if not check.allowed:
         who = "operators" if spec.needs is Role.OPERATOR else "requesters"
         variable = "PGDB_OPERATORS" if spec.needs is Role.OPERATOR else "PGDB_REQUESTERS"
+        unchecked = f" ({'; '.join(check.unchecked)}: try again shortly)" if check.unchecked else ""
         return error_reply(
             f"`/pgdb {spec.name}` is for {who}, and {ctx.requester.user_id} is not one "
-            f"({variable}). Ask a platform operator.",
+            f"({variable}){unchecked}. Ask a platform operator.",
             title="Not allowed",
             correlation_id=ctx.correlation_id,
             outcome="refused",
@@ -123,9 +136,24 @@ def _run(ctx: CommandContext, command: Command) -> Reply:
     if name == "create":
         raw_namespace = command.options.get("namespace")
         namespace = parse_namespace(raw_namespace) if raw_namespace is not None else None
+        refused = namespace and namespace_policy(ctx.services.settings).refusal(namespace)
+        if refused:
+            return error_reply(
+                refused,
+                title=f"Namespace `{namespace}` not allowed",
+                correlation_id=ctx.correlation_id,
+                outcome="refused",
+            )
         app = _app(ctx, command.args["app"])
         dry_run = "dry-run" in command.flags
-        if approval_needed(ctx, dry_run=dry_run):
+        # A requester's create that would bring an offboarded app back is an operator's
+        # decision: with approvals on, it becomes a request (else the planner refuses it).
+        operator_needed = (
+            not dry_run
+            and ctx.services.settings.require_approval != "off"
+            and needs_operator(ctx, app)
+        )
+        if operator_needed or approval_needed(ctx, dry_run=dry_run):
             waiting = gate_create(ctx, app, namespace=namespace)
             if waiting is not None:
                 return waiting
@@ -136,14 +164,9 @@ def _run(ctx: CommandContext, command: Command) -> Reply:
         return run_deny(ctx, command.args["id"], command.args.get("rest", ""))
     if name == "status":
         raw = command.args.get("app")
-        return run_status(ctx, _app(ctx, raw) if raw else None)
+        return run_status(ctx, _app(ctx, raw) if raw else None, page=_page(command))
     if name == "list":
-        page = command.options.get("page", "1")
-        if not page.isdigit():
-            raise UsageError(
-                f"`--page` takes a number, not `{page}`. Usage: `/pgdb list [--page <n>]`"
-            )
-        return run_list(ctx, int(page))
+        return run_list(ctx, _page(command))
     if name == "diagnose":
         return run_diagnose(ctx)
     if name == "repair":
@@ -158,12 +181,21 @@ def _run(ctx: CommandContext, command: Command) -> Reply:
     raise UsageError(f"`/pgdb {name}` is not handled. Try `/pgdb help`.")
 
 
-def _audit(ctx: CommandContext, command: Command | None, reply: Reply) -> None:
+def _page(command: Command) -> int:
+    page = command.options.get("page", "1")
+    if not is_number(page):
+        raise UsageError(f"`--page` takes a number, not `{page}`. Usage: `{command.spec.usage}`")
+    return int(page)
+
+
+def _audit(
+    ctx: CommandContext, command: Command | None, reply: Reply, *, refused: str | None = None
+) -> None:
     app = command.args.get("app") if command else None
     entry = AuditEntry(
         user=ctx.requester.user_id,
         platform=ctx.requester.platform,
-        command=command.text if command else "(unparsable)",
+        command=command.text if command else refused or "(unparsable)",
         app=app,
         result=reply.outcome or ("ok" if reply.ok else "failed"),
         detail=reply.title[:200],

@@ -20,15 +20,15 @@ from bot.core.model import PasswordVerdict, WorkflowRecord
 from bot.core.names import AppName
 from bot.core.ports import AlertSink, ThreadReplier
 from bot.core.reply import Alert
+from handlers.assessment import assess
+from handlers.checks import FINE, Check, CheckOutcome
 from handlers.context import Services
 from handlers.observe import Observation
-from handlers.status import AppCheck, CheckOutcome, app_checks
 
 log = logging.getLogger(__name__)
 
 READY = "ready"
 STUCK = "stuck"
-_FINE = (CheckOutcome.OK, CheckOutcome.NOT_CONFIGURED)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,7 +36,7 @@ class FollowUp:
     workflow: WorkflowRecord
     result: str  # READY or STUCK
     text: str
-    stuck_at: AppCheck | None = None
+    stuck_at: Check | None = None
 
 
 def decide(
@@ -49,11 +49,12 @@ def decide(
 ) -> FollowUp | None:
     """What to tell the requester now, or None to keep watching."""
     app = AppName(workflow.app)
-    checks = app_checks(obs, services, app, verdict)
+    verdicts: dict[str, PasswordVerdict] = {app: verdict} if verdict is not None else {}
+    checks = list(assess(obs, services, only=app, verdicts=verdicts).apps[app].checks)
     # The layers in the order an onboarding goes through them: an unmerged PR is the cause
     # when the database is missing, not the other way round.
     ordered = sorted(checks, key=lambda c: c.name != "manifests")
-    first = next((c for c in ordered if c.outcome not in _FINE), None)
+    first = next((c for c in ordered if c.outcome not in FINE), None)
     if first is None:
         return FollowUp(
             workflow=workflow,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -35,6 +35,8 @@ from handlers.lifecycle import Lifecycle, lifecycle_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# an InfisicalSecret named `<app>` + this belongs to an app
+SECRET_SUFFIX = "-postgresql-credentials"  # noqa: S105 (a name, not a password)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,19 +116,32 @@ def observe(services: Services) -> Observation:
 
 
 def _observe(services: Services) -> Observation:
+    """Every system at once: a pass waits for the slowest system, not for their sum."""
     settings = services.settings
+    reads: dict[str, Callable[[], Observed[Any]]] = {
+        "secrets": lambda: _read("secret store", services.secrets.read_all),
+        "database": lambda: _read("PostgreSQL", services.database.observe),
+        "git": lambda: _read(
+            "git", lambda: services.git.snapshot(manifests_path=settings.gitops_path)
+        ),
+        "workflows": lambda: _read("bot state", services.state.workflows),
+    }
+    if services.cluster.configured:
+        reads["cluster"] = lambda: _read("Kubernetes", services.cluster.observe)
+    if services.approvals is not None:
+        approvals = services.approvals
+        reads["approvals"] = lambda: _read("bot state", approvals.pending)
+    with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="observe") as pool:
+        futures = {name: pool.submit(read) for name, read in reads.items()}
+        seen = {name: future.result() for name, future in futures.items()}
     return Observation(
-        secrets=_read("secret store", services.secrets.read_all),
-        database=_read("PostgreSQL", services.database.observe),
-        git=_read("git", lambda: services.git.snapshot(manifests_path=settings.gitops_path)),
-        workflows=_read("bot state", services.state.workflows),
-        cluster=_read("Kubernetes", services.cluster.observe)
-        if services.cluster.configured
-        else Observed.not_configured(),
+        secrets=seen["secrets"],
+        database=seen["database"],
+        git=seen["git"],
+        workflows=seen["workflows"],
+        cluster=seen.get("cluster", Observed.not_configured()),
         at=services.clock(),
-        approvals=_read("bot state", services.approvals.pending)
-        if services.approvals is not None
-        else Observed.not_configured(),
+        approvals=seen.get("approvals", Observed.not_configured()),
     )
 
 
@@ -169,11 +184,17 @@ def known_apps(obs: Observation, services: Services) -> list[AppName]:
         names |= {
             app for app, p in obs.git.value.proposals.items() if p.state is not ProposalState.CLOSED
         }
+        names |= set(obs.git.value.offboardings)
     if obs.workflows.value is not None:
         names |= {w.app for w in obs.workflows.value}
     if obs.cluster.value is not None:
         cluster = obs.cluster.value
         names |= {d.name for d in cluster.databases.values() if d.cluster == cluster.cluster_name}
+        names |= {
+            name.removesuffix(SECRET_SUFFIX)
+            for name in cluster.infisical_secrets
+            if name.endswith(SECRET_SUFFIX)
+        }
     apps = [a for n in names if (a := _valid(n)) is not None]
     return sorted(apps)
 

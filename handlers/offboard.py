@@ -36,7 +36,8 @@ from bot.core.offboarding import (
 )
 from bot.core.reply import Button, Reply, Step, StepState, error_reply
 from handlers.context import CommandContext, Services
-from handlers.lifecycle import OFFBOARD, Lifecycle, lifecycle_of
+from handlers.lifecycle import OFFBOARD, SECRET_DELETED, Lifecycle, lifecycle_of
+from handlers.observe import known_apps, observe
 from handlers.rotate import refuse_during_rotation
 from handlers.workflow import progress, stop_at
 
@@ -47,8 +48,6 @@ STEPS = (
     ("role", "PostgreSQL role"),
     ("secret", "Credentials in the secret store"),
 )
-# In the workflow record's detail when the run deleted the stored credentials.
-SECRET_DELETED = "credentials deleted"  # noqa: S105 (a marker, not a password)
 
 
 class Refused(Exception):
@@ -57,17 +56,6 @@ class Refused(Exception):
 
 def title(app: AppName) -> str:
     return f"pgdb: offboard {app}"
-
-
-def secret_deleted(record: WorkflowRecord | None) -> bool:
-    """Whether the app's offboarding removed its credentials (PGDB_OFFBOARD_DELETE_SECRET)."""
-    return record is not None and record.kind == OFFBOARD and SECRET_DELETED in record.detail
-
-
-def was_offboarded(latest: WorkflowRecord | None) -> bool:
-    """Whether the app's latest workflow is an offboarding (finished or not): its NOLOGIN role
-    is unused, so ``create`` may give it a new password when the stored one is gone."""
-    return lifecycle_of(latest) in (Lifecycle.OFFBOARDED, Lifecycle.OFFBOARDING)
 
 
 def open_offboarding(services: Services, app: AppName) -> Proposal | None:
@@ -101,6 +89,8 @@ def run_offboard(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply
         if blocked is not None:
             return _rotating(ctx, app, blocked)
         return _confirm(ctx, app, reply)
+    if app not in known_apps(observe(services), services):
+        return _unknown(ctx, app, reply)  # with or without --yes (SPEC §11)
     ctx.conversation.show(reply)
     with services.state.app_lock(app) as acquired:
         if not acquired:
@@ -520,6 +510,17 @@ def _known(ctx: CommandContext, app: AppName, reply: Reply) -> bool:
     return any(s.state is not StepState.EXISTS for s in reply.steps)
 
 
+def _unknown(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
+    reply.ok = False
+    reply.title = f"Offboard `{app}`: unknown app"
+    reply.lines = [
+        f"`{app}` is not a known app: there is nothing to offboard. `/pgdb list` shows the "
+        "known apps."
+    ]
+    reply.steps = []
+    return reply
+
+
 def _confirm(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
     record = _latest(ctx.services, app)
     changes = _preview(ctx, app, reply)
@@ -530,11 +531,7 @@ def _confirm(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
     if not changes and lifecycle_of(record) is Lifecycle.OFFBOARDED:
         return _already(ctx, app, reply, record)
     if not changes and not _known(ctx, app, reply):
-        reply.ok = False
-        reply.title = f"Offboard `{app}`: unknown app"
-        reply.lines = [f"`{app}` is not a known app: there is nothing to offboard."]
-        reply.steps = []
-        return reply
+        return _unknown(ctx, app, reply)
     reply.lines.append(
         "The database and its data are kept; `/pgdb create "
         f"{app}` brings the app back. Nothing changed yet. To go ahead: "

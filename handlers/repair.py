@@ -1,97 +1,77 @@
-"""``/pgdb repair <app>``: apply the remedy of each finding of an app, after confirmation."""
+"""``/pgdb repair <app>``: apply, after confirmation, the remedy of each finding of an app.
+
+The plan is the app's assessment: every finding that names a repair step becomes that step,
+in dependency order (credentials, then the role, then the manifests, then a resync), all
+applied in one confirmation; a step that must wait for another says so. A finding that needs a
+decision (a drifted password, a privileged role, a foreign owner, a NOLOGIN role) is listed
+with the exact command or SQL an operator would run: repair never changes LOGIN and never
+brings back an offboarded app (``create`` does, §11).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bot.core.errors import PgdbError
 from bot.core.manifests import secret_name
-from bot.core.model import RoleInfo, StoredCredentials
 from bot.core.names import AppName
 from bot.core.reply import Button, Reply, Step, StepState
 from bot.core.secret import generate_password
+from handlers.assessment import assess
+from handlers.checks import REPAIR_ORDER, Finding, Repair, Severity
 from handlers.context import CommandContext
 from handlers.create import RunState, ensure_manifests
-from handlers.findings import Finding, diagnose
-from handlers.observe import observe
+from handlers.observe import known_apps, observe
 
-# Findings a forced resync of the app's InfisicalSecret fixes (SPEC §6.3).
-_RESYNCED = frozenset({"secret_unsynced", "kube_secret_missing", "kube_secret_stale"})
-
-
-@dataclass(frozen=True, kw_only=True)
-class Action:
-    key: str
-    label: str
-    finding: Finding
+LABELS = {
+    Repair.CREDENTIALS: "Store the missing credentials",
+    Repair.ROLE: "Create the role with the stored password",
+    Repair.MANIFESTS: "Propose the manifests again",
+    Repair.RESYNC: "Re-sync the InfisicalSecret (a harmless spec change)",
+}
+# A step that needs another's result first.
+WAITS_FOR = {Repair.ROLE: Repair.CREDENTIALS, Repair.RESYNC: Repair.CREDENTIALS}
 
 
-def _plan(
-    findings: list[Finding],
-    *,
-    stored: StoredCredentials | None,
-    role: RoleInfo | None,
-    infisical_present: bool = False,
-) -> tuple[list[Action], list[Finding]]:
-    """What repair can fix here (chosen from the observed state), and what needs another
-    command (the finding's remedy)."""
-    actions: list[Action] = []
-    manual: list[Finding] = []
-    has_password = stored is not None and stored.password is not None
-    for f in findings:
-        if f.kind == "secret_missing" and has_password:
-            actions.append(Action(key="secret", label="Complete the stored credentials", finding=f))
-        elif f.kind == "secret_missing" and role is None:
-            actions.append(Action(key="secret", label="Generate and store credentials", finding=f))
-        elif f.kind == "role_missing":
-            label = "Create the role" if role is None else "Re-enable LOGIN"
-            actions.append(Action(key="role", label=f"{label} with the stored password", finding=f))
-        elif f.kind == "manifest_missing":
-            actions.append(Action(key="manifests", label="Propose the manifests again", finding=f))
-        elif f.kind in _RESYNCED and infisical_present:
-            if not any(a.key == "resync" for a in actions):
-                label = "Re-sync the InfisicalSecret (a harmless spec change)"
-                actions.append(Action(key="resync", label=label, finding=f))
-        elif f.kind == "database_not_applied" and f.remedy.startswith("/pgdb repair"):
-            continue  # the role step fixes it: CloudNativePG retries every 30 s
-        elif f.severity.value != "info":
-            manual.append(f)
-    if any(f.kind == "database_not_applied" for f in findings) and not any(
-        a.key == "role" for a in actions
-    ):
-        manual.extend(
-            f
-            for f in findings
-            if f.kind == "database_not_applied" and f.remedy.startswith("/pgdb repair")
-        )
-    order = {"secret": 0, "role": 1, "manifests": 2, "resync": 3}
-    actions.sort(key=lambda a: order[a.key])
-    return actions, manual
+def plan(findings: list[Finding]) -> tuple[list[Repair], list[Finding]]:
+    """The repair steps in dependency order, and the findings a human decides."""
+    steps = [r for r in REPAIR_ORDER if any(f.repair is r for f in findings)]
+    manual = [f for f in findings if f.repair is None and f.severity is not Severity.INFO]
+    return steps, manual
 
 
 def run_repair(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
     services = ctx.services
     obs = observe(services)
-    findings = [f for f in diagnose(obs, services, respect_grace=False).findings if f.app == app]
-    stored = obs.secrets.value.get(app) if obs.secrets.value is not None else None
-    role = obs.database.value.roles.get(app) if obs.database.value is not None else None
-    cluster = obs.cluster.value
-    actions, manual = _plan(
-        findings,
-        stored=stored,
-        role=role,
-        infisical_present=cluster is not None and secret_name(app) in cluster.infisical_secrets,
-    )
     reply = Reply(title=f"Repair `{app}`", correlation_id=ctx.correlation_id)
-    reply.steps = [Step(key=a.key, label=a.label, detail=a.finding.message) for a in actions]
+    if app not in known_apps(obs, services):
+        reply.ok = False
+        reply.title = f"Repair `{app}`: unknown app"
+        reply.lines.append(f"`{app}` is not a known app: `/pgdb create {app}` onboards it.")
+        return reply
+    # Repair acts on what is wrong now, even within the grace period that holds the alerts.
+    judged = assess(obs, services, only=app, respect_grace=False).apps[app]
+    findings = judged.findings
+    steps, manual = plan(findings)
+    by_step = {r: [f for f in findings if f.repair is r] for r in steps}
+    reply.steps = [
+        Step(
+            key=r.value,
+            label=LABELS[r],
+            detail="; ".join(f.message for f in by_step[r])
+            + (
+                f" (waits for: {LABELS[WAITS_FOR[r]].lower()})" if WAITS_FOR.get(r) in steps else ""
+            ),
+        )
+        for r in steps
+    ]
     for f in manual:
         reply.lines.append(f"Not repaired here: {f.kind} — {f.message}. Fix: {f.remedy}")
     if not findings:
         reply.title = f"Repair `{app}`: nothing to repair"
         reply.lines.append("The diagnostics find no problem for this app.")
         return reply
-    if not actions:
+    if not steps:
         reply.ok = False
+        reply.title = f"Repair `{app}`: nothing repair may change"
         return reply
     if not confirmed:
         for step in reply.steps:
@@ -108,24 +88,28 @@ def run_repair(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
             reply.ok = False
             reply.lines.append(f"A workflow for `{app}` is in progress; try again when it ends.")
             return reply
+        failed: set[str] = set()
         for step in reply.steps:
+            needs = WAITS_FOR.get(Repair(step.key))
+            if needs is not None and needs.value in failed:
+                step.state = StepState.SKIPPED
+                step.detail = f"waits for “{LABELS[needs]}”, which failed"
+                failed.add(step.key)
+                continue
             try:
                 _apply(ctx, app, step)
             except PgdbError as exc:
                 step.state, step.detail = StepState.FAILED, str(exc)
                 reply.ok = False
-                break
+                failed.add(step.key)
             ctx.conversation.show(reply)
-    for step in reply.steps:
-        if step.state is StepState.PENDING:
-            step.state = StepState.SKIPPED
     reply.title = f"Repair `{app}`: {'done' if reply.ok else 'incomplete'}"
     return reply
 
 
 def _apply(ctx: CommandContext, app: AppName, step: Step) -> None:
     services = ctx.services
-    if step.key == "resync":
+    if step.key == Repair.RESYNC:
         resync = services.cluster.resync_infisical_secret(secret_name(app))
         step.state = StepState.DONE
         step.detail = (
@@ -135,17 +119,20 @@ def _apply(ctx: CommandContext, app: AppName, step: Step) -> None:
             "Secret; Argo CD may put the value back, which is harmless"
         )
         return
+    if step.key == Repair.MANIFESTS:
+        run = RunState(app=app)
+        inner = Reply(title="", steps=[Step(key="manifests", label=step.label)])
+        ensure_manifests(ctx, run, inner, extra_namespace=None)
+        result = inner.step("manifests")
+        step.state, step.detail = result.state, result.detail
+        return
     # Observe again under the lock: act only on what is still missing.
     stored = services.secrets.read(app)
-    state = services.database.observe()
-    role = state.roles.get(app)
-    if step.key == "secret":
+    role = services.database.observe().roles.get(app)
+    if step.key == Repair.CREDENTIALS:
         if stored is not None and stored.password is not None:
             services.secrets.write(
-                app,
-                username=stored.username or app,
-                password=stored.password,
-                database=stored.database or app,
+                app, username=app, password=stored.password, database=stored.database or app
             )
             step.state, step.detail = StepState.DONE, "added the missing keys"
         elif role is None:
@@ -153,23 +140,15 @@ def _apply(ctx: CommandContext, app: AppName, step: Step) -> None:
             step.state = StepState.DONE
             step.detail = f"stored new credentials at {services.secrets.location(app)}"
         else:
-            step.state = StepState.FAILED
-            step.detail = f"role `{app}` now exists: use /pgdb rotate {app}"
-            raise PgdbError(step.detail)
-    elif step.key == "role":
+            raise PgdbError(
+                f"role `{app}` now exists: a new password is an operator's decision "
+                f"(`/pgdb rotate {app}`)"
+            )
+    elif step.key == Repair.ROLE:
         if stored is None or stored.password is None:
             raise PgdbError(f"no password is stored at {services.secrets.location(app)}")
         if role is None:
             services.database.create_role(app, password=stored.password)
             step.state, step.detail = StepState.DONE, f"created role `{app}`"
-        elif not role.can_login:
-            services.database.enable_login(app, password=stored.password)
-            step.state, step.detail = StepState.DONE, f"re-enabled LOGIN on `{app}`"
         else:
-            step.state, step.detail = StepState.EXISTS, "the role is already usable"
-    elif step.key == "manifests":
-        run = RunState(app=app)
-        inner = Reply(title="", steps=[Step(key="manifests", label=step.label)])
-        ensure_manifests(ctx, run, inner, extra_namespace=None)
-        result = inner.step("manifests")
-        step.state, step.detail = result.state, result.detail
+            step.state, step.detail = StepState.EXISTS, "the role exists already"

@@ -52,7 +52,7 @@ from bot.core.scram import scram_matches, scram_verifier
 from bot.core.secret import Secret, generate_password
 from bot.metrics import timed_step
 from handlers.context import CommandContext, Services
-from handlers.lifecycle import ROTATE, latest_by_app
+from handlers.lifecycle import ROTATE, latest_by_app, unfinished_rotation
 from handlers.workflow import stop_at
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def refuse_during_rotation(
     """Why ``command`` must wait, given the app's latest workflow record: its rotation stopped
     midway. Another workflow would become the latest record and hide it, and the rotation's
     re-run would then generate yet another password."""
-    rotation = unfinished_rotation([latest] if latest is not None else [], app)
+    rotation = unfinished_rotation(latest)
     if rotation is None:
         return None
     return (
@@ -122,15 +122,6 @@ def refuse_during_rotation(
         f"“{rotation.step}”: `/pgdb rotate {app} --yes` finishes it (reusing the new password "
         f"when the store holds it); then run `{command}` again"
     )
-
-
-def unfinished_rotation(records: list[WorkflowRecord], app: str) -> WorkflowRecord | None:
-    """The app's latest record when it is a rotation that did not finish (failed, or crashed
-    while running)."""
-    latest = latest_by_app(r for r in records if r.app == app).get(app)
-    if latest is not None and latest.kind == ROTATE and latest.status is not WorkflowStatus.DONE:
-        return latest
-    return None
 
 
 def _when(at: datetime) -> str:
@@ -148,8 +139,10 @@ def _refusal(app: AppName, state: DatabaseState) -> str | None:
         )
     if not role.can_login:
         return (
-            f"role `{app}` cannot log in (NOLOGIN: offboarded, or disabled by hand); rotate "
-            f"never re-enables login: `/pgdb repair {app} --yes` or `/pgdb create {app}` does"
+            f"role `{app}` cannot log in (NOLOGIN: offboarded, or disabled by hand), and rotate "
+            f"never re-enables login: an offboarded app comes back with `/pgdb create {app}` "
+            f"(an operator's decision); a role disabled by hand stays so until an operator "
+            f'runs ALTER ROLE "{app}" LOGIN'
         )
     if not role.bot_can_alter:
         return _cannot_alter(role, state)
@@ -236,7 +229,7 @@ def run_rotate(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
 def _rotate(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
     services = ctx.services
     # Observe again under the lock: another replica may have moved on meanwhile.
-    previous = unfinished_rotation(_records(services, app), app)
+    previous = unfinished_rotation(latest_by_app(_records(services, app)).get(app))
     if previous is not None:
         workflow_id, started = previous.id, previous.started_at
         fingerprint = services.state.password_fingerprint(workflow_id)
@@ -593,7 +586,7 @@ def _verify(ctx: CommandContext, run: Rotation, step: Step) -> None:
 def _plan(ctx: CommandContext, app: AppName, reply: Reply, state: DatabaseState) -> Reply:
     services = ctx.services
     settings = services.settings
-    previous = unfinished_rotation(_records(services, app), app)
+    previous = unfinished_rotation(latest_by_app(_records(services, app)).get(app))
     stored = services.secrets.read(app)
     fingerprint = services.state.password_fingerprint(previous.id) if previous is not None else None
     chosen, why = _choose(app, previous, fingerprint, stored)

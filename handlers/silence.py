@@ -15,21 +15,27 @@ from bot.core.reply import Reply, error_reply
 from handlers.alerts import FINDING_KINDS
 from handlers.commands import UsageError
 from handlers.context import CommandContext
+from handlers.observe import known_apps, observe
 
 MAX_SILENCE = timedelta(days=90)
 USAGE = "/pgdb silence <app or kind> <duration|off>"
 
 
 def _target(ctx: CommandContext, raw: str) -> str:
+    """A finding kind, or a known app: anything else would silence nothing (a typo)."""
     if raw in FINDING_KINDS:
         return raw
+    refused = UsageError(
+        f"`{raw}` is neither a known app nor a finding kind ({', '.join(FINDING_KINDS)}). "
+        f"`/pgdb list` shows the known apps. Usage: `{USAGE}`"
+    )
     try:
-        return parse_app_name(raw, bot_role=ctx.services.bot_role)
+        app = parse_app_name(raw, bot_role=ctx.services.bot_role)
     except InvalidAppName:
-        raise UsageError(
-            f"`{raw}` is neither an app name nor a finding kind "
-            f"({', '.join(FINDING_KINDS)}). Usage: `{USAGE}`"
-        ) from None
+        raise refused from None
+    if app not in known_apps(observe(ctx.services), ctx.services):
+        raise refused
+    return app
 
 
 def run_silence(ctx: CommandContext, raw_target: str, raw_duration: str) -> Reply:

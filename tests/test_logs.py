@@ -65,3 +65,65 @@ def test_messages_arguments_extras_and_tracebacks_are_redacted() -> None:
     assert [e["message"] for e in events][2] == "it failed"
     assert "RuntimeError" in events[2]["exception"]
     assert events[0]["dsn"] == "password=********"
+
+
+ADVERSARIAL = {
+    "one long word": "status " + "a" * 100_000,
+    "schemes without end": "a://b:c" * 15_000,
+    "long user and password": ("a://" + "b" * 200 + ":" + "c" * 300) * 200,
+    "key then spaces": "password" + " " * 100_000,
+    "keys": "password " * 12_000,
+    "colons": ":" * 100_000,
+    "tokens": "Token " * 17_000,
+    "slack prefixes": "xoxb-" * 20_000,
+}
+
+
+@pytest.mark.parametrize("text", list(ADVERSARIAL.values()), ids=list(ADVERSARIAL))
+def test_redaction_takes_linear_time_whatever_the_input(text: str) -> None:
+    """Issue 16: the URI pattern backtracked quadratically (100 KB took seconds, holding the
+    GIL); now four times the text takes about four times as long, and 100 KB a few ms."""
+    import time
+
+    def seconds(sample: str) -> float:
+        start = time.perf_counter()
+        redact(sample)
+        return time.perf_counter() - start
+
+    once, four = seconds(text), seconds(text * 4)
+    assert once < 0.25, f"{once:.3f}s"
+    assert four < max(0.05, once * 10), f"{once:.4f}s then {four:.4f}s for four times the text"
+
+
+def test_only_secret_settings_are_masked() -> None:
+    from bot.config import SECRET_SETTINGS, Settings
+
+    settings = Settings(
+        secrets_dir="/var/lib/pgdb/secrets",
+        secrets_prefix="/postgresql",
+        action_secret="an-action-secret-0123456789",
+        slack_signing_secret="a-slack-signing-secret",
+        mattermost_command_token="mmcommandtoken000000000001",
+    )
+    values = settings.secret_values()
+    assert "/postgresql" not in values and "/var/lib/pgdb/secrets" not in values
+    assert {"an-action-secret-0123456789", "a-slack-signing-secret"} <= set(values)
+    line = redact("secrets in /var/lib/pgdb/secrets under /postgresql", known=values)
+    assert line == "secrets in /var/lib/pgdb/secrets under /postgresql"
+    # every setting that holds a credential is named (a new one must be added on purpose)
+    credential_like = {
+        name
+        for name in Settings.model_fields
+        if any(w in name for w in ("token", "secret", "password", "private_key"))
+    }
+    not_credentials = {
+        "secrets_dir",
+        "secrets_prefix",
+        "infisical_auth_secret",  # a Kubernetes Secret's name
+        "secret_namespaces",
+        "offboard_delete_secret",
+    }
+    assert credential_like - not_credentials == SECRET_SETTINGS, (
+        "a setting named like a credential: add it to SECRET_SETTINGS (bot/config.py) if it "
+        "is one, else to not_credentials here"
+    )

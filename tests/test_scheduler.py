@@ -4,10 +4,13 @@ takes over within a lease period when it dies, and the alerts stay single across
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import psycopg
+import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from kubernetes.client import ApiClient, Configuration
@@ -18,8 +21,10 @@ from bot.adapters.pg_alerts import PostgresAlertStore
 from bot.adapters.pg_leader import PostgresLeaderLock
 from bot.config import load_settings
 from bot.core.reply import Alert
+from bot.pgcluster import free_port
 from bot.scheduler import DiagnosticsScheduler, trigger_for
 from handlers.alerts import AlertLifecycle
+from handlers.context import Services
 from tests.fixtures.bot import BotEnv
 from tests.fixtures.kubernetes import (
     FakeKubernetes,
@@ -143,6 +148,36 @@ def test_the_postgres_lock_moves_when_the_leaders_session_dies(
         b.release()
 
 
+def test_an_unreachable_postgresql_is_not_reported_as_another_leader(
+    state_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 16: with PostgreSQL down the pass was skipped as "held by another replica"."""
+    down = PostgresLeaderLock(
+        f"postgresql://nobody@127.0.0.1:{free_port()}/postgres", key="pgdb-bot down test"
+    )
+    holder = PostgresLeaderLock(state_dsn, key="pgdb-bot down test")
+    other = PostgresLeaderLock(state_dsn, key="pgdb-bot down test")
+    services = cast(Services, object())  # a skipped pass touches no service
+    lifecycle = cast(AlertLifecycle, object())
+    caplog.set_level(logging.DEBUG, logger="bot.scheduler")
+    try:
+        assert not down.try_lead()
+        assert down.problem is not None and down.problem.startswith("PostgreSQL unreachable")
+        assert holder.try_lead() and holder.problem is None
+        assert not other.try_lead() and other.problem is None  # asked: another replica leads
+        for leadership in (down, other):
+            DiagnosticsScheduler(
+                services=services, lifecycle=lifecycle, leadership=leadership, schedule="5m"
+            ).run_pass()
+    finally:
+        holder.release()
+        other.release()
+    skipped = [r.getMessage() for r in caplog.records if "pass skipped" in r.getMessage()]
+    assert len(skipped) == 2
+    assert "could not ask" in skipped[0] and "127.0.0.1" in skipped[0]
+    assert "held by another replica" in skipped[1]
+
+
 # --- two schedulers -------------------------------------------------------------------------
 
 
@@ -190,7 +225,10 @@ def test_one_of_two_schedulers_runs_and_the_other_takes_over_without_resending(
     assert b.run_pass() is None
     assert first is not None
     kinds = sorted(alert.key for alert in chat.posts)
-    assert "cluster_degraded:" in kinds and "database_not_applied:docspell" in kinds
+    # one cause, one alert: the Database the degraded cluster cannot apply is named in it
+    assert "cluster_degraded:" in kinds and "database_not_applied:docspell" not in kinds
+    [degraded] = [alert for alert in chat.posts if alert.key == "cluster_degraded:"]
+    assert "database_not_applied x1" in degraded.text
     assert "secret_unsynced:docspell" in kinds
     sent = len(chat.posts)
 
@@ -203,12 +241,14 @@ def test_one_of_two_schedulers_runs_and_the_other_takes_over_without_resending(
     fake_kube.put(pg_cluster())
     b.run_pass()
     b.run_pass()
-    # the healthy cluster also archives WAL again
+    # the healthy cluster also archives WAL again; the Database it still has not applied is
+    # its own alert now
     assert sorted((p.title, p.resolved) for p in chat.posts[sent:]) == [
         ("backup_stale", True),
         ("cluster_degraded", True),
+        ("database_not_applied `docspell`", False),
     ]
-    assert chat.posts[-1].thread is not None
+    assert all(p.thread is not None for p in chat.posts[sent:] if p.resolved)
 
 
 def test_the_scheduler_runs_passes_on_its_schedule_and_releases_on_stop(

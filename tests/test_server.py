@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,9 +94,19 @@ def test_run_refuses_to_start_without_a_git_host(tmp_path: Path, pg_superuser_ds
     assert "console" in out.stderr  # says the local defaults are the console's only
 
 
+def readyz_once_checked(port: int, *, timeout: float = 20) -> httpx.Response:
+    """/readyz once the background check has finished a round (it answers "starting" before)."""
+    end = time.monotonic() + timeout
+    while True:
+        answer = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+        if "starting" not in answer.text or time.monotonic() > end:
+            return answer
+        time.sleep(0.1)
+
+
 def test_readyz_and_metrics(running_bot: tuple[subprocess.Popen[str], int]) -> None:
     _, port = running_bot
-    ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
+    ready = readyz_once_checked(port)
     assert ready.status_code == 200, ready.text
     metrics = httpx.get(f"http://127.0.0.1:{port}/metrics")
     assert metrics.status_code == 200
@@ -116,10 +127,57 @@ def test_readyz_names_the_backend_that_is_down(tmp_path: Path, gitops_repo: Path
     )
     try:
         wait_until_healthy(port, process)
-        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        ready = readyz_once_checked(port)
     finally:
         process.terminate()
-        process.communicate(timeout=30)
+        _, log = process.communicate(timeout=30)
     assert ready.status_code == 503
-    assert "PostgreSQL" in ready.text and "PGDB_PG_DSN" in ready.text
-    assert "hunter2-not-shown" not in ready.text
+    assert (
+        ready.text
+        == "not ready\nPostgreSQL (PGDB_PG_DSN): not answering (the bot's log says why)\n"
+    )
+    # the detail is in the log, for operators; never the password
+    assert "not ready: PostgreSQL (PGDB_PG_DSN): " in log and "127.0.0.1" in log
+    assert "hunter2-not-shown" not in ready.text + log
+
+
+def test_readiness_answers_at_once_while_a_check_hangs() -> None:
+    """A backend that never answers is reported after the deadline; no probe ever waits."""
+    from bot.server import Readiness
+
+    release = threading.Event()
+
+    def hang() -> None:
+        release.wait(30)
+
+    readiness = Readiness([("Hanging", hang)], deadline=0.2)
+    readiness.start()
+    try:
+        start = time.monotonic()
+        first = readiness.problems()
+        time.sleep(0.4)
+        late = readiness.problems()
+        elapsed = time.monotonic() - start
+    finally:
+        release.set()
+        readiness.stop()
+    assert first == ["starting: the first check has not finished"]
+    assert late == ["Hanging: no answer within 0.2 s"]
+    assert elapsed < 0.6
+
+
+def test_readiness_shows_a_plain_cause_and_logs_the_detail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.core.errors import BackendUnavailable
+    from bot.server import Readiness
+
+    def down() -> None:
+        raise BackendUnavailable("PostgreSQL", "cannot connect to db.internal:5432/app as bot")
+
+    readiness = Readiness([("PostgreSQL (PGDB_PG_DSN)", down)])
+    assert readiness.check_once() == [
+        "PostgreSQL (PGDB_PG_DSN): not answering (the bot's log says why)"
+    ]
+    assert "db.internal:5432/app as bot" not in " ".join(readiness.problems())
+    assert "db.internal:5432/app as bot" in caplog.text

@@ -53,7 +53,15 @@ class FileSecretStore:
             with os.scandir(self._base) as listing:
                 entries = list(listing)
         except FileNotFoundError:
-            return {}
+            if not self.root.is_dir():
+                # A store whose root is gone is unreadable, not empty: answering "no app"
+                # would make every app look as if its credentials were lost.
+                raise BackendUnavailable(
+                    _SYSTEM,
+                    f"the secret store folder {self.root} does not exist — check "
+                    "PGDB_SECRETS_DIR (or create the folder)",
+                ) from None
+            return {}  # the environment's folder is created by the first write
         except OSError as exc:
             raise _error(exc, self._base, action="list") from exc
         found: dict[str, StoredCredentials] = {}

@@ -36,6 +36,7 @@ from urllib3.util.retry import Retry
 
 from bot.core.errors import BackendUnavailable, ConflictError, PgdbError
 from bot.core.model import CheckResult, CheckState, GitSnapshot, Proposal, ProposalState
+from bot.core.names import OFFBOARD_BRANCH_PREFIX, ONBOARD_BRANCH_PREFIX
 from bot.core.secret import Secret
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_API_URL = "https://api.github.com"
-BRANCH_PREFIX = "pgdb/"
+BRANCH_PREFIX = ONBOARD_BRANCH_PREFIX
 TIMEOUT_SECONDS = 10
 RETRIES = 3
 SECONDARY_RATE_WAIT = 60.0  # GitHub: "wait at least one minute" after a secondary rate limit
@@ -120,10 +121,11 @@ def announced_wait(headers: Mapping[str, Any], *, now: float | None = None) -> f
     """
     lower = {str(k).lower(): str(v) for k, v in headers.items()}
     retry_after = lower.get("retry-after", "").strip()
-    if retry_after.isdigit():
+    if retry_after.isascii() and retry_after.isdigit():
         return float(retry_after)
     reset = lower.get("x-ratelimit-reset", "").strip()
-    if lower.get("x-ratelimit-remaining", "").strip() == "0" and reset.isdigit():
+    remaining = lower.get("x-ratelimit-remaining", "").strip()
+    if remaining == "0" and reset.isascii() and reset.isdigit():
         return max(0.0, int(reset) - (time.time() if now is None else now)) + 1.0
     return None
 
@@ -299,16 +301,21 @@ class GitHubHost:
             ),
         )
         proposals: dict[str, Proposal] = {}
+        offboardings: dict[str, Proposal] = {}
         for pr in pulls:
             app = self._app_of(pr)
             if app is not None and app not in proposals:
                 proposals[app] = self._to_proposal(pr)
+            leaving = self._app_of(pr, prefix=OFFBOARD_BRANCH_PREFIX)
+            if leaving is not None and leaving not in offboardings:
+                offboardings[leaving] = self._to_proposal(pr)
         return GitSnapshot(
             base_branch=self.base_branch,
             base_sha=base_sha,
             files=frozenset(listing),
             kustomization=kustomization,
             proposals=dict(sorted(proposals.items())),
+            offboardings=dict(sorted(offboardings.items())),
         )
 
     def read_file(self, *, ref: str, path: str) -> str | None:
@@ -651,13 +658,13 @@ class GitHubHost:
         head = pr.head
         return head.label == f"{self.owner}:{head.ref}" and pr.base.ref == self.base_branch
 
-    def _app_of(self, pr: PullRequest) -> str | None:
-        """The app of a ``pgdb/<app>`` pull request from this repository (not a fork) into
+    def _app_of(self, pr: PullRequest, *, prefix: str = BRANCH_PREFIX) -> str | None:
+        """The app of a ``<prefix><app>`` pull request from this repository (not a fork) into
         the base branch; None for any other pull request."""
         head = pr.head
         if not self._from_here(pr):
             return None
-        app = head.ref.removeprefix(BRANCH_PREFIX)
+        app = head.ref.removeprefix(prefix)
         if app == head.ref or not app or "/" in app:
             return None
         return app
@@ -943,7 +950,7 @@ def _rate_limit_message(what: str, exc: GithubException, headers: Mapping[str, s
     if wait is None:
         wait = announced_wait(headers)
     reset = headers.get("x-ratelimit-reset", "")
-    if reset.isdigit() and headers.get("x-ratelimit-remaining") == "0":
+    if reset.isascii() and reset.isdigit() and headers.get("x-ratelimit-remaining") == "0":
         at = datetime.fromtimestamp(int(reset), UTC).strftime("%H:%M:%S UTC")
         when = f"; it resets at {at}"
     elif wait is not None:

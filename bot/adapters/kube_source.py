@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config import ConfigError, Settings
-from bot.core.ports import Cluster
 
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -79,15 +78,3 @@ def select_source(
             "run in a pod with a service account, or set PGDB_KUBERNETES=auto"
         )
     return None
-
-
-def build_cluster(settings: Settings) -> Cluster:
-    """The Kubernetes adapter when a source is selected, else the "not configured" one."""
-    source = select_source(settings)
-    if source is None:
-        from bot.adapters.no_cluster import NoCluster
-
-        return NoCluster()
-    from bot.adapters.kubernetes import KubernetesCluster
-
-    return KubernetesCluster.connect(source, settings=settings)

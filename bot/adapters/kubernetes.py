@@ -876,6 +876,12 @@ class KubernetesLease:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._leading_until: datetime | None = None
         self.name = f"Kubernetes Lease {namespace}/{name}"
+        self._problem: str | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """Why the last attempt could not ask the API server (None: it asked)."""
+        return self._problem
 
     @classmethod
     def connect(
@@ -898,6 +904,7 @@ class KubernetesLease:
     def try_lead(self) -> bool:
         """Acquire or renew; False when another replica holds a live Lease (or on errors)."""
         now = self._clock()
+        self._problem = None
         try:
             won = self._acquire_or_renew(now)
         except ApiException as exc:
@@ -905,10 +912,12 @@ class KubernetesLease:
                 won = False  # another candidate wrote first
             else:
                 message = _status(exc.body).get("message")
-                log.warning("leader election: HTTP %s %s", exc.status, message)
+                self._problem = f"HTTP {exc.status} {message}"
+                log.warning("leader election: %s", self._problem)
                 return self.leading  # unknown: lead on until our own Lease would expire
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            log.warning("leader election: the API server is unreachable: %s", type(exc).__name__)
+            self._problem = f"the API server is unreachable: {type(exc).__name__}"
+            log.warning("leader election: %s", self._problem)
             return self.leading
         if won:
             self._leading_until = now + timedelta(seconds=self.duration)

@@ -7,22 +7,27 @@ and HEAD are never touched: the bot can share a clone someone is working in, or 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from bot.core.errors import BackendUnavailable, ConflictError
 from bot.core.model import CheckResult, CheckState, GitSnapshot, Proposal, ProposalState
+from bot.core.names import OFFBOARD_BRANCH_PREFIX
 
 BOT_NAME = "pgdb-bot"
 BOT_EMAIL = "pgdb-bot@localhost"
 BRANCH_PREFIX = "pgdb/"
+_NOTES_THREAD_LOCK = threading.Lock()
 NOTES_REF = "refs/notes/pgdb-checks"
 DEFAULT_MANIFESTS_PATH = "apps/04-databases/postgresql-shared/base"
 
@@ -155,15 +160,12 @@ class LocalGitHost:
         """
         folder = _clean_path(manifests_path, allow_root=True)
         base_ref = f"refs/heads/{self.base_branch}"
-        refs = self._refs([base_ref, "refs/heads/" + BRANCH_PREFIX, NOTES_REF])
+        offboard_prefix = "refs/heads/" + OFFBOARD_BRANCH_PREFIX
+        refs = self._refs([base_ref, "refs/heads/" + BRANCH_PREFIX, offboard_prefix, NOTES_REF])
         base = self._base(refs)
-        branches = {
-            ref.name.removeprefix("refs/heads/" + BRANCH_PREFIX): ref
-            for ref in refs.values()
-            if ref.name.startswith("refs/heads/" + BRANCH_PREFIX)
-        }
-        branches = {app: ref for app, ref in branches.items() if app and "/" not in app}
-        merged = self._merged(base.sha) if branches else set()
+        branches = _apps_of(refs, "refs/heads/" + BRANCH_PREFIX)
+        offboard_branches = _apps_of(refs, offboard_prefix)
+        merged = self._merged(base.sha) if branches or offboard_branches else set()
         listing = self._list_folder(base.sha, folder)
         notes = (
             self._note_blobs({ref.sha for ref in branches.values()})
@@ -184,12 +186,18 @@ class LocalGitHost:
             )
             for app, ref in sorted(branches.items())
         }
+        offboardings = {
+            app: self._proposal(ref, merged=False, checks=())
+            for app, ref in sorted(offboard_branches.items())
+            if ref.name not in merged
+        }
         return GitSnapshot(
             base_branch=self.base_branch,
             base_sha=base.sha,
             files=frozenset(listing),
             kustomization=kustomization,
             proposals=proposals,
+            offboardings=offboardings,
         )
 
     def read_file(self, *, ref: str, path: str) -> str | None:
@@ -369,6 +377,22 @@ class LocalGitHost:
         stay. ``git notes`` writes objects and its own ref only, never the working tree.
         """
         _check_ref(proposal.head_sha)
+        # `git notes add` moves the notes ref without checking what it pointed at: two writers
+        # at once (parallel onboardings) would each drop the other's note. One at a time.
+        with self._notes_lock():
+            self._write_checks(proposal, checks)
+
+    @contextlib.contextmanager
+    def _notes_lock(self) -> Iterator[None]:
+        """Held across read-merge-write of the notes, by threads and by other processes."""
+        with _NOTES_THREAD_LOCK, open(self._git().cwd / "pgdb-notes.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _write_checks(self, proposal: Proposal, checks: list[CheckResult]) -> None:
         merged = {check.context: check for check in self._checks(proposal.head_sha)}
         merged.update({check.context: check for check in checks})
         payload = {
@@ -432,12 +456,14 @@ class LocalGitHost:
         return base
 
     def _merged(self, base_sha: str) -> set[str]:
-        """``pgdb/*`` branches whose head the base branch already contains, in one call."""
+        """``pgdb/*`` and ``pgdb-offboard/*`` branches whose head the base branch already
+        contains, in one call."""
         out = self._git()(
             "for-each-ref",
             f"--merged={base_sha}",
             "--format=%(refname)",
             "refs/heads/" + BRANCH_PREFIX,
+            "refs/heads/" + OFFBOARD_BRANCH_PREFIX,
         ).out
         return set(out.decode("utf-8", "replace").split())
 
@@ -508,6 +534,14 @@ class LocalGitHost:
             created_at=ref.committed,
             checks=checks,
         )
+
+
+def _apps_of(refs: Mapping[str, _Ref], prefix: str) -> dict[str, _Ref]:
+    """App -> branch, for the branches named ``<prefix><app>``."""
+    found = {
+        ref.name.removeprefix(prefix): ref for ref in refs.values() if ref.name.startswith(prefix)
+    }
+    return {app: ref for app, ref in found.items() if app and "/" not in app}
 
 
 # --- the demo repository --------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Inbound, two endpoints on the shared HTTP server: ``/mattermost/command`` (the custom slash
 command, token checked in constant time) and ``/mattermost/actions`` (button clicks, whose
-context carries ``PGDB_ACTION_SECRET``). Every command and every click goes through
+context carries a one-time nonce and an expiry signed with ``PGDB_ACTION_SECRET``). Bodies are
+bounded by the bytes read, command text at the edge. Every command and every click goes through
 ``handlers.dispatch`` as the Mattermost user who typed or clicked, so authorization is always
 re-checked by the core.
 
@@ -19,10 +20,12 @@ import asyncio
 import contextlib
 import dataclasses
 import email.utils
+import hashlib
 import hmac
 import json
 import logging
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -40,9 +43,11 @@ from starlette.routing import BaseRoute, Route
 from bot.config import ConfigError, Settings
 from bot.core.errors import BackendUnavailable
 from bot.core.reply import Alert, Button, Reply, StepState
+from bot.core.text import refuse_at_edge, storable
+from bot.http_edge import UNAUTHENTICATED, EdgeAudit, read_limited, too_large
 from bot.runner import CommandRunner, ShuttingDown
 from handlers.context import Requester, Services
-from handlers.dispatch import dispatch
+from handlers.intake import Once, run_once
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +63,15 @@ INLINE_WAIT_SECONDS = 0.1
 # Updates of one post closer together than this are coalesced into one patch.
 MIN_PATCH_INTERVAL_SECONDS = 1.0
 MAX_BODY_BYTES = 64 * 1024
-MAX_MESSAGE_CHARS = 15000  # Mattermost accepts 16383 runes per post
+# A button works once, within this long after it was drawn (a post redrawn gets new ones).
+BUTTON_VALIDITY_SECONDS = 7 * 86400
+MAX_MESSAGE_CHARS = 16_000  # Mattermost accepts 16,383 runes per post (400 beyond)
+SHORT_MESSAGE_CHARS = 3_000  # what is sent again when Mattermost refuses a post's size
+ALERT_HINT = "/pgdb diagnose"  # where an alert cut for size is shown whole
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 30.0
 GROUPS_TTL_SECONDS = 300.0
+MAX_PAGES = 100  # of groups or of a group's members: 20,000 at 200 a page
 _MATTERMOST_ID = re.compile(r"^[a-z0-9]{26}$")
 
 STATE_ICONS = {
@@ -177,9 +187,13 @@ class MattermostApi:
         """POST to a command's ``response_url`` (no bot token: it is not the REST API)."""
         self._send("POST", response_url, body=dict(body), what="answer through response_url")
 
-    def groups(self, *, query: str) -> list[dict[str, Any]]:
+    def groups(self, *, query: str, page: int = 0, per_page: int = 200) -> list[dict[str, Any]]:
+        """One page of ``GET /api/v4/groups?q=`` (the server pages every list: 200 at most)."""
         found = self._json(
-            "GET", f"{API}/groups", params={"q": query, "per_page": "200"}, what="list groups"
+            "GET",
+            f"{API}/groups",
+            params={"q": query, "page": str(page), "per_page": str(per_page)},
+            what="list groups",
         )
         return found if isinstance(found, list) else []
 
@@ -308,11 +322,88 @@ def _error_detail(response: httpx.Response) -> str:
 
 # --- rendering ----------------------------------------------------------------------------------
 
+# User words (deny reasons, names echoed back, error details, the command typed) reach posts
+# inside the bot's own markdown. Mattermost notifies on "@channel", "@all", "@here" and
+# "@name" wherever the server's word splitter finds them (any character that is not a letter,
+# digit or one of ``:.-_@`` separates words, a backslash included), so a zero-width space after
+# the "@" is what breaks a mention for the server and the clients alike; links, images and
+# autolinks are markdown, so a backslash escape of ``[ ] < \`` keeps them literal.
+ZERO_WIDTH_SPACE = "\u200b"
+_MENTION = re.compile(r"(?<![^\W_])@(?=[\w.\-])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\\[\]<])")
+_BACKTICKS = re.compile(r"`+")
+_FENCE_LINE = re.compile(r"^(\s*)(`{3,}|~{3,})", re.MULTILINE)
+_TILDE_FENCE_LINE = re.compile(r"^(\s*)(~{3,})", re.MULTILINE)
+
+
+def no_mentions(text: str) -> str:
+    """Every "@word" a notification could start from, broken by a zero-width space."""
+    return _MENTION.sub("@" + ZERO_WIDTH_SPACE, text)
+
+
+def _code_spans(line: str) -> list[tuple[int, int]]:
+    """CommonMark code spans of one line (a backtick run closed by the next run of the same
+    length), as (start, end) including the backticks."""
+    runs = [(m.start(), m.end()) for m in _BACKTICKS.finditer(line)]
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(runs):
+        start, end = runs[i]
+        closer = next(
+            (k for k in range(i + 1, len(runs)) if runs[k][1] - runs[k][0] == end - start), None
+        )
+        if closer is None:
+            i += 1
+            continue
+        spans.append((start, runs[closer][1]))
+        i = closer + 1
+    return spans
+
+
+def _escape_line(line: str) -> str:
+    spans = _code_spans(line)
+    out: list[str] = []
+    at = 0
+    for start, end in [*spans, (len(line), len(line))]:
+        plain = _MARKDOWN_SPECIAL.sub(r"\\\1", line[at:start]).replace("`", "\\`")
+        out.append(plain)
+        out.append(line[start:end])  # code: shown literally, backslashes would show too
+        at = end
+    return "".join(out)
+
+
+def md(text: str) -> str:
+    """Text from anywhere (the bot's words around a user's) made safe for a Mattermost post:
+    no mention, link, image, autolink or HTML can come out of it, and the bot's own
+    formatting (inline code, bold) still works. Code spans are kept within a line and a
+    backtick without a partner is escaped, so text can never open code that swallows the
+    bot's markdown; a line that would open a code fence is escaped too (a backtick fence has
+    no partner on its line, so it is escaped already)."""
+    escaped = "\n".join(_escape_line(line) for line in text.split("\n"))
+    escaped = _TILDE_FENCE_LINE.sub(lambda m: m.group(1) + "\\" + m.group(2), escaped)
+    return no_mentions(escaped)
+
+
+def code(text: str) -> str:
+    """``text`` as inline code whatever backticks it holds (a fence longer than any run)."""
+    flat = " ".join(text.split())
+    longest = max((len(m.group()) for m in _BACKTICKS.finditer(flat)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return no_mentions(f"{fence}{pad}{flat}{pad}{fence}")
+
+
+def _code_block(text: str) -> list[str]:
+    """A fenced block no line of ``text`` can close early (such a line starts with a zero-width
+    space, which neither CommonMark nor the server's mention scanner takes for a fence)."""
+    body = _FENCE_LINE.sub(lambda m: ZERO_WIDTH_SPACE + m.group(0), text.rstrip("\n"))
+    return ["```", body, "```"]
+
 
 @dataclass(frozen=True, kw_only=True)
 class ButtonConfig:
     """Where clicks come back (``PGDB_PUBLIC_URL`` + ``/mattermost/actions``) and the secret
-    their context carries (``PGDB_ACTION_SECRET``)."""
+    that signs their context (``PGDB_ACTION_SECRET``)."""
 
     url: str
     secret: str
@@ -324,6 +415,7 @@ class Message:
 
     text: str
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    short: str | None = None  # sent instead when Mattermost refuses ``text`` (400): fits
 
 
 def render_reply(
@@ -335,38 +427,48 @@ def render_reply(
 ) -> Message:
     """Markdown: bold title, one line per step with an emoji state, fields, lines, a code
     block; buttons as attachment actions (or, when buttons are off, the commands to type)."""
-    out = [f"{'⚠️ ' if not reply.ok else ''}**{reply.title}**"]
+    out = [f"{'⚠️ ' if not reply.ok else ''}**{md(reply.title)}**"]
     for step in reply.steps:
         icon = STATE_ICONS.get(step.state, "•")
-        detail = f": {step.detail}" if step.detail else ""
-        out.append(f"{icon} {step.label} — {step.state.value}{detail}")
+        detail = f": {md(step.detail)}" if step.detail else ""
+        out.append(f"{icon} {md(step.label)} — {step.state.value}{detail}")
     if reply.fields:
         out.append("")
-        out.extend(f"**{label}:** {value}" for label, value in reply.fields)
+        out.extend(f"**{md(label)}:** {md(value)}" for label, value in reply.fields)
     if reply.lines:
         out.append("")
-        out.extend(reply.lines)
+        out.extend(md(line) for line in reply.lines)
     if reply.code:
-        out.extend(["", "```", reply.code.rstrip("\n"), "```"])
+        out.extend(["", *_code_block(reply.code)])
     if reply.buttons and buttons is None:
         out.append("")
-        out.extend(f"➡️ {b.label}: type `{b.command}`" for b in reply.buttons)
+        out.extend(f"➡️ {md(b.label)}: type {code(b.command)}" for b in reply.buttons)
     if reply.correlation_id and not reply.ok:
-        out.append(f"_(correlation id {reply.correlation_id})_")
+        out.append(f"_(correlation id {md(reply.correlation_id)})_")
     if footer:
         out.extend(["", footer])
     attachments: list[dict[str, Any]] = []
     if reply.buttons and buttons is not None:
         attachments.append(
             {
-                "fallback": "; ".join(f"{b.label}: {b.command}" for b in reply.buttons),
+                "fallback": no_mentions(
+                    "; ".join(f"{b.label}: {b.command}" for b in reply.buttons)
+                ),
                 "actions": [
                     _action(index, b, buttons=buttons, root_id=root_id)
                     for index, b in enumerate(reply.buttons)
                 ],
             }
         )
-    return Message(text=_truncate("\n".join(out)), attachments=attachments)
+    whole = "\n".join(out)
+    tail = 2 if footer else 0  # the footer stays under a cut
+    return Message(
+        text=_truncate(whole, hint=reply.more_hint, keep_tail=tail),
+        attachments=attachments,
+        short=_truncate(whole, hint=reply.more_hint, keep_tail=tail, limit=SHORT_MESSAGE_CHARS)
+        if len(whole) > SHORT_MESSAGE_CHARS
+        else None,
+    )
 
 
 def _action(
@@ -380,28 +482,79 @@ def _action(
         "style": _BUTTON_STYLES.get(button.style, "default"),
         "integration": {
             "url": buttons.url,
-            "context": {
-                "command": button.command,
-                "secret": buttons.secret,
-                "root_id": root_id or "",
-            },
+            "context": button_context(
+                command=button.command, root_id=root_id or "", secret=buttons.secret
+            ),
         },
     }
 
 
-def render_alert(alert: Alert, *, buttons: ButtonConfig | None = None) -> Message:
+def button_context(
+    *, command: str, root_id: str, secret: str, now: float | None = None
+) -> dict[str, Any]:
+    """What a button carries: its command, a one-time nonce and an expiry, signed with
+    ``PGDB_ACTION_SECRET`` (the secret itself never leaves the bot). The command token is
+    static, so the nonce is what makes a replayed click recognisable (SPEC §8)."""
+    expires = int((time.time() if now is None else now) + BUTTON_VALIDITY_SECONDS)
+    nonce = secrets.token_hex(16)
+    return {
+        "command": command,
+        "root_id": root_id,
+        "nonce": nonce,
+        "expires": expires,
+        "signature": _button_signature(
+            secret, command=command, root_id=root_id, nonce=nonce, expires=expires
+        ),
+    }
+
+
+def check_button(context: Mapping[str, Any], *, secret: str, now: float) -> str | None:
+    """None when the context is one the bot signed and it has not expired; else what is
+    wrong (for the log: never the secret)."""
+    command, root_id = context.get("command"), context.get("root_id", "")
+    nonce, expires, signature = (
+        context.get("nonce"),
+        context.get("expires"),
+        context.get("signature"),
+    )
+    if not (
+        isinstance(command, str)
+        and isinstance(root_id, str)
+        and isinstance(nonce, str)
+        and type(expires) is int
+        and isinstance(signature, str)
+    ):
+        return "no signed nonce"
+    expected = _button_signature(
+        secret, command=command, root_id=root_id, nonce=nonce, expires=expires
+    )
+    if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected.encode()):
+        return "wrong signature"
+    if expires < now:
+        return "expired"
+    return None
+
+
+def _button_signature(secret: str, *, command: str, root_id: str, nonce: str, expires: int) -> str:
+    signed = json.dumps([command, root_id, nonce, expires], separators=(",", ":"))
+    return hmac.new(secret.encode(), signed.encode(), hashlib.sha256).hexdigest()
+
+
+def render_alert(
+    alert: Alert, *, buttons: ButtonConfig | None = None, limit: int = MAX_MESSAGE_CHARS
+) -> Message:
     """One line of text (what notifications show) and a coloured attachment with the detail
     (and the alert's decision buttons, when buttons are configured)."""
     if alert.resolved:
-        text, colour = f"✅ Resolved: {alert.title}", RESOLVED_COLOUR
+        text, colour = f"✅ Resolved: {md(alert.title)}", RESOLVED_COLOUR
     else:
         icon = SEVERITY_ICONS.get(alert.severity, "⚪")
-        text = f"{icon} {alert.severity.upper()}: {alert.title}"
+        text = f"{icon} {alert.severity.upper()}: {md(alert.title)}"
         colour = SEVERITY_COLOURS.get(alert.severity, SEVERITY_COLOURS["info"])
     attachment: dict[str, Any] = {
-        "fallback": f"{text} — {alert.text}",
+        "fallback": no_mentions(f"{alert.title} — {alert.text}"),
         "color": colour,
-        "text": _truncate(alert.text),
+        "text": _truncate(md(alert.text), hint=ALERT_HINT, limit=limit),
         "footer": f"pgdb-bot · {alert.key}",
     }
     if alert.buttons and buttons is not None:
@@ -412,10 +565,39 @@ def render_alert(alert: Alert, *, buttons: ButtonConfig | None = None) -> Messag
     return Message(text=text, attachments=[attachment])
 
 
-def _truncate(text: str) -> str:
-    if len(text) <= MAX_MESSAGE_CHARS:
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+
+
+def _truncate(
+    text: str, *, hint: str = "", limit: int = MAX_MESSAGE_CHARS, keep_tail: int = 0
+) -> str:
+    """``text`` within ``limit`` characters: whole lines in order, then a line saying how many
+    were left out and how to see them (a code block cut is closed), then the last
+    ``keep_tail`` lines. Never a silent cut."""
+    if len(text) <= limit:
         return text
-    return text[: MAX_MESSAGE_CHARS - 20] + "\n… (truncated)"
+    lines = text.split("\n")
+    tail = lines[len(lines) - keep_tail :] if keep_tail else []
+    body = lines[: len(lines) - keep_tail] if keep_tail else lines
+    room = limit - sum(len(line) + 1 for line in tail) - 300  # the note and a closing fence
+    kept: list[str] = []
+    fence: str | None = None
+    for line in body:
+        if len(line) + 1 > room:
+            break
+        kept.append(line)
+        room -= len(line) + 1
+        opened = _FENCE.match(line)
+        if opened:
+            fence = None if fence is not None else opened.group(1)
+    if fence is not None:
+        kept.append(fence)
+    left = len(body) - len(kept) + (1 if fence is not None else 0)
+    where = f"`{hint}`" if hint.startswith("/") else hint
+    note = f"… {left} more line(s) not shown: " + (
+        where or "too long for one Mattermost post; ask for less (one app, a page)"
+    )
+    return "\n".join([*kept, note, *tail])
 
 
 # --- one command's conversation -----------------------------------------------------------------
@@ -535,6 +717,15 @@ class PostStream:
             self._sent = target
 
     def _deliver(self, target: Message) -> None:
+        try:
+            self._deliver_once(target)
+        except MattermostError as exc:
+            if exc.status != 400 or target.short is None:
+                raise
+            log.warning("Mattermost refused the post (%s): sending a shorter one", exc)
+            self._deliver_once(Message(text=target.short, attachments=target.attachments))
+
+    def _deliver_once(self, target: Message) -> None:
         if self._post_id is not None:
             same_props = self._sent is not None and self._sent.attachments == target.attachments
             try:
@@ -657,7 +848,8 @@ class MattermostConversation:
 class MattermostGroups:
     """``group:<name>`` → the ids of the Mattermost group's members (custom or LDAP groups,
     by their @-mention name). Cached for a few minutes; on an error the last known members are
-    used, and with none the group has no members (authorization fails closed)."""
+    used, and with none the lookup raises BackendUnavailable: the authorization filter counts
+    the user as not a member of that group alone (fails closed) and says why."""
 
     def __init__(
         self, *, api: MattermostApi, ttl: float = GROUPS_TTL_SECONDS, per_page: int = 200
@@ -676,21 +868,38 @@ class MattermostGroups:
             return iter(cached[1])
         try:
             found = self._fetch(name)
-        except MattermostError:
+        except MattermostError as exc:
+            if cached is None:
+                raise BackendUnavailable(
+                    "Mattermost", f"cannot resolve `group:{name}` ({exc}); try again shortly"
+                ) from None
             log.warning("Mattermost: members of group %s unknown: using the last known", name)
-            return iter(cached[1] if cached else frozenset())
+            return iter(cached[1])
         with self._lock:
             self._cache[name] = (time.monotonic() + self._ttl, found)
         return iter(found)
 
+    def _group_id(self, name: str) -> str | None:
+        """The id of the group named exactly ``name``: the search matches substrings of names
+        and display names, so every page is read until it is found (``ops`` among 200+
+        ``ops-…`` groups is not on the first page)."""
+        for page in range(MAX_PAGES):
+            batch = self._api.groups(query=name, page=page, per_page=self._per_page)
+            for group in batch:
+                if isinstance(group, dict) and str(group.get("name", "")) == name:
+                    return str(group["id"])
+            if len(batch) < self._per_page:
+                return None
+        log.warning("Mattermost: group %s not found in %d pages of groups", name, MAX_PAGES)
+        return None
+
     def _fetch(self, name: str) -> frozenset[str]:
-        groups = [g for g in self._api.groups(query=name) if str(g.get("name", "")) == name]
-        if not groups:
+        group_id = self._group_id(name)
+        if group_id is None:
             log.warning("Mattermost: no group named %s (PGDB_REQUESTERS/PGDB_OPERATORS)", name)
             return frozenset()
-        group_id = str(groups[0]["id"])
         ids: set[str] = set()
-        for page in range(100):
+        for page in range(MAX_PAGES):
             batch = self._api.group_members(group_id=group_id, page=page, per_page=self._per_page)
             ids.update(str(u["id"]) for u in batch if isinstance(u, dict) and u.get("id"))
             if len(batch) < self._per_page:
@@ -719,6 +928,8 @@ class MattermostPlatform:
     """The ``ChatPlatform`` for Mattermost: two routes, alerts to the ops channel."""
 
     name = "mattermost"
+    # between two alert posts: well within Mattermost's default 10 requests per second
+    alert_interval = 0.2
 
     def __init__(
         self,
@@ -744,6 +955,7 @@ class MattermostPlatform:
         self._buttons = buttons
         self._inline_wait = inline_wait
         self._min_interval = min_interval
+        self._edge_audit = EdgeAudit(services.state)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -780,12 +992,24 @@ class MattermostPlatform:
             log.warning("alert (no Mattermost ops channel): %s", message.text)
             return None
         try:
-            post = self.api.create_post(
-                channel_id=self._ops_channel,
-                message=message.text,
-                root_id=alert.thread,
-                attachments=message.attachments,
-            )
+            try:
+                post = self.api.create_post(
+                    channel_id=self._ops_channel,
+                    message=message.text,
+                    root_id=alert.thread,
+                    attachments=message.attachments,
+                )
+            except MattermostError as exc:
+                if exc.status != 400:
+                    raise
+                log.warning("Mattermost refused alert %s (%s): a shorter one", alert.key, exc)
+                message = render_alert(alert, buttons=self._buttons, limit=SHORT_MESSAGE_CHARS)
+                post = self.api.create_post(
+                    channel_id=self._ops_channel,
+                    message=message.text,
+                    root_id=alert.thread,
+                    attachments=message.attachments,
+                )
         except MattermostError as exc:
             # Raised, so the alert lifecycle keeps the alert unsent and retries it next pass.
             raise BackendUnavailable(
@@ -800,7 +1024,7 @@ class MattermostPlatform:
         if not channel_id or not root_id:
             return False
         try:
-            self.api.create_post(channel_id=channel_id, message=text, root_id=root_id)
+            self.api.create_post(channel_id=channel_id, message=md(text), root_id=root_id)
         except MattermostError as exc:
             raise BackendUnavailable(
                 "Mattermost", f"could not reply in thread {root_id}: {exc}"
@@ -812,25 +1036,40 @@ class MattermostPlatform:
     async def command_endpoint(self, request: Request) -> Response:
         """A custom slash command: authenticate, hand the work to the runner, answer now."""
         if request.method == "GET":
-            raw = request.url.query
+            raw = request.url.query  # bounded by the server's request-line limit
         else:
-            body = await request.body()
-            if len(body) > MAX_BODY_BYTES:
-                return _ephemeral("request too large", status_code=413)
+            body = await read_limited(request, limit=MAX_BODY_BYTES)
+            if body is None:
+                self._refused_body(COMMAND_PATH)
+                return too_large(
+                    limit=MAX_BODY_BYTES,
+                    body={"response_type": "ephemeral", "text": "request too large"},
+                )
             raw = body.decode("utf-8", errors="replace")
         form = dict(parse_qsl(raw, keep_blank_values=True))
         if not self._token_ok(request.headers.get("authorization"), form.get("token")):
             log.warning(
                 "Mattermost command refused: wrong or missing token (user_id=%s, channel_id=%s, "
                 "from %s)",
-                form.get("user_id", "?")[:64],
-                form.get("channel_id", "?")[:64],
+                storable(form.get("user_id", "?"), limit=64),
+                storable(form.get("channel_id", "?"), limit=64),
                 request.client.host if request.client else "?",
             )
             return JSONResponse({"error": "invalid command token"}, status_code=401)
         user_id, channel_id = form.get("user_id", "").strip(), form.get("channel_id", "").strip()
         if not user_id or not channel_id:
             return _ephemeral("pgdb-bot: the request has no user_id or channel_id", status_code=400)
+        refusal = refuse_at_edge(form.get("text", ""))
+        if refusal is not None:
+            # before anything parses or logs the text: the requester is told the limit now
+            self._edge_audit.refused(
+                user=user_id,
+                platform=self.name,
+                command=f"/pgdb {form.get('text', '')}",
+                result=refusal.outcome,
+                detail=refusal.message,
+            )
+            return _ephemeral(refusal.message)
         text = " ".join(form.get("text", "").split())
         command = f"/pgdb {text}".strip()
         user_name = form.get("user_name", "").strip()
@@ -847,27 +1086,29 @@ class MattermostPlatform:
             min_interval=self._min_interval,
         )
         try:
-            self._submit(command, user_id, conversation)
+            self._submit(command, user_id, conversation, once=None)
         except ShuttingDown as exc:
             return _ephemeral(str(exc))
         # A command queued behind busy workers cannot answer inline: acknowledge at once.
         wait = self._inline_wait if not self._runner.queued else 0.0
         answer = await slot.wait(timeout=wait)
         if answer is None:
-            return _ephemeral(f"⏳ Working on `{command}`…")
+            return _ephemeral(f"⏳ Working on {code(command)}…")
         body_json: dict[str, Any] = {"response_type": "ephemeral", "text": answer.text}
         if answer.attachments:
             body_json["attachments"] = answer.attachments
         return JSONResponse(body_json)
 
     async def action_endpoint(self, request: Request) -> Response:
-        """A button click: the context's secret is checked, then the button's command runs as
-        the user who clicked (dispatch re-checks their authorization)."""
+        """A button click: the context's signature and expiry are checked here, its one-time
+        nonce after the answer (before any work), then the button's command runs as the user
+        who clicked (dispatch re-checks their authorization)."""
         if self._buttons is None:
             return JSONResponse({"error": {"message": "buttons are off"}}, status_code=404)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse({"error": {"message": "too large"}}, status_code=413)
+        body = await read_limited(request, limit=MAX_BODY_BYTES)
+        if body is None:
+            self._refused_body(ACTIONS_PATH)
+            return too_large(limit=MAX_BODY_BYTES, body={"error": {"message": "too large"}})
         try:
             payload = json.loads(body)
         except ValueError:
@@ -876,26 +1117,32 @@ class MattermostPlatform:
             return JSONResponse({"error": {"message": "not a JSON object"}}, status_code=400)
         context = payload.get("context")
         context = context if isinstance(context, dict) else {}
-        secret = context.get("secret")
-        user_id = str(payload.get("user_id") or "").strip()
-        if not isinstance(secret, str) or not hmac.compare_digest(
-            secret.encode(), self._buttons.secret.encode()
-        ):
+        user_id = _string(payload.get("user_id")).strip()
+        problem = check_button(context, secret=self._buttons.secret, now=time.time())
+        if problem is not None:
             log.warning(
-                "Mattermost button refused: wrong or missing action secret (user_id=%s, "
-                "post_id=%s)",
-                user_id[:64] or "?",
-                str(payload.get("post_id") or "?")[:64],
+                "Mattermost button refused: %s (user_id=%s, post_id=%s)",
+                problem,
+                storable(user_id, limit=64) or "?",
+                storable(_string(payload.get("post_id")), limit=64) or "?",
             )
-            return JSONResponse(
-                {"error": {"message": "This button is not valid."}}, status_code=403
+            message = (
+                "This button has expired: run the command again."
+                if problem == "expired"
+                else "This button is not valid."
             )
-        command = context.get("command")
-        channel_id = str(payload.get("channel_id") or "").strip()
-        if not isinstance(command, str) or not command.startswith("/pgdb ") or not user_id:
+            return JSONResponse({"error": {"message": message}}, status_code=403)
+        command = context["command"]
+        channel_id = _string(payload.get("channel_id")).strip()
+        if not command.startswith("/pgdb ") or refuse_at_edge(command) is not None:
             return JSONResponse({"error": {"message": "incomplete click"}}, status_code=400)
-        if not channel_id:
+        if not user_id or not channel_id:
             return JSONResponse({"error": {"message": "incomplete click"}}, status_code=400)
+        once = Once(
+            key="mattermost:" + hashlib.sha256(context["nonce"].encode()).hexdigest(),
+            until=datetime.fromtimestamp(context["expires"], UTC),
+            what="Mattermost button",
+        )
         slot = InlineSlot(asyncio.get_running_loop())
         root_id = context.get("root_id")
         conversation = MattermostConversation(
@@ -905,18 +1152,27 @@ class MattermostPlatform:
             root_id=root_id if isinstance(root_id, str) and root_id else None,
             buttons=self._buttons,
             slot=slot,
-            post_id=str(payload.get("post_id") or "") or None,
-            footer=_footer(command, str(payload.get("user_name") or "")),
+            post_id=_string(payload.get("post_id")) or None,
+            footer=_footer(command, _string(payload.get("user_name"))),
             min_interval=self._min_interval,
         )
         try:
-            self._submit(command, user_id, conversation)
+            self._submit(command, user_id, conversation, once=once)
         except ShuttingDown as exc:
             return JSONResponse({"ephemeral_text": str(exc)})
         answer = await slot.wait(timeout=self._inline_wait)
         if answer is None:
             return JSONResponse({})  # the clicked post is updated in place as the work goes
         return JSONResponse({"ephemeral_text": answer.text})
+
+    def _refused_body(self, path: str) -> None:
+        self._edge_audit.refused(
+            user=UNAUTHENTICATED,
+            platform=self.name,
+            command=f"(a request body over {MAX_BODY_BYTES:,} bytes to {path})",
+            result="too large",
+            detail="refused before reading it whole",
+        )
 
     def _token_ok(self, header: str | None, field_token: str | None) -> bool:
         """The ``Authorization: Token …`` header or the ``token`` field, in constant time."""
@@ -930,20 +1186,35 @@ class MattermostPlatform:
             ok |= hmac.compare_digest(candidate.encode(), self._command_token)
         return ok
 
-    def _submit(self, command: str, user_id: str, conversation: MattermostConversation) -> None:
+    def _submit(
+        self,
+        command: str,
+        user_id: str,
+        conversation: MattermostConversation,
+        *,
+        once: Once | None,
+    ) -> None:
         requester = Requester(user_id=user_id, platform="mattermost")
         services = self._services
 
         def work() -> None:
-            dispatch(services, text=command, requester=requester, conversation=conversation)
+            # a button's nonce is checked here, after the answer and before any work
+            run_once(
+                services, once=once, text=command, requester=requester, conversation=conversation
+            )
 
         self._runner.submit(work, what=f"mattermost {command}")
+
+
+def _string(value: object) -> str:
+    """A payload field that should be a string, or "" (never ``str()`` of a list or a dict)."""
+    return value if isinstance(value, str) else ""
 
 
 def _footer(command: str, user_name: str) -> str:
     """Who asked, for the people reading the channel (never used to authorize)."""
     who = f" · @{user_name}" if re.fullmatch(r"[a-z0-9._-]{1,64}", user_name) else ""
-    return f"_`{command}`{who}_"
+    return f"_{code(command)}{who}_"
 
 
 def build_mattermost(

@@ -8,7 +8,7 @@ seconds of a failover, still announce each alert once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +17,11 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from bot.adapters.postgres import Connection, PostgresBotState
-from bot.core.model import AlertRecord, Silence
+from bot.core.model import AlertRecord, NewAlert, Silence
 
 _COLUMNS = (
     "id, fingerprint, kind, app, severity, message, first_seen, last_seen, last_sent,"
-    " resolved_at, absent_passes, flaps, threads"
+    " resolved_at, absent_passes, flaps, threads, env"
 )
 
 
@@ -40,6 +40,7 @@ def _record(row: tuple[Any, ...]) -> AlertRecord:
         absent_passes,
         flaps,
         threads,
+        env,
     ) = row
     return AlertRecord(
         id=id_,
@@ -55,6 +56,7 @@ def _record(row: tuple[Any, ...]) -> AlertRecord:
         absent_passes=absent_passes,
         flaps=flaps,
         threads={str(k): str(v) for k, v in (threads or {}).items()},
+        env=env,
     )
 
 
@@ -91,6 +93,103 @@ class PostgresAlertStore(PostgresBotState):
         )
         return [_record(r) for r in rows]
 
+    def recently_resolved(self, *, since: datetime) -> list[AlertRecord]:
+        rows = self._query(
+            "reading the alerts",
+            f"SELECT DISTINCT ON (coalesce(env, ''), fingerprint) {_COLUMNS} FROM {{alerts}}"
+            " WHERE resolved_at >= %s ORDER BY coalesce(env, ''), fingerprint, resolved_at DESC",
+            (since,),
+        )
+        return [_record(r) for r in rows]
+
+    def open_many(self, alerts: Sequence[NewAlert], *, at: datetime) -> list[AlertRecord]:
+        if not alerts:
+            return []
+        rows = self._query(
+            "recording the alerts",
+            "INSERT INTO {alerts} (kind, app, fingerprint, severity, message, env, first_seen,"
+            " last_seen) SELECT k, a, f, s, m, e, %s, %s FROM unnest(%s::text[], %s::text[],"
+            " %s::text[], %s::text[], %s::text[], %s::text[]) AS n(k, a, f, s, m, e)"
+            f" ON CONFLICT DO NOTHING RETURNING {_COLUMNS}",
+            (
+                at,
+                at,
+                [a.kind for a in alerts],
+                [a.app for a in alerts],
+                [a.fingerprint for a in alerts],
+                [a.severity for a in alerts],
+                [a.message for a in alerts],
+                [a.env for a in alerts],
+            ),
+        )
+        return [_record(r) for r in rows]
+
+    def seen_many(self, seen: Sequence[tuple[int, str, str]], *, at: datetime) -> None:
+        if not seen:
+            return
+        self._count(
+            "updating the alerts",
+            "UPDATE {alerts} AS a SET last_seen = %s, absent_passes = 0, severity = n.s,"
+            " message = n.m FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS n(i, s, m)"
+            " WHERE a.id = n.i",
+            (at, [i for i, _, _ in seen], [s for _, s, _ in seen], [m for _, _, m in seen]),
+        )
+
+    def absent_many(self, absent: Sequence[tuple[int, int]]) -> None:
+        if not absent:
+            return
+        self._count(
+            "updating the alerts",
+            "UPDATE {alerts} AS a SET absent_passes = n.p"
+            " FROM unnest(%s::bigint[], %s::int[]) AS n(i, p) WHERE a.id = n.i",
+            ([i for i, _ in absent], [p for _, p in absent]),
+        )
+
+    def claim_many(
+        self, claims: Sequence[tuple[int, datetime | None]], *, at: datetime
+    ) -> set[int]:
+        if not claims:
+            return set()
+        rows = self._query(
+            "claiming the alerts",
+            "UPDATE {alerts} AS a SET last_sent = %s"
+            " FROM unnest(%s::bigint[], %s::timestamptz[]) AS n(i, p)"
+            " WHERE a.id = n.i AND a.last_sent IS NOT DISTINCT FROM n.p RETURNING a.id",
+            (at, [i for i, _ in claims], [p for _, p in claims]),
+        )
+        return {int(r[0]) for r in rows}
+
+    def unclaim_many(self, claims: Sequence[tuple[int, datetime | None]], *, at: datetime) -> None:
+        if not claims:
+            return
+        self._count(
+            "releasing the alerts",
+            "UPDATE {alerts} AS a SET last_sent = n.p"
+            " FROM unnest(%s::bigint[], %s::timestamptz[]) AS n(i, p)"
+            " WHERE a.id = n.i AND a.last_sent = %s",
+            ([i for i, _ in claims], [p for _, p in claims], at),
+        )
+
+    def set_threads_many(self, alert_ids: Collection[int], threads: Mapping[str, str]) -> None:
+        if not alert_ids or not threads:
+            return
+        self._count(
+            "recording the alerts' threads",
+            "UPDATE {alerts} SET threads = threads || %s WHERE id = ANY(%s::bigint[])",
+            (Jsonb(dict(threads)), list(alert_ids)),
+        )
+
+    def resolve_many(self, alert_ids: Collection[int], *, at: datetime) -> set[int]:
+        if not alert_ids:
+            return set()
+        rows = self._query(
+            "resolving the alerts",
+            "UPDATE {alerts} SET resolved_at = %s"
+            " WHERE id = ANY(%s::bigint[]) AND resolved_at IS NULL RETURNING id",
+            (at, list(alert_ids)),
+        )
+        return {int(r[0]) for r in rows}
+
     def last_resolved(self, fingerprint: str, *, since: datetime) -> AlertRecord | None:
         rows = self._query(
             "reading the alerts",
@@ -109,17 +208,18 @@ class PostgresAlertStore(PostgresBotState):
         severity: str,
         message: str,
         at: datetime,
+        env: str | None = None,
     ) -> AlertRecord | None:
         def body(conn: Connection) -> list[tuple[Any, ...]]:
             try:
                 return list(
                     conn.execute(
                         sql.SQL(
-                            "INSERT INTO {} (kind, app, fingerprint, severity, message,"
-                            f" first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                            "INSERT INTO {} (kind, app, fingerprint, severity, message, env,"
+                            f" first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
                             f" RETURNING {_COLUMNS}"
                         ).format(self._table("alert_state")),
-                        (kind, app, fingerprint, severity, message, at, at),
+                        (kind, app, fingerprint, severity, message, env, at, at),
                     ).fetchall()
                 )
             except pgerrors.UniqueViolation:

@@ -36,6 +36,12 @@ class PostgresLeaderLock:
         self._conn: Connection | None = None
         self._lock = threading.Lock()
         self.name = f"PostgreSQL advisory lock {key!r} on {self._target.host}"
+        self._problem: str | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """Why the last attempt could not ask PostgreSQL (None: it asked)."""
+        return self._problem
 
     @property
     def leading(self) -> bool:
@@ -45,6 +51,7 @@ class PostgresLeaderLock:
     def try_lead(self) -> bool:
         """Check the held lock's session is alive, or try to take the lock."""
         with self._lock:
+            self._problem = None
             if self._conn is not None:
                 try:
                     self._conn.execute("SELECT 1")
@@ -55,7 +62,8 @@ class PostgresLeaderLock:
             try:
                 conn = psycopg.connect(**self._params, autocommit=True)
             except psycopg.Error as exc:
-                log.warning("leader election: %s", _reason(exc, [self._target.password]))
+                self._problem = f"PostgreSQL unreachable: {_reason(exc, [self._target.password])}"
+                log.warning("leader election: %s", self._problem)
                 return False
             try:
                 row = conn.execute(
@@ -63,7 +71,8 @@ class PostgresLeaderLock:
                     (LOCK_CLASS_LEADER, self._key),
                 ).fetchone()
             except psycopg.Error as exc:
-                log.warning("leader election: %s", _reason(exc))
+                self._problem = f"PostgreSQL failed: {_reason(exc, [self._target.password])}"
+                log.warning("leader election: %s", self._problem)
                 conn.close()
                 return False
             if row and row[0]:

@@ -128,6 +128,11 @@ class _Target:
         return params
 
 
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: written as ``\\x00`` (what the audit shows)."""
+    return text.replace("\x00", "\\x00")
+
+
 def _libpq_seconds(seconds: float) -> int:
     """libpq takes whole seconds and treats anything below 2 as 2."""
     return max(2, math.ceil(seconds))
@@ -255,7 +260,11 @@ SELECT 'role'::text AS kind,
        COALESCE(mem.member_of, ARRAY[]::text[]) AS member_of,
        {password} AS verifier,
        {can_alter} AS bot_can_alter,
-       NULL::text AS owner
+       NULL::text AS owner,
+       -- infinity has no Python datetime: no expiry; -infinity: expired since ever
+       CASE WHEN isfinite(r.rolvaliduntil) THEN r.rolvaliduntil
+            WHEN r.rolvaliduntil < 'epoch' THEN 'epoch'::timestamptz END,
+       r.rolconnlimit
   FROM {roles} r
   -- memberships grouped once: a subquery per role scanned pg_auth_members once per role,
   -- 1.6 s instead of 0.06 s at 5,000 roles that all grant themselves to one admin role
@@ -266,7 +275,7 @@ SELECT 'role'::text AS kind,
               GROUP BY m.member) mem ON mem.member = r.oid
 UNION ALL
 SELECT 'database', d.datname::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       pg_catalog.pg_get_userbyid(d.datdba)::text
+       pg_catalog.pg_get_userbyid(d.datdba)::text, NULL, NULL
   FROM pg_catalog.pg_database d
 """
 
@@ -361,7 +370,7 @@ class PostgresDatabase:
         databases: dict[str, DatabaseInfo] = {}
         for row in conn.execute(query):
             kind, name, login, superuser, createdb, createrole, repl, bypass, member_of = row[:9]
-            verifier, bot_can_alter, owner = row[9:]
+            verifier, bot_can_alter, owner, valid_until, connection_limit = row[9:]
             if kind == "database":
                 databases[name] = DatabaseInfo(name=name, owner=owner)
                 continue
@@ -377,6 +386,8 @@ class PostgresDatabase:
                 # readable catalog: "" means the role has no password; unreadable: None
                 verifier=(verifier or "") if authid_readable else None,
                 bot_can_alter=bot_can_alter,
+                valid_until=valid_until,
+                connection_limit=connection_limit,
             )
         return DatabaseState(
             roles=roles_by_name,
@@ -833,6 +844,32 @@ MIGRATIONS: Final[list[tuple[int, str]]] = [
         ALTER TABLE {schema}.workflows ADD COLUMN password_fingerprint text;
         """,
     ),
+    (
+        6,
+        # Requests already seen (issue 16): a signed Slack request, a Mattermost button's nonce,
+        # kept until it could no longer be presented (its validity window), for every replica.
+        """
+        CREATE TABLE {schema}.seen_requests (
+            key text PRIMARY KEY,
+            platform text NOT NULL,
+            seen_at timestamptz NOT NULL DEFAULT now(),
+            expires_at timestamptz NOT NULL
+        );
+        CREATE INDEX seen_requests_expires ON {schema}.seen_requests (expires_at);
+        """,
+    ),
+    (
+        8,
+        # Alerts grouped per (environment, kind) (issue 17): every alert row carries its
+        # environment; NULL is a row written before, which belongs to PGDB_ENV's environment
+        # (SPEC §12), so an upgrade never announces it again.
+        """
+        ALTER TABLE {schema}.alert_state ADD COLUMN env text;
+        DROP INDEX {schema}.alert_state_one_open;
+        CREATE UNIQUE INDEX alert_state_one_open_env
+            ON {schema}.alert_state (coalesce(env, ''), fingerprint) WHERE resolved_at IS NULL;
+        """,
+    ),
 ]
 
 
@@ -946,13 +983,13 @@ class PostgresBotState:
                 ).format(self._table("audit_log")),
                 (
                     entry.at,
-                    entry.user,
-                    entry.platform,
-                    entry.command,
-                    entry.app,
-                    entry.result,
-                    entry.detail,
-                    entry.correlation_id,
+                    _storable(entry.user),
+                    _storable(entry.platform),
+                    _storable(entry.command),
+                    _storable(entry.app) if entry.app is not None else None,
+                    _storable(entry.result),
+                    _storable(entry.detail),
+                    _storable(entry.correlation_id),
                 ),
             )
 
@@ -1074,11 +1111,9 @@ class PostgresBotState:
 
         def body(conn: Connection) -> list[WorkflowRecord]:
             rows = conn.execute(
-                sql.SQL(
-                    f"SELECT DISTINCT ON (app) {_WORKFLOW_COLUMNS} FROM {{}} ORDER BY app, id DESC"
-                ).format(self._table("workflows"))
+                sql.SQL(_LATEST_WORKFLOWS).format(table=self._table("workflows"))
             )
-            return [_workflow(row) for row in rows]
+            return [_workflow(row[:-2], first_at=row[-2], first_requester=row[-1]) for row in rows]
 
         return self._run("reading the workflows", body)
 
@@ -1139,6 +1174,26 @@ class PostgresBotState:
 
         self._run("clearing the follow-up", body)
 
+    # -- replays --------------------------------------------------------------------------
+
+    def first_sight(self, key: str, *, platform: str, until: datetime) -> bool:
+        """One statement: the key is inserted unless present (two replicas racing on it
+        serialise on the primary key), and up to 100 expired keys are removed on the way."""
+
+        def body(conn: Connection) -> bool:
+            row = conn.execute(
+                sql.SQL(
+                    "WITH gone AS (DELETE FROM {table} WHERE key IN (SELECT key FROM {table}"
+                    " WHERE expires_at < now() LIMIT 100))"
+                    " INSERT INTO {table} (key, platform, expires_at) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (key) DO NOTHING RETURNING 1"
+                ).format(table=self._table("seen_requests")),
+                (key, platform, until),
+            ).fetchone()
+            return row is not None
+
+        return self._run("checking for a replayed request", body)
+
     # -- locks ----------------------------------------------------------------------------
 
     @contextmanager
@@ -1194,7 +1249,25 @@ _WORKFLOW_COLUMNS = (
 )
 
 
-def _workflow(row: tuple[Any, ...]) -> WorkflowRecord:
+# Each app's latest record, with when the app's first record started (its grace runs from
+# there, whatever came later) and who ran its first ``create`` (the app's requester).
+_LATEST_WORKFLOWS = (
+    "WITH firsts AS (SELECT app, min(started_at) AS first_at FROM {table} GROUP BY app),"
+    " creators AS (SELECT DISTINCT ON (app) app, requester AS first_requester FROM {table}"
+    " WHERE kind = 'create' ORDER BY app, id)"
+    " SELECT DISTINCT ON (w.app) "
+    + ", ".join(f"w.{c.strip()}" for c in _WORKFLOW_COLUMNS.split(","))
+    + ", f.first_at, c.first_requester FROM {table} w JOIN firsts f ON f.app = w.app"
+    " LEFT JOIN creators c ON c.app = w.app ORDER BY w.app, w.id DESC"
+)
+
+
+def _workflow(
+    row: tuple[Any, ...],
+    *,
+    first_at: datetime | None = None,
+    first_requester: str | None = None,
+) -> WorkflowRecord:
     (
         id_,
         app,
@@ -1222,4 +1295,6 @@ def _workflow(row: tuple[Any, ...]) -> WorkflowRecord:
         updated_at=updated,
         proposal_url=proposal_url,
         message_link=message_link,
+        app_first_at=first_at,
+        app_requester=first_requester,
     )

@@ -17,15 +17,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
-from slack_bolt import Ack, App, BoltRequest
+from slack_bolt import Ack, App, BoltContext, BoltRequest
 from slack_bolt.adapter.socket_mode.builtin import SocketModeHandler
 from slack_bolt.adapter.starlette.handler import to_starlette_response
 from slack_bolt.error import BoltError
@@ -48,15 +51,18 @@ from starlette.routing import BaseRoute, Route
 from bot.config import ConfigError, Settings
 from bot.core.errors import BackendUnavailable, PgdbError
 from bot.core.reply import Alert, Reply, StepState
+from bot.core.text import refuse_at_edge, storable
+from bot.http_edge import UNAUTHENTICATED, EdgeAudit, read_limited, too_large
 from bot.runner import CommandRunner, ShuttingDown
 from handlers.context import Requester, Services
-from handlers.dispatch import dispatch
+from handlers.intake import Once, run_once
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 SIGNATURE_WINDOW_SECONDS = 300  # Slack's replay window
-MAX_BODY_BYTES = 1 << 20
+MAX_BODY_BYTES = 1 << 20  # a click's payload carries the clicked message (up to 50 blocks)
+ONCE_CONTEXT_KEY = "pgdb_once"  # the request's replay key, from our route to the listeners
 HTTP_TIMEOUT_SECONDS = 10
 BUTTON_ACTION_PREFIX = "pgdb_command_"
 # chat.postMessage errors that mean "not here" (expected; any failure falls back to response_url)
@@ -171,6 +177,15 @@ SECTION_LIMIT = 3000
 FIELD_LIMIT = 2000
 FALLBACK_TEXT_LIMIT = 3000
 MAX_BLOCKS = 50
+# Slack refuses a message whose blocks hold more than about 12,000 characters of text in all
+# (``msg_blocks_too_long``, slackapi/bolt-js#2509), whatever its 40,000 for ``text``: a
+# reply is fitted within this budget, and a refused one is sent again within the short one.
+BLOCKS_TEXT_BUDGET = 10_000
+SHORT_TEXT_BUDGET = 2_500
+SHORT_MAX_BLOCKS = 12
+TOO_LONG_ERRORS = frozenset({"msg_too_long", "msg_blocks_too_long", "invalid_blocks"})
+MORE_BLOCK_ID = "pgdb_more_"  # + how many lines it stands for
+ALERT_HINT = "/pgdb diagnose"  # where an alert cut for size is shown whole
 SHORT_FIELD = 40  # label + value up to this fit side by side, even on a phone
 
 STEP_ICONS = {
@@ -186,9 +201,17 @@ SEVERITY_ICONS = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 Block = dict[str, Any]
 
 
+# "@here", "@channel", "@everyone" typed as plain words: a zero-width space after the "@"
+# keeps them from being parsed as broadcasts (mrkdwn's automatic parsing) and reads the same.
+_BROADCAST = re.compile(r"@(?=(?:here|channel|everyone)\b)", re.IGNORECASE)
+
+
 def escape(text: str) -> str:
-    """Slack's three control characters; everything else is shown as written."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack's three control characters (so ``<!channel>``, ``<@U…>`` and ``<url|label>``
+    from user text arrive as literal text), and plain-word broadcasts broken; everything else
+    is shown as written. Every text the bot posts to Slack goes through here."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _BROADCAST.sub("@\u200b", text)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -255,6 +278,124 @@ def _button(index: int, label: str, command: str, style: str) -> Block:
     return button
 
 
+def _text_size(value: Any) -> int:
+    """Characters of text in a block (what Slack's cumulative limit counts)."""
+    if isinstance(value, dict):
+        return sum(
+            len(v) if k in {"text", "value"} and isinstance(v, str) else _text_size(v)
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return sum(_text_size(v) for v in value)
+    return 0
+
+
+def _line_count(block: Block) -> int:
+    text = block.get("text")
+    if isinstance(text, dict):
+        return str(text.get("text", "")).count("\n") + 1
+    return max(1, len(block.get("fields") or []))
+
+
+def _code_sections(code: str) -> list[Block]:
+    """A code block as as many sections as it needs (each one fenced)."""
+    blocks: list[Block] = []
+    current: list[str] = []
+    size = 0
+    for line in escape(code.rstrip("\n")).split("\n"):
+        line = _clip(line, SECTION_LIMIT - 10)
+        if current and size + len(line) + 1 > SECTION_LIMIT - 10:
+            blocks.append(_section("```\n" + "\n".join(current) + "\n```"))
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        blocks.append(_section("```\n" + "\n".join(current) + "\n```"))
+    return blocks
+
+
+def more_note(lines: int, hint: str) -> str:
+    """The last line of a cut message: what was left out and how to see it."""
+    where = f"`{hint}`" if hint.startswith("/") else hint
+    return f"… {lines} more line(s) not shown: " + (
+        where or "too long for one Slack message; ask for less (one app, a page)"
+    )
+
+
+def fit_blocks(
+    blocks: list[Block],
+    *,
+    hint: str = "",
+    budget: int = BLOCKS_TEXT_BUDGET,
+    max_blocks: int = MAX_BLOCKS,
+) -> list[Block]:
+    """Blocks within Slack's limits: the title, then as many lines as fit in order, a note
+    saying how many lines were left out and how to see them, then the footer and buttons.
+    Never a silent cut."""
+    cut_before = sum(
+        int(str(b.get("block_id", "")).removeprefix(MORE_BLOCK_ID))
+        for b in blocks
+        if str(b.get("block_id", "")).startswith(MORE_BLOCK_ID)
+    )
+    blocks = [b for b in blocks if not str(b.get("block_id", "")).startswith(MORE_BLOCK_ID)]
+    if not cut_before and len(blocks) <= max_blocks and _text_size(blocks) <= budget:
+        return blocks
+    head, rest = blocks[:1], blocks[1:]
+    tail = [b for b in rest if b.get("type") in {"actions", "context"}]
+    body = [b for b in rest if b.get("type") not in {"actions", "context"}]
+    room = budget - _text_size(head) - _text_size(tail) - 300  # the note itself
+    slots = max_blocks - len(head) - len(tail) - 1
+    kept: list[Block] = []
+    left = 0
+    for block in body:
+        size = _text_size(block)
+        if left == 0 and len(kept) < slots and size <= room:
+            kept.append(block)
+            room -= size
+            continue
+        text = block.get("text")
+        if left == 0 and len(kept) < slots and isinstance(text, dict) and room > 0:
+            lines = str(text.get("text", "")).split("\n")
+            fenced = lines[0] == "```"
+            part: list[str] = []
+            for line in lines[: -1 if fenced else None]:
+                if len(line) + 1 > room - (4 if fenced else 0):
+                    break
+                part.append(line)
+                room -= len(line) + 1
+            shown = len(part) - (1 if fenced else 0)
+            if shown > 0:
+                kept.append(_section("\n".join(part) + ("\n```" if fenced else "")))
+            left += len(lines) - max(shown, 0) - (2 if fenced else 0)
+            room = 0
+            continue
+        left += _line_count(block)
+    note = {
+        "type": "context",
+        "block_id": f"{MORE_BLOCK_ID}{left + cut_before}",
+        "elements": [_mrkdwn(more_note(left + cut_before, hint))],
+    }
+    return [*head, *kept, note, *tail]
+
+
+def _sent_or_shorter(
+    send: Callable[[list[Block]], Any], blocks: list[Block], *, hint: str, what: str
+) -> Any:
+    """``send(blocks)``; when Slack refuses the size (``msg_too_long``,
+    ``msg_blocks_too_long``, ``invalid_blocks``), once more with a shorter message that says
+    how to see the rest."""
+    try:
+        return send(blocks)
+    except SlackApiError as exc:
+        code = _error_code(exc)
+        if code not in TOO_LONG_ERRORS:
+            raise
+        log.warning("Slack refused %s (%s): sending a shorter one", what, code)
+        return send(
+            fit_blocks(blocks, hint=hint, budget=SHORT_TEXT_BUDGET, max_blocks=SHORT_MAX_BLOCKS)
+        )
+
+
 def render(reply: Reply, *, footer: str | None = None) -> tuple[str, list[Block]]:
     """A reply as Slack's fallback text and Block Kit blocks (sections, fields, buttons)."""
     mark = "" if reply.ok else "⚠️ "
@@ -275,7 +416,7 @@ def render(reply: Reply, *, footer: str | None = None) -> tuple[str, list[Block]
     if reply.lines:
         blocks.extend(_sections([escape(line) for line in reply.lines]))
     if reply.code:
-        blocks.append(_section(f"```\n{_clip(escape(reply.code), SECTION_LIMIT - 8)}\n```"))
+        blocks.extend(_code_sections(reply.code))
     if reply.buttons:
         blocks.append(
             {
@@ -291,8 +432,7 @@ def render(reply: Reply, *, footer: str | None = None) -> tuple[str, list[Block]
         notes.append(f"correlation id `{escape(reply.correlation_id)}`")
     if notes:
         blocks.append({"type": "context", "elements": [_mrkdwn(" · ".join(notes))]})
-    if len(blocks) > MAX_BLOCKS:
-        blocks = [*blocks[: MAX_BLOCKS - 1], {"type": "context", "elements": [_mrkdwn("…")]}]
+    blocks = fit_blocks(blocks, hint=reply.more_hint)
     text = reply.title
     if not reply.ok and reply.lines:
         text += f": {reply.lines[0]}"
@@ -304,7 +444,7 @@ def render_alert(alert: Alert) -> tuple[str, list[Block]]:
     kind, _, app = alert.key.partition(":")
     if alert.resolved:
         text = f"✅ Resolved: {alert.title}"
-    elif alert.thread:
+    elif alert.thread and not alert.details:
         text = f"{SEVERITY_ICONS.get(alert.severity, '⚪')} Still open: {alert.title}"
     else:
         text = f"{SEVERITY_ICONS.get(alert.severity, '⚪')} {alert.title}"
@@ -314,7 +454,8 @@ def render_alert(alert: Alert) -> tuple[str, list[Block]]:
     facts = [("Severity", alert.severity), ("Finding", kind)]
     if app:
         facts.append(("App", app))
-    blocks.extend(_field_blocks(facts))
+    if not alert.details:  # a group's thread reply: its message above says all that
+        blocks.extend(_field_blocks(facts))
     if alert.buttons:
         blocks.append(
             {
@@ -324,7 +465,7 @@ def render_alert(alert: Alert) -> tuple[str, list[Block]]:
                 ],
             }
         )
-    return _clip(escape(text), FALLBACK_TEXT_LIMIT), blocks
+    return _clip(escape(text), FALLBACK_TEXT_LIMIT), fit_blocks(blocks, hint=ALERT_HINT)
 
 
 # --- user groups ---------------------------------------------------------------------------
@@ -489,6 +630,7 @@ class SlackConversation:
         self._timer: threading.Timer | None = None
         self._finished = False
         self._lock = threading.RLock()
+        self._hint = ""  # how to see what a reply cut for size left out
 
     # Conversation port
     def show(self, reply: Reply) -> None:
@@ -501,6 +643,7 @@ class SlackConversation:
                         self._finish_privately(reply)
                     return
                 text, blocks = render(reply, footer=self._footer)
+                self._hint = reply.more_hint
                 if not self._posted:
                     self._post(text, blocks)
                     self._finished = reply.final
@@ -560,8 +703,13 @@ class SlackConversation:
     def _post(self, text: str, blocks: list[Block]) -> None:
         self._last_sent = time.monotonic()
         try:
-            answer = self._slack.client.chat_postMessage(
-                channel=self._channel, text=text, blocks=blocks, unfurl_links=False
+            answer = _sent_or_shorter(
+                lambda b: self._slack.client.chat_postMessage(
+                    channel=self._channel, text=text, blocks=b, unfurl_links=False
+                ),
+                blocks,
+                hint=self._hint,
+                what="a message",
             )
             self._ts = str(answer["ts"])
             self._channel = str(answer.get("channel") or self._channel)
@@ -596,8 +744,13 @@ class SlackConversation:
             )
             return
         try:
-            self._slack.client.chat_update(
-                channel=self._channel, ts=self._ts or "", text=text, blocks=blocks
+            _sent_or_shorter(
+                lambda b: self._slack.client.chat_update(
+                    channel=self._channel, ts=self._ts or "", text=text, blocks=b
+                ),
+                blocks,
+                hint=self._hint,
+                what="an update",
             )
         except SlackApiError as exc:
             log.warning(
@@ -648,6 +801,8 @@ class SlackPlatform:
     /slack/events`` on the shared HTTP server."""
 
     name = "slack"
+    # chat.postMessage: about one message per second per channel (Slack's rate limits)
+    alert_interval = 1.0
 
     def __init__(
         self,
@@ -672,7 +827,9 @@ class SlackPlatform:
             self.app = App(
                 client=client,
                 signing_secret=config.signing_secret or "",
-                request_verification_enabled=not config.socket_mode,
+                # HTTP mode: our route checks the signature once, where the size limit and
+                # the replay key live (SPEC §8 rev. 2); Socket Mode is not signed at all.
+                request_verification_enabled=False,
                 process_before_response=True,  # listeners only enqueue: run them inline
                 logger=logging.getLogger("slack_bolt"),
             )
@@ -685,6 +842,7 @@ class SlackPlatform:
         self.app.action(re.compile(f"^{BUTTON_ACTION_PREFIX}"))(self._on_button)
         self._socket: SocketModeHandler | None = None
         self._stopping = threading.Event()
+        self._edge_audit = EdgeAudit(services.state)
 
     # ChatPlatform
     def routes(self) -> list[BaseRoute]:
@@ -718,12 +876,13 @@ class SlackPlatform:
             return None
         text, blocks = render_alert(alert)
         try:
-            answer = self._slack.client.chat_postMessage(
-                channel=channel,
-                text=text,
-                blocks=blocks,
-                thread_ts=alert.thread,
-                unfurl_links=False,
+            answer = _sent_or_shorter(
+                lambda b: self._slack.client.chat_postMessage(
+                    channel=channel, text=text, blocks=b, thread_ts=alert.thread, unfurl_links=False
+                ),
+                blocks,
+                hint=ALERT_HINT,
+                what=f"alert {alert.key}",
             )
         except SlackApiError as exc:
             code = _error_code(exc)
@@ -743,8 +902,10 @@ class SlackPlatform:
         if not channel or not ts:
             return False
         try:
+            # The text carries user words (a deny reason, a requester's id): escaped like
+            # every other message, so it can neither mention nor link.
             self._slack.client.chat_postMessage(
-                channel=channel, text=text, thread_ts=ts, unfurl_links=False
+                channel=channel, text=escape(text), thread_ts=ts, unfurl_links=False
             )
         except SlackApiError as exc:
             raise BackendUnavailable(
@@ -754,30 +915,50 @@ class SlackPlatform:
 
     # HTTP mode
     async def _http_events(self, request: Request) -> Response:
-        declared = request.headers.get("content-length", "0")
-        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
-            return JSONResponse({"error": "request too large"}, status_code=413)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse({"error": "request too large"}, status_code=413)
+        """Size (bytes read), signature, shape; then Bolt, whose listeners only hand over.
+        Nothing here logs or parses a byte of a body before it is known to be small."""
+        body = await read_limited(request, limit=MAX_BODY_BYTES)
+        if body is None:
+            self._edge_audit.refused(
+                user=UNAUTHENTICATED,
+                platform=self.name,
+                command=f"(a request body over {MAX_BODY_BYTES:,} bytes to {EVENTS_PATH})",
+                result="too large",
+                detail="refused before reading it whole",
+            )
+            return too_large(limit=MAX_BODY_BYTES, body={"error": "request too large"})
         assert self._config.signing_secret is not None
+        timestamp = request.headers.get("x-slack-request-timestamp")
+        signature = request.headers.get("x-slack-signature")
         if not signature_ok(
             secret=self._config.signing_secret,
             body=body,
-            timestamp=request.headers.get("x-slack-request-timestamp"),
-            signature=request.headers.get("x-slack-signature"),
+            timestamp=timestamp,
+            signature=signature,
             now=self._clock(),
         ):
             log.warning("refused a request to %s: missing, wrong or stale signature", EVENTS_PATH)
             return JSONResponse({"error": "invalid request"}, status_code=401)
+        assert timestamp is not None and signature is not None  # signature_ok checked them
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             return JSONResponse({"error": "not UTF-8"}, status_code=400)
+        problem = malformed(text, content_type=request.headers.get("content-type", ""))
+        if problem is not None:
+            log.warning("refused a signed request to %s: %s", EVENTS_PATH, problem)
+            return JSONResponse({"error": problem}, status_code=400)
+        once = Once(
+            # the signature covers the timestamp and the body: the same request, the same key
+            key="slack:" + hashlib.sha256(signature.encode("utf-8", "replace")).hexdigest(),
+            until=datetime.fromtimestamp(int(timestamp) + SIGNATURE_WINDOW_SECONDS, UTC),
+            what="signed Slack request",
+        )
         bolt_request = BoltRequest(
             body=text,
             query=request.url.query,
             headers={k: [v] for k, v in request.headers.items()},
+            context={ONCE_CONTEXT_KEY: once},
         )
         return to_starlette_response(await run_in_threadpool(self.app.dispatch, bolt_request))
 
@@ -801,53 +982,84 @@ class SlackPlatform:
                 delay = min(delay * 2, 60.0)
 
     # listeners: they only hand the work over, so Bolt's answer is the ack
-    def _on_command(self, ack: Ack, body: dict[str, Any]) -> None:
-        user, channel = str(body.get("user_id") or ""), str(body.get("channel_id") or "")
-        text = f"/pgdb {normalize_command_text(str(body.get('text') or ''))}".strip()
+    def _on_command(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        user, channel = _text(body.get("user_id")), _text(body.get("channel_id"))
+        raw = _text(body.get("text"))
+        refusal = refuse_at_edge(raw)
+        if refusal is not None:
+            # before anything parses or logs the text: the requester is told the limit now
+            self._edge_audit.refused(
+                user=user or UNAUTHENTICATED,
+                platform=self.name,
+                command=f"/pgdb {raw}",
+                result=refusal.outcome,
+                detail=refusal.message,
+            )
+            ack(response_type="ephemeral", text=escape(refusal.message))
+            return
+        text = f"/pgdb {normalize_command_text(raw)}".strip()
+        response_url = body.get("response_url")
         conversation = SlackConversation(
             messenger=self._slack,
             channel=channel,
             user=user,
             command=text,
-            response_url=body.get("response_url"),
+            response_url=response_url if isinstance(response_url, str) else None,
         )
-        self._hand_over(ack, text=text, user=user, conversation=conversation, note=True)
+        self._hand_over(
+            ack, text=text, user=user, conversation=conversation, note=True, once=_once(context)
+        )
 
-    def _on_button(self, ack: Ack, body: dict[str, Any]) -> None:
-        actions = body.get("actions") or [{}]
-        command = str(actions[0].get("value") or "")
-        user = str((body.get("user") or {}).get("id") or "")
-        container = body.get("container") or {}
-        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
-        if not command.startswith("/pgdb "):
+    def _on_button(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        actions = body.get("actions")
+        action = actions[0] if isinstance(actions, list) and actions else None
+        command = _text(action.get("value")) if isinstance(action, dict) else ""
+        user = _text(_field(body, "user", "id"))
+        container = body.get("container")
+        container = container if isinstance(container, dict) else {}
+        channel = _text(_field(body, "channel", "id") or container.get("channel_id"))
+        if not command.startswith("/pgdb ") or refuse_at_edge(command) is not None:
             ack()
             log.warning("ignored a Slack button without a /pgdb command")
             return
-        ephemeral = bool(container.get("is_ephemeral"))
+        ephemeral = container.get("is_ephemeral") is True
+        response_url = body.get("response_url")
+        message_ts = container.get("message_ts")
         conversation = SlackConversation(
             messenger=self._slack,
             channel=channel,
             user=user,
             command=command,
-            response_url=body.get("response_url"),
-            message_ts=None if ephemeral else container.get("message_ts"),
+            response_url=response_url if isinstance(response_url, str) else None,
+            message_ts=None if ephemeral or not isinstance(message_ts, str) else message_ts,
             via_response_url=ephemeral,
         )
-        self._hand_over(ack, text=command, user=user, conversation=conversation, note=False)
+        self._hand_over(
+            ack, text=command, user=user, conversation=conversation, note=False, once=_once(context)
+        )
 
     def _hand_over(
-        self, ack: Ack, *, text: str, user: str, conversation: SlackConversation, note: bool
+        self,
+        ack: Ack,
+        *,
+        text: str,
+        user: str,
+        conversation: SlackConversation,
+        note: bool,
+        once: Once | None,
     ) -> None:
         if not user:
             ack()
             return
         requester = Requester(user_id=user, platform="slack")
+        services = self._services
 
         def work() -> None:
-            dispatch(self._services, text=text, requester=requester, conversation=conversation)
+            # the replay check runs here, after the ack and before any work (SPEC §8)
+            run_once(services, once=once, text=text, requester=requester, conversation=conversation)
 
         try:
-            self._runner.submit(work, what=f"slack command by {user}: {text[:80]}")
+            self._runner.submit(work, what=f"slack command by {storable(user, limit=64)}")
         except ShuttingDown as exc:
             ack(response_type="ephemeral", text=str(exc))
             return
@@ -856,6 +1068,71 @@ class SlackPlatform:
             return
         # Bolt sends this once the listener returns: the ack, with a note for the requester
         ack(response_type="ephemeral", text=f"Working on `{escape(text)}`…")
+
+
+def malformed(text: str, *, content_type: str) -> str | None:
+    """What is wrong with a signed body that is not what Slack sends (a form; or a form whose
+    ``payload`` is a JSON object), None when it is well formed. Bolt reads such a body by
+    indexing into it: anything else would be a 500 with a traceback instead of a 400."""
+    if content_type.split(";")[0].strip().lower() == "application/json" or text.startswith("{"):
+        return "JSON bodies are not served here: Slack sends forms"
+    form = dict(parse_qsl(text, keep_blank_values=True))
+    if "payload" not in form:
+        return None if "command" in form else "neither a slash command nor a payload"
+    try:
+        payload = json.loads(form["payload"])
+    except ValueError:
+        return "payload is not JSON"
+    if not isinstance(payload, dict):
+        return "payload is not a JSON object"
+    for name, kinds in _PAYLOAD_SHAPE.items():
+        if name in payload and payload[name] is not None and not isinstance(payload[name], kinds):
+            return f"payload field {name} has the wrong type"
+    if payload.get("type") == "block_actions":
+        actions = payload.get("actions")
+        if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
+            return "payload field actions is not a list of objects"
+    authorizations = payload.get("authorizations")
+    if isinstance(authorizations, list) and not all(isinstance(a, dict) for a in authorizations):
+        return "payload field authorizations is not a list of objects"
+    return None
+
+
+# The payload fields Bolt or our listeners read, and the JSON types Slack sends them as.
+_PAYLOAD_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "type": str,
+    "user": (dict, str),
+    "team": (dict, str),
+    "enterprise": (dict, str),
+    "channel": (dict, str),
+    "container": dict,
+    "actions": list,
+    "authorizations": list,
+    "event": dict,
+    "view": dict,
+    "message": dict,
+    "response_url": str,
+    "is_enterprise_install": (bool, str),
+}
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _field(body: dict[str, Any], name: str, key: str) -> object:
+    """``body[name][key]`` when ``body[name]`` is an object (Slack may send a plain id)."""
+    value = body.get(name)
+    if isinstance(value, dict):
+        return value.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _once(context: BoltContext) -> Once | None:
+    """The replay key our route attached (None in Socket Mode: its requests are unsigned and
+    come over the connection the bot opened)."""
+    once = context.get(ONCE_CONTEXT_KEY)
+    return once if isinstance(once, Once) else None
 
 
 def slack_platform(

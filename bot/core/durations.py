@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*$")  # ASCII digits
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -21,7 +21,7 @@ _CRON_FIELDS: tuple[tuple[int, int, tuple[str, ...]], ...] = (
 def _cron_value(text: str, low: int, high: int, names: tuple[str, ...]) -> int | None:
     if text.lower() in names:
         return names.index(text.lower()) + low
-    if text.isdigit() and low <= int(text) <= high:
+    if text.isascii() and text.isdigit() and low <= int(text) <= high:
         return int(text)
     return None
 
@@ -30,7 +30,7 @@ def _cron_field_ok(field: str, low: int, high: int, names: tuple[str, ...]) -> b
     """``*``, ``a``, ``a-b``, each with an optional ``/step``, comma-separated."""
     for item in field.split(","):
         base, _, step = item.partition("/")
-        if step and not (step.isdigit() and int(step) > 0):
+        if step and not (step.isascii() and step.isdigit() and int(step) > 0):
             return False
         if base == "*":
             continue
@@ -50,13 +50,14 @@ def is_cron(text: str) -> bool:
     )
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in ``text``; ValueError with an example when it is not a duration."""
+def parse_duration(text: str, *, zero_allowed: bool = False) -> float:
+    """Seconds in ``text``; ValueError with an example when it is not a duration.
+    ``zero_allowed``: ``0`` means "off" (a grace period that is turned off)."""
     match = _DURATION.fullmatch(text or "")
     if not match:
         raise ValueError(f"{text!r} is not a duration: use 30s, 5m, 1h, 2d or plain seconds")
     seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not zero_allowed):
         raise ValueError(f"{text!r} must be longer than zero")
     return seconds
 

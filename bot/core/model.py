@@ -78,6 +78,18 @@ class RoleInfo:
     verifier: str | None = None
     # whether the bot may ALTER this role (superuser, or ADMIN OPTION on PostgreSQL 16+)
     bot_can_alter: bool = True
+    valid_until: datetime | None = None  # rolvaliduntil; None: no expiry
+    connection_limit: int = -1  # rolconnlimit; -1: no limit
+
+    def login_refusal(self, at: datetime) -> str | None:
+        """Why PostgreSQL refuses every login of this role, from the catalogs alone."""
+        if not self.can_login:
+            return "NOLOGIN"
+        if self.valid_until is not None and self.valid_until <= at:
+            return f"its password expired (VALID UNTIL {self.valid_until:%Y-%m-%d %H:%M} UTC)"
+        if self.connection_limit == 0:
+            return "CONNECTION LIMIT 0"
+        return None
 
     @property
     def dangerous_attributes(self) -> tuple[str, ...]:
@@ -170,6 +182,8 @@ class GitSnapshot:
     kustomization: str | None
     # app -> its branch proposal (open first; the newest closed one when none is open)
     proposals: Mapping[str, Proposal] = field(default_factory=dict)
+    # app -> its open offboarding proposal (``pgdb-offboard/<app>``, not merged)
+    offboardings: Mapping[str, Proposal] = field(default_factory=dict)
 
 
 # --- Kubernetes ---------------------------------------------------------------------------
@@ -413,6 +427,19 @@ class AlertRecord:
     absent_passes: int = 0
     flaps: int = 0
     threads: Mapping[str, str] = field(default_factory=dict)  # platform -> message reference
+    env: str | None = None  # None: recorded before environments, i.e. PGDB_ENV's (SPEC §12)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewAlert:
+    """An alert to open (many per pass, in one statement)."""
+
+    fingerprint: str
+    kind: str
+    app: str | None
+    severity: str
+    message: str
+    env: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -446,6 +473,10 @@ class WorkflowRecord:
     updated_at: datetime
     proposal_url: str | None = None
     message_link: str | None = None
+    # across all of the app's records (filled by ``BotState.workflows``): when its first
+    # record started, and who ran its first ``create``
+    app_first_at: datetime | None = None
+    app_requester: str | None = None
 
 
 class ApprovalStatus(enum.StrEnum):

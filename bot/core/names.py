@@ -8,6 +8,9 @@ from collections.abc import Iterable
 _PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 RESERVED_NAMES = frozenset({"postgres", "template0", "template1", "app", "streaming_replica"})
 RESERVED_PREFIXES = ("pg_", "pg-", "cnpg")
+# The branches the bot proposes changes on, one per change and app (app names have no "--").
+ONBOARD_BRANCH_PREFIX = "pgdb/"
+OFFBOARD_BRANCH_PREFIX = "pgdb-offboard/"
 
 
 class InvalidAppName(ValueError):

@@ -20,9 +20,7 @@ from bot.core.manifests import (
     remove_resources,
     secret_path,
 )
-from bot.core.names import AppName
-
-OFFBOARD_BRANCH_PREFIX = "pgdb-offboard/"
+from bot.core.names import OFFBOARD_BRANCH_PREFIX, AppName
 
 
 def offboard_branch(app: AppName) -> str:

@@ -6,7 +6,7 @@ and every workflow step share one observation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
@@ -21,6 +21,7 @@ from bot.core.model import (
     DatabaseState,
     GitSnapshot,
     KubeSecret,
+    NewAlert,
     PasswordVerdict,
     Proposal,
     ResyncResult,
@@ -158,6 +159,12 @@ class BotState(Protocol):
         """A non-blocking lock held across replicas; yields False when another holds it."""
         ...
 
+    def first_sight(self, key: str, *, platform: str, until: datetime) -> bool:
+        """Remember ``key`` (a signed request, a button's nonce) until ``until``: True the first
+        time any replica presents it, False when it was already seen (a replay). Raises
+        BackendUnavailable when the store cannot say: the caller then refuses."""
+        ...
+
 
 class GitHost(Protocol):
     """The GitOps repository: its base branch, and the ``pgdb/<app>`` branches or PRs."""
@@ -273,6 +280,39 @@ class AlertStore(Protocol):
     at once (a failover) cannot both send."""
 
     def open_alerts(self) -> list[AlertRecord]: ...
+
+    # Batches: one statement per pass and step, whatever the number of findings.
+    def recently_resolved(self, *, since: datetime) -> list[AlertRecord]:
+        """Per (environment, fingerprint), the newest alert resolved after ``since``."""
+        ...
+
+    def open_many(self, alerts: Sequence[NewAlert], *, at: datetime) -> list[AlertRecord]:
+        """The alerts opened; one another replica opened meanwhile is left out."""
+        ...
+
+    def seen_many(self, seen: Sequence[tuple[int, str, str]], *, at: datetime) -> None:
+        """(id, severity, message) of each alert whose finding is present in this pass."""
+        ...
+
+    def absent_many(self, absent: Sequence[tuple[int, int]]) -> None:
+        """(id, passes in a row without the finding)."""
+        ...
+
+    def claim_many(
+        self, claims: Sequence[tuple[int, datetime | None]], *, at: datetime
+    ) -> set[int]:
+        """``claim_send`` for many (id, previous ``last_sent``): the ids this caller won."""
+        ...
+
+    def unclaim_many(
+        self, claims: Sequence[tuple[int, datetime | None]], *, at: datetime
+    ) -> None: ...
+
+    def set_threads_many(self, alert_ids: Collection[int], threads: Mapping[str, str]) -> None: ...
+
+    def resolve_many(self, alert_ids: Collection[int], *, at: datetime) -> set[int]:
+        """The ids this caller closed (still open until now)."""
+        ...
 
     def last_resolved(self, fingerprint: str, *, since: datetime) -> AlertRecord | None:
         """The newest alert with this fingerprint resolved after ``since`` (to reopen it)."""

@@ -45,6 +45,8 @@ class Alert:
     resolved: bool = False
     thread: str | None = None
     buttons: tuple[Button, ...] = ()  # a decision asked of the ops channel (approvals)
+    # the thread reply that lists a group's findings one by one (not a "still open" reminder)
+    details: bool = False
 
 
 @dataclass(kw_only=True)
@@ -62,6 +64,9 @@ class Reply:
     correlation_id: str = ""
     final: bool = False  # the last update of this reply
     outcome: str = ""  # for the audit log: "refused", "usage"…; empty means ok/failed by `ok`
+    # How to see what a platform's size limit leaves out, e.g. "/pgdb status --page 2": the
+    # renderers end a cut reply with it (never cut silently).
+    more_hint: str = ""
 
     def step(self, key: str) -> Step:
         for s in self.steps:

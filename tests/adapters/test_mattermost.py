@@ -4,12 +4,14 @@ client's retries, posts updated in place, private replies, groups, and the two e
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -24,6 +26,7 @@ from bot.adapters.mattermost import (
     MattermostGroups,
     MattermostPlatform,
     build_mattermost,
+    check_button,
     render_alert,
     render_reply,
 )
@@ -32,6 +35,8 @@ from bot.core.errors import BackendUnavailable
 from bot.core.reply import Alert, Button, Reply, Step, StepState, error_reply
 from bot.pgcluster import free_port
 from bot.runner import CommandRunner
+from handlers.access import Role, role_of
+from handlers.context import Requester
 from tests.fixtures.bot import BotEnv
 from tests.fixtures.mattermost import BOT_TOKEN, FakeMattermost, mattermost_id
 
@@ -111,7 +116,7 @@ def test_a_failure_is_marked_and_carries_its_correlation_id() -> None:
     assert "_(correlation id abc123)_" in text
 
 
-def test_buttons_are_attachment_actions_that_carry_the_secret_and_the_command() -> None:
+def test_buttons_are_attachment_actions_that_carry_a_signed_nonce_and_the_command() -> None:
     reply = Reply(
         title="Repair `docspell`: confirm",
         buttons=[Button(label="Repair", command="/pgdb repair docspell --yes", style="primary")],
@@ -125,15 +130,22 @@ def test_buttons_are_attachment_actions_that_carry_the_secret_and_the_command() 
     assert action["name"] == "Repair"
     assert action["type"] == "button"
     assert action["style"] == "primary"
-    assert action["integration"] == {
-        "url": "https://pgdb.example.com/mattermost/actions",
-        "context": {
-            "command": "/pgdb repair docspell --yes",
-            "secret": SECRET,
-            "root_id": "rootpost",
-        },
+    assert action["integration"]["url"] == "https://pgdb.example.com/mattermost/actions"
+    context = action["integration"]["context"]
+    assert context == {
+        "command": "/pgdb repair docspell --yes",
+        "root_id": "rootpost",
+        "nonce": ANY,
+        "expires": ANY,
+        "signature": ANY,
     }
-    assert SECRET not in message.text
+    # one-time and expiring, signed with the action secret, which itself never travels
+    assert check_button(context, secret=SECRET, now=time.time()) is None
+    assert check_button(context, secret=SECRET, now=context["expires"] + 1) == "expired"
+    assert check_button({**context, "command": "/pgdb x"}, secret=SECRET, now=0) is not None
+    again = render_reply(reply, buttons=BUTTONS, root_id="rootpost").attachments[0]["actions"]
+    assert again[0]["integration"]["context"]["nonce"] != context["nonce"]
+    assert SECRET not in json.dumps(message.attachments) + message.text
 
 
 def test_without_buttons_the_decision_is_a_command_to_type() -> None:
@@ -143,6 +155,65 @@ def test_without_buttons_the_decision_is_a_command_to_type() -> None:
 
     assert message.attachments == []
     assert "➡️ Repair: type `/pgdb repair x --yes`" in message.text
+
+
+ZWSP = "\u200b"
+HOSTILE = "@channel @all @here @alice ![img](http://evil.example/x.png) [docs](http://e.example)"
+
+
+def test_user_text_neither_mentions_nor_links_and_the_bots_markdown_stays() -> None:
+    reply = Reply(
+        title="Request #3 denied: `docspell` is not created",
+        ok=False,
+        steps=[Step(key="x", label="Check", state=StepState.FAILED, detail=f"said {HOSTILE}")],
+        fields=[("Reason", HOSTILE), ("Pull request", "https://git.example/pr/1")],
+        lines=[f"alice asked for `/pgdb create docspell`: {HOSTILE}", "<https://evil.example>"],
+        correlation_id="abc123",
+    )
+
+    text = render_reply(reply, buttons=None, footer="_`/pgdb deny 3` · @olga_").text
+
+    # no mention for the server (its words split at anything but letters, digits and :.-_@)
+    words = re.split(r"[^\w:.\-@]+", text)
+    assert not {"@channel", "@all", "@here", "@alice"} & set(words)
+    assert f"@{ZWSP}channel @{ZWSP}all @{ZWSP}here @{ZWSP}alice" in text
+    # no image, link or autolink: the brackets and the angle bracket are escaped
+    assert "![img](" not in text and "[docs](" not in text
+    assert not re.search(r"(?<!\\)<https", text)
+    assert "!\\[img\\](http://evil.example/x.png) \\[docs\\](http://e.example)" in text
+    assert "\\<https://evil.example>" in text
+    # the bot's own formatting is untouched: bold, inline code, its bare link, the footer
+    assert text.startswith("⚠️ **Request #3 denied: `docspell` is not created**")
+    assert "alice asked for `/pgdb create docspell`:" in text
+    assert "**Pull request:** https://git.example/pr/1" in text
+    assert text.endswith("_`/pgdb deny 3` · @olga_")
+
+
+def test_user_backticks_cannot_open_code_that_swallows_the_bots_markdown() -> None:
+    lines = ["a stray ` then [x](http://e.example)", "```", "~~~", "`kept` and ``a`b``"]
+    text = render_reply(
+        Reply(title="t", lines=lines, code="env:\n```\n@channel"), buttons=None
+    ).text
+
+    assert "a stray \\` then \\[x\\](http://e.example)" in text
+    assert "\n\\`\\`\\`\n" in text  # a fence in text is escaped
+    assert "\n\\~~~\n" in text
+    assert "`kept` and ``a`b``" in text  # balanced code spans stay code
+    # the bot's code block cannot be closed from inside: the inner fence starts with a ZWSP
+    assert text.endswith(f"```\nenv:\n{ZWSP}```\n@channel\n```")
+
+
+def test_alerts_escape_their_title_and_text() -> None:
+    alert = Alert(
+        key="approval:docspell", severity="info", title=f"denied: {HOSTILE}", text=HOSTILE
+    )
+
+    message = render_alert(alert)
+
+    [attachment] = message.attachments
+    for shown in (message.text, attachment["text"], attachment["fallback"]):
+        assert "@channel" not in shown and "@all" not in shown
+    assert "![img](" not in message.text + attachment["text"]
 
 
 @pytest.mark.parametrize(
@@ -450,12 +521,40 @@ def test_groups_resolve_to_member_ids_and_are_cached(fake_mattermost: FakeMatter
     assert len(fake_mattermost.recorded("GET", r"/api/v4/groups/\w+/members")) == 3
 
 
-def test_an_unknown_or_unreachable_group_has_no_members(fake_mattermost: FakeMattermost) -> None:
+def test_an_unknown_group_has_no_members_and_an_unreachable_one_is_an_error(
+    fake_mattermost: FakeMattermost,
+) -> None:
     groups = MattermostGroups(api=api_for(fake_mattermost), ttl=0)
     assert list(groups.members("nobody")) == []
 
     fake_mattermost.fail("GET", "/api/v4/groups", status=500, times=10)
-    assert list(groups.members("dba")) == []
+    with pytest.raises(BackendUnavailable, match="group:dba"):
+        list(groups.members("dba"))
+    # the authorization filter counts that as "not a member", for that rule alone
+    asker = Requester(user_id=USER, platform="mattermost")
+    assert role_of(asker, requesters=["*"], operators=["group:dba"], groups=groups) is (
+        Role.REQUESTER
+    )
+
+
+def test_every_page_of_groups_is_read_until_the_group_is_found(
+    fake_mattermost: FakeMattermost,
+) -> None:
+    for i in range(5):
+        fake_mattermost.add_group(f"dba-{i}", [mattermost_id()], display_name=f"Aa dba {i}")
+    member = mattermost_id()
+    fake_mattermost.add_group("dba", [member], display_name="Zz dba")
+    groups = MattermostGroups(api=api_for(fake_mattermost), per_page=2)
+
+    assert set(groups.members("dba")) == {member}
+
+    pages = fake_mattermost.recorded("GET", "/api/v4/groups")
+    assert [(c.query["page"], c.query["per_page"]) for c in pages] == [
+        (["0"], ["2"]),
+        (["1"], ["2"]),
+        (["2"], ["2"]),
+    ]
+    assert list(MattermostGroups(api=api_for(fake_mattermost), per_page=2).members("db")) == []
 
 
 # --- the endpoints, in process --------------------------------------------------------------

@@ -484,7 +484,50 @@ def test_migrations_apply_once_and_again_is_a_no_op(state_dsn: str) -> None:
         "alert_state",
         "silences",
         "approvals",
+        "seen_requests",
     }
+
+
+def test_a_request_is_seen_once_across_replicas_and_forgotten_after_its_window(
+    state_dsn: str,
+) -> None:
+    replica_a, replica_b = PostgresBotState(state_dsn), PostgresBotState(state_dsn)
+    soon = datetime.now(UTC) + timedelta(minutes=5)
+    results: list[bool] = []
+    barrier = threading.Barrier(2)
+
+    def present(replica: PostgresBotState) -> None:
+        barrier.wait()
+        results.append(replica.first_sight("slack:abc", platform="slack", until=soon))
+
+    threads = [threading.Thread(target=present, args=(r,)) for r in (replica_a, replica_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(results) == [False, True]  # two replicas at once: one runs it
+    assert replica_a.first_sight("slack:abc", platform="slack", until=soon) is False
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    assert replica_a.first_sight("slack:old", platform="slack", until=past) is True
+    assert replica_b.first_sight("slack:new", platform="slack", until=soon) is True
+    keys = {k for (k,) in fetch(state_dsn, "SELECT key FROM pgdb_bot.seen_requests")}
+    assert keys == {"slack:abc", "slack:new"}  # the expired one went on the way
+    with pytest.raises(BackendUnavailable):  # cannot say: the caller refuses
+        PostgresBotState(
+            f"postgresql://nobody@127.0.0.1:{free_port()}/postgres", connect_timeout=2
+        ).first_sight("slack:x", platform="slack", until=soon)
+
+
+def test_an_audit_entry_with_a_nul_byte_is_stored_escaped(state_dsn: str) -> None:
+    state = PostgresBotState(state_dsn)
+    state.record_audit(
+        AuditEntry(
+            user="U\x00", platform="slack", command="/pgdb deny 1 x\x00", app=None, result="failed"
+        )
+    )
+    [entry] = state.audit_entries()
+    assert (entry.user, entry.command) == ("U\\x00", "/pgdb deny 1 x\\x00")
 
 
 def test_two_replicas_migrating_at_once_both_succeed(state_dsn: str) -> None:

@@ -181,6 +181,19 @@ def test_the_report_escapes_slack_markup_and_keeps_links_and_code() -> None:
     assert "*Pull request*\\nhttps://github.com/org/gitops/pull/7" in rendered
 
 
+def test_user_text_cannot_mention_link_or_broadcast() -> None:
+    hostile = "<!channel> <@U0BOSS> <https://evil.example|docs> @here @channel"
+    reply = Reply(title=f"Denied: {hostile}", lines=[f"reason: {hostile}"], fields=[("R", hostile)])
+
+    text, blocks = render(reply)
+
+    for shown in (text, texts(blocks)):
+        assert "<!" not in shown and "<@" not in shown and "<https" not in shown
+        assert "&lt;!channel&gt; &lt;@U0BOSS&gt; &lt;https://evil.example|docs&gt;" in shown
+        assert "@here" not in shown and "@channel" not in shown
+        assert "@\u200bhere @\u200bchannel" in shown
+
+
 def test_short_fields_sit_side_by_side() -> None:
     reply = Reply(title="pgdb status", fields=[(f"system {i}", "✅ ok") for i in range(12)])
 

@@ -102,7 +102,7 @@ def test_under_all_an_operator_cannot_approve_their_own_request(bot_env: BotEnv)
 
     own = bot_env.console(f"/pgdb approve {request}", as_user="bob", **env)
 
-    assert "is yours: another operator decides it (four eyes)" in own.stdout
+    assert "is yours (asked as bob on console): another operator decides it" in own.stdout
     _nothing_created(bot_env)
     approved = bot_env.console(f"/pgdb approve {request}", as_user="carol", **env)
     assert f"Onboarded `{APP}`" in approved.stdout

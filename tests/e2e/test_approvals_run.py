@@ -145,9 +145,11 @@ def test_mattermost_an_operator_approves_with_the_button(
         assert "asks for `/pgdb create docspell`" in announcement["message"]
         actions = announcement["props"]["attachments"][0]["actions"]
         assert [a["name"] for a in actions] == ["Approve", "Deny"]
-        assert actions[0]["integration"]["context"]["secret"] == mm.ACTION_SECRET
+        context = actions[0]["integration"]["context"]
+        assert context["signature"] and mm.ACTION_SECRET not in str(context)  # signed, not sent
 
-        refused = _mm_click(bot, announcement, user=mm.REQUESTER, label="Approve")
+        # each button works once, whoever clicks: the requester's refused click spends Deny's
+        refused = _mm_click(bot, announcement, user=mm.REQUESTER, label="Deny")
         assert "Not allowed" in refused.json()["ephemeral_text"]
         assert bot_env.stored("docspell") is None
 

@@ -119,8 +119,7 @@ def _running_bot(
         PGDB_MATTERMOST_OPS_CHANNEL=OPS,
         PGDB_PUBLIC_URL=url,
         PGDB_ACTION_SECRET=ACTION_SECRET,
-        PGDB_OPERATORS=OPERATOR,
-        **extra,
+        **{"PGDB_OPERATORS": OPERATOR, **extra},
     )
     log = tmp_path / "pgdb-bot.log"
     with log.open("w") as sink:
@@ -270,7 +269,11 @@ def test_a_repair_button_is_checked_and_authorized_on_every_click(
     context = action["integration"]["context"]
     assert context["command"] == "/pgdb repair docspell --yes"
 
-    forged = bot.click({**context, "secret": "guessed"}, user=OPERATOR, post_id=confirm["id"])
+    forged = bot.click(
+        {**context, "command": "/pgdb offboard docspell --yes"},
+        user=OPERATOR,
+        post_id=confirm["id"],
+    )
     assert forged.status_code == 403
 
     by_requester = bot.click(context, user=REQUESTER, post_id=confirm["id"])
@@ -280,6 +283,21 @@ def test_a_repair_button_is_checked_and_authorized_on_every_click(
     assert _role_can_login(bot_env, "docspell") == []
     assert fake_mattermost.posts[confirm["id"]]["props"]["attachments"][0]["actions"]
 
+    # a button works once (its nonce is spent, whoever clicked): a fresh one is asked for
+    again = bot.click(context, user=OPERATOR, post_id=confirm["id"])
+    assert again.status_code == 200  # answered in the response, or as an ephemeral post
+    fake_mattermost.wait_for(
+        lambda: "already received once" in again.text + fake_mattermost.everything_sent()
+    )
+    assert bot.command("repair docspell", user=OPERATOR).status_code == 200
+    fake_mattermost.wait_for(
+        lambda: (
+            len([p for p in fake_mattermost.posts_in(CHANNEL) if "confirm" in p["message"]]) == 2
+        )
+    )
+    confirm = [p for p in fake_mattermost.posts_in(CHANNEL) if "confirm" in p["message"]][-1]
+    [action] = confirm["props"]["attachments"][0]["actions"]
+    context = action["integration"]["context"]
     by_operator = bot.click(context, user=OPERATOR, post_id=confirm["id"])
     assert by_operator.status_code == 200
     fake_mattermost.wait_for(
@@ -299,6 +317,7 @@ def test_a_repair_button_is_checked_and_authorized_on_every_click(
     assert sorted(audit) == sorted(
         [
             (REQUESTER, "/pgdb repair docspell --yes", "refused"),
+            (OPERATOR, "/pgdb repair docspell --yes", "replayed"),
             (OPERATOR, "/pgdb repair docspell --yes", "ok"),
         ]
     )

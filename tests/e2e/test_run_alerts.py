@@ -1,7 +1,8 @@
 """End to end: `pgdb-bot run` in a subprocess with a Kubernetes API server (the fake) and a
 Mattermost ops channel (the fake). The scheduled diagnostics alert the ops channel once per
-finding — also across a restart — and say "resolved" once, in each alert's thread, after the
-cluster is fixed."""
+finding kind — also across a restart — and say "resolved" once, in each alert's thread, after the
+cluster is fixed. The Database a degraded cluster cannot apply is named in the cluster's alert
+(one cause, one alert)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from tests.fixtures.mattermost import BOT_TOKEN, FakeMattermost
 
 OPS = "opschannel0000000000000001"
 APP = "docspell"
-KINDS = ("database_not_applied", "secret_unsynced", "cluster_degraded")
+KINDS = ("secret_unsynced", "cluster_degraded")
 
 
 class Bot:
@@ -129,14 +130,17 @@ def test_each_alert_once_across_a_restart_and_one_resolved_in_its_thread(
     bot.start()
     wait_for(
         lambda: all(alerts_about(fake_mattermost, k) for k in KINDS),
-        "the three alerts",
+        "the two alerts",
         bot.log,
     )
     firsts = {k: alerts_about(fake_mattermost, k) for k in KINDS}
     for kind, posts in firsts.items():
         assert len(posts) == 1, (kind, posts)
         assert posts[0]["root_id"] == ""
-    assert "CRITICAL" in firsts["database_not_applied"][0]["message"]
+    [degraded] = firsts["cluster_degraded"]
+    assert "CRITICAL" in degraded["message"]
+    assert "database_not_applied x1" in str(degraded["props"])
+    assert alerts_about(fake_mattermost, "database_not_applied") == []
 
     bot.stop()  # a deploy
     before = bot.passes()
@@ -152,7 +156,7 @@ def test_each_alert_once_across_a_restart_and_one_resolved_in_its_thread(
     fake_kube.put(managed_secret(APP, "any-password-0123456789-abcdefghijkl"))
     wait_for(
         lambda: all(len(alerts_about(fake_mattermost, k)) == 2 for k in KINDS),
-        "the three resolved messages",
+        "the two resolved messages",
         bot.log,
     )
     settled = bot.passes()
@@ -163,4 +167,5 @@ def test_each_alert_once_across_a_restart_and_one_resolved_in_its_thread(
         resolved = posts[1]
         assert resolved["message"].startswith("✅ Resolved")
         assert resolved["root_id"] == first["id"]
+    assert alerts_about(fake_mattermost, "database_not_applied") == []
     assert "Traceback" not in bot.log.read_text()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from handlers.access import Role, role_of
+from bot.core.errors import BackendUnavailable
+from handlers.access import Role, RoleCheck, check_role, role_of
 from handlers.context import Requester
 
 
@@ -116,3 +117,63 @@ def test_display_names_are_never_matched() -> None:
     impostor = Requester(user_id="U0EVIL", platform="slack")
     assert not hasattr(impostor, "display_name")
     assert role_of(impostor, requesters=["*"], operators=operators, groups=None) is Role.REQUESTER
+
+
+class DownGroups(Groups):
+    """The platform's group API failing for some handles (the adapters raise PgdbError)."""
+
+    def __init__(self, table: dict[str, list[str]], *, down: set[str]) -> None:
+        super().__init__(table)
+        self.down = down
+
+    def members(self, handle: str) -> Iterator[str]:
+        self.asked.append(handle)
+        if handle in self.down:
+            raise BackendUnavailable("Slack", f"cannot resolve `group:{handle}` (ratelimited)")
+        return iter(self.table.get(handle, []))
+
+
+def check(user_id: str, needs: Role, groups: Groups, **rules: list[str]) -> RoleCheck:
+    return check_role(
+        user(user_id),
+        needs,
+        requesters=rules.get("requesters", ["*"]),
+        operators=rules.get("operators", []),
+        groups=groups,
+    )
+
+
+def test_a_requester_check_with_star_asks_no_group() -> None:
+    groups = DownGroups({}, down={"dba", "devs"})
+    assert check("U1", Role.REQUESTER, groups, operators=["group:dba"]).allowed
+    assert groups.asked == []
+
+
+def test_a_plain_entry_decides_before_any_group() -> None:
+    groups = DownGroups({}, down={"dba"})
+    assert check("U1", Role.OPERATOR, groups, operators=["group:dba", "U1"]).allowed
+    assert groups.asked == []
+
+
+def test_a_failing_group_fails_closed_for_its_rule_alone() -> None:
+    groups = DownGroups({"devs": ["U1"]}, down={"dba"})
+    refused = check("U1", Role.OPERATOR, groups, operators=["group:dba"])
+    assert not refused.allowed
+    assert refused.unchecked == (
+        "`group:dba` could not be checked (Slack: cannot resolve `group:dba` (ratelimited))",
+    )
+    # the same user is still a requester through another group
+    assert check(
+        "U1", Role.REQUESTER, groups, requesters=["group:devs"], operators=["group:dba"]
+    ).allowed
+    assert role("U1", requesters=["group:devs"], operators=["group:dba"], groups=groups) is (
+        Role.REQUESTER
+    )
+    # and a failing requester group never grants anything
+    assert role("U2", requesters=["group:dba"], groups=groups) is Role.NOBODY
+
+
+def test_a_later_group_still_counts_when_an_earlier_one_fails() -> None:
+    groups = DownGroups({"oncall": ["U1"]}, down={"dba"})
+    assert check("U1", Role.OPERATOR, groups, operators=["group:dba", "group:oncall"]).allowed
+    assert groups.asked == ["dba", "oncall"]

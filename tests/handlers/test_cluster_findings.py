@@ -330,13 +330,19 @@ def test_the_password_comparison_is_unknown_when_the_secret_store_is_not_read(
     kube: FakeKubernetes,
 ) -> None:
     seed_app(kube, APP, password())
-    svc = services(kube, APP, stored={})
+    svc = services(kube, APP, stored={"other": "x" * 32})
 
     checks = {c.name: c for c in app_checks(observe_now(svc), svc, AppName(APP), None)}
 
     check = checks["Kubernetes Secret carries the stored password"]
-    assert check.outcome is CheckOutcome.UNKNOWN
+    assert check.outcome is CheckOutcome.NOT_CHECKED  # the credentials check says why
     assert "holds no password" in check.detail
+
+    # a store that answers with no app at all while the app is known elsewhere is not trusted
+    svc = services(kube, APP, stored={})
+    checks = {c.name: c for c in app_checks(observe_now(svc), svc, AppName(APP), None)}
+    assert checks["credentials stored"].outcome is CheckOutcome.UNKNOWN
+    assert checks["Kubernetes Secret carries the stored password"].outcome is CheckOutcome.UNKNOWN
 
 
 # --- database_not_applied / database_missing ------------------------------------------------
@@ -529,8 +535,12 @@ def test_status_shows_each_kubernetes_layer_with_its_own_words(kube: FakeKuberne
 
     assert "❌ InfisicalSecret ready: ReadyToSyncSecrets False: Failed to sync secrets" in text
     assert "❌ Kubernetes Secret carries the stored password: Secret `docspell-postgresql" in text
-    assert f'❌ Database CR applied: not applied: while creating database "{APP}"' in text
-    assert "❌ Argo CD Application synced and healthy: `postgresql-shared`: OutOfSync" in text
+    # a warning finding shows as ⚠️ (the role exists now: CloudNativePG retries), a critical one ❌
+    assert f'⚠️ Database CR applied: not applied: while creating database "{APP}"' in text
+    assert (
+        "⚠️ Argo CD Application synced and healthy: Argo CD Application `postgresql-shared`: "
+        in text
+    )
     assert "[Kubernetes]" in text and "[Argo CD]" in text
 
 

@@ -82,6 +82,7 @@ class Unused:
     """A port diagnose() must not call."""
 
     configured = False
+    kind = "test"
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"diagnose() called {name} on a port it should not use")
@@ -264,18 +265,30 @@ def test_role_missing() -> None:
     assert finding.remedy == REPAIR
 
 
-def test_nologin_role_is_role_missing() -> None:
+def test_nologin_role_is_login_refused_and_an_operator_decides() -> None:
     diagnosis = run(healthy(database=pg(login(can_login=False))))
-    finding = only(diagnosis, "role_missing")
+    finding = only(diagnosis, "login_refused")
     assert finding.severity is Severity.CRITICAL
-    assert "cannot log in (NOLOGIN)" in finding.message
-    assert finding.remedy == REPAIR
+    assert "cannot log in: NOLOGIN (not set by an offboarding)" in finding.message
+    assert 'ALTER ROLE "docspell" LOGIN;' in finding.remedy
+    assert finding.repair is None  # repair never changes LOGIN
     assert exit_code(diagnosis) == 1
 
 
-def test_no_role_missing_without_a_stored_password() -> None:
+def test_expired_role_or_connection_limit_zero_is_login_refused() -> None:
+    expired = login(valid_until=NOW - timedelta(days=1))
+    limited = login(connection_limit=0)
+    for role, sql in ((expired, "VALID UNTIL 'infinity'"), (limited, "CONNECTION LIMIT -1")):
+        finding = only(run(healthy(database=pg(role))), "login_refused")
+        assert sql in finding.remedy
+        assert "password_drift" not in {k for k, _ in kinds(run(healthy(database=pg(role))))}
+
+
+def test_role_and_password_both_missing_are_both_repaired() -> None:
     diagnosis = run(healthy(secrets={APP: creds(password=False)}, database=pg()))
-    assert "role_missing" not in {k for k, _ in kinds(diagnosis)}
+    found = {f.kind: f for f in diagnosis.findings}
+    assert found["role_missing"].repair is not None
+    assert found["secret_missing"].repair is not None
 
 
 # --- password_drift -----------------------------------------------------------------------
@@ -316,12 +329,19 @@ def test_secret_missing_keys_next_to_a_password() -> None:
     obs = healthy(secrets={APP: creds(username=None, database=None)})
     finding = only(run(obs), "secret_missing")
     assert finding.severity is Severity.WARNING
-    assert "lacks username, database at /postgresql/docspell (env dev)" in finding.message
+    assert "lacks `username` at /postgresql/docspell (env dev)" in finding.message
     assert finding.remedy == REPAIR
 
 
+def test_database_key_is_optional_and_wrong_values_are_a_mismatch() -> None:
+    assert run(healthy(secrets={APP: creds(database=None)})).findings == []
+    finding = only(run(healthy(secrets={APP: creds(username="wronguser")})), "credentials_mismatch")
+    assert finding.severity is Severity.CRITICAL
+    assert "`username` is `wronguser`" in finding.message
+
+
 def test_no_password_stored_for_a_role_in_use_is_critical() -> None:
-    for stored in ({}, {APP: creds(password=False)}):
+    for stored in ({APP: creds(password=False)},):
         finding = only(run(healthy(secrets=stored)), "secret_missing")
         assert finding.severity is Severity.CRITICAL
         assert "no password is stored at /postgresql/docspell (env dev)" in finding.message
@@ -330,7 +350,8 @@ def test_no_password_stored_for_a_role_in_use_is_critical() -> None:
 
 
 def test_no_password_stored_and_no_role_is_a_warning_repair_fixes() -> None:
-    finding = only(run(healthy(secrets={}, database=pg())), "secret_missing")
+    stored = {APP: creds(password=False)}
+    finding = only(run(healthy(secrets=stored, database=pg())), "secret_missing")
     assert finding.severity is Severity.WARNING
     assert "but role" not in finding.message
     assert finding.remedy == REPAIR
@@ -380,12 +401,18 @@ def test_role_unsafe_attributes() -> None:
     obs = healthy(database=pg(login(superuser=True, createrole=True)))
     finding = only(run(obs), "role_unsafe")
     assert finding.app == APP
-    assert finding.severity is Severity.WARNING
-    assert "superuser, createrole" in finding.message
+    assert finding.severity is Severity.CRITICAL  # SPEC §11: privileged is critical
+    assert "SUPERUSER, CREATEROLE" in finding.message
     assert finding.remedy == (
         "kubectl exec -n databases postgresql-shared-1 -- psql -U postgres "
         """-c 'ALTER ROLE "docspell" NOSUPERUSER NOCREATEROLE;'"""
     )
+
+
+def test_createdb_alone_is_a_warning() -> None:
+    finding = only(run(healthy(database=pg(login(createdb=True)))), "role_unsafe")
+    assert finding.severity is Severity.WARNING
+    assert "NOCREATEDB" in finding.remedy
 
 
 def test_role_unsafe_every_attribute_is_revoked() -> None:
@@ -525,7 +552,8 @@ def test_secret_store_down_no_secret_or_role_guesses() -> None:
     database = Database()
     obs = healthy(database=pg(login(can_login=False)), down=("secrets",))
     diagnosis = run(obs, services(database))
-    assert {k for k, _ in kinds(diagnosis)} == {"system_unreachable"}
+    # NOLOGIN is read from the catalogs; nothing is derived from the store's silence
+    assert {k for k, _ in kinds(diagnosis)} == {"system_unreachable", "login_refused"}
     assert database.asked == []  # no password to compare
 
 

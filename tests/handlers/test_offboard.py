@@ -145,7 +145,7 @@ def test_offboard_keeps_the_data_and_create_brings_it_back(bot_env: BotEnv) -> N
     assert any("offboarded on" in line and "by olga" in line for line in status.lines)
     assert not [f for f in status.fields if f[0].startswith("❌")], status.fields
     listing = run(services, "/pgdb list")
-    assert any(line.startswith("⚪ docspell: offboarded on") for line in listing.lines)
+    assert any(line.startswith("⚪ docspell: offboarded") for line in listing.lines)
     assert findings_for(services, "docspell") == []
     assert "orphan_database" not in {k for k, _ in findings_for(services, None)}  # type: ignore[arg-type]
 
@@ -226,7 +226,7 @@ def test_a_refused_alter_role_stops_the_run_and_a_rerun_finishes_it(bot_env: Bot
     head = bot_env.git("rev-parse", BRANCH).strip()
     status = run(services, "/pgdb status docspell")
     assert status.title.startswith("Status of `docspell`: offboarding"), status.title
-    assert any("offboarding stopped at step role" in line for line in status.lines)
+    assert any("stopped at step role" in detail for _, detail in status.fields)
     kinds = [k for k, _ in findings_for(services, "docspell")]
     assert kinds == ["offboard_incomplete"]
 
@@ -298,7 +298,8 @@ def test_an_open_onboarding_proposal_is_named_and_an_unknown_app_refused(bot_env
     assert done.ok, explain(done)
     assert done.step("manifests").state is StepState.EXISTS  # nothing on main
     assert any("pgdb/docspell" in line and "still open" in line for line in done.lines)
-    assert findings_for(services, "docspell") == []
+    # the onboarding proposal left open would bring the manifests back once merged
+    assert [k for k, _ in findings_for(services, "docspell")] == ["offboard_incomplete"]
 
     unknown = run(services, "/pgdb offboard nobody-here")
     assert not unknown.ok
@@ -312,9 +313,11 @@ def test_create_names_an_offboarding_proposal_still_open(bot_env: BotEnv, tmp_pa
 
     back = run(services, "/pgdb create docspell")  # before the offboarding PR was merged
 
-    assert back.step("manifests").state is StepState.EXISTS  # still on main
-    assert any(BRANCH in line and "close it without merging" in line for line in back.lines)
-    assert bot_env.can_login("docspell", password)
+    # SPEC §11: refused while the offboarding proposal is open; the role stays NOLOGIN
+    assert not back.ok
+    assert back.step("role").state is StepState.FAILED
+    assert BRANCH in back.step("role").detail and "close it" in back.step("role").detail
+    assert not bot_env.can_login("docspell", password)
 
 
 def test_a_kustomization_patch_on_a_database_is_refused_before_anything_changes(

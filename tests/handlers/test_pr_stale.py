@@ -51,13 +51,19 @@ class Database:
         }
 
 
+class Git:
+    """Only the name of the host: the assessment reads the snapshot from the observation."""
+
+    kind = "test"
+
+
 def services(**settings: Any) -> Services:
     return Services(
         settings=Settings(_env_file=None, **settings),  # type: ignore[call-arg]
         secrets=Secrets(),  # type: ignore[arg-type]
         database=Database(),  # type: ignore[arg-type]
         state=None,  # type: ignore[arg-type]
-        git=None,  # type: ignore[arg-type]
+        git=Git(),  # type: ignore[arg-type]
         cluster=NoCluster(),
         bot_role="pgdb_bot",
     )
