@@ -130,6 +130,7 @@ class FleetBuilder:
         for name in new:
             store.write(AppName(name), username=name, password=passwords[name], database=name)
         self._commit_manifests(new)
+        self._record_history(new)
         print(
             f"  fleet grown to {len(names)} apps ({self.databases} databases) "
             f"in {time.perf_counter() - started:.1f} s"
@@ -142,6 +143,19 @@ class FleetBuilder:
             apps=names,
             passwords=dict(self.passwords),
         )
+
+    def _record_history(self, new: list[str]) -> None:
+        """One finished ``create`` record per app, as any fleet the bot onboarded has: fleet-wide
+        commands must stay linear in apps and records."""
+        state = PostgresBotState(self.cluster.dsn())
+        state.migrate()
+        with psycopg.connect(self.cluster.dsn(), autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO pgdb_bot.workflows (app, kind, requester, status, step, started_at,"
+                " updated_at) SELECT unnest(%s::text[]), 'create', 'bench', 'done', 'done',"
+                " now() - interval '1 day', now() - interval '1 day'",
+                (new,),
+            )
 
     def _commit_manifests(self, new: list[str]) -> None:
         repo = self.root / "gitops"

@@ -11,7 +11,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import chat, diagnostics, footprint, on_fakes, onboarding
+from bench import chat, diagnostics, footprint, on_fakes, onboarding, status
 from bench.fleet import FleetBuilder, private_cluster
 from bench.machine import describe
 
@@ -66,6 +66,7 @@ def main() -> int:
         print("machine:", ", ".join(f"{k}={v}" for k, v in results["machine"].items()))
 
         rows: list[dict[str, Any]] = []
+        status_rows: list[dict[str, Any]] = []
         fake_rows: list[dict[str, Any]] = []
         largest = None
         builder = FleetBuilder(cluster, root)
@@ -79,6 +80,8 @@ def main() -> int:
             naive_seconds, naive_calls = diagnostics.naive_pass(
                 services, fleet.apps, fleet.superuser_dsn
             )
+            _progress(f"fleet status at {size} apps")
+            status_rows.append({"apps": len(fleet.apps), **status.fleet_status(services)})
             rows.append(
                 {
                     "apps": len(fleet.apps),
@@ -104,6 +107,7 @@ def main() -> int:
                 )
         results["diagnostics_on_fakes"] = fake_rows
         results["diagnostics"] = rows
+        results["fleet_status"] = status_rows
         assert largest is not None
         _progress("password checks")
         results["password_checks"] = diagnostics.password_checks(
@@ -158,6 +162,14 @@ def main() -> int:
                 r["naive_seconds"],
                 r["naive_calls"],
                 f"{r['ratio_naive_over_batched']}x",
+            )
+        )
+    print("\n## Fleet `/pgdb status`, one workflow record per app")
+    print(_row("apps", "median s", "max s", "reply chars", "reply lines"))
+    for r in results["fleet_status"]:
+        print(
+            _row(
+                r["apps"], r["median_seconds"], r["max_seconds"], r["reply_chars"], r["reply_lines"]
             )
         )
     pc = results["password_checks"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -82,13 +81,6 @@ class EdgeAudit:
         except queue.Full:
             with self._lock:
                 self._dropped += 1
-
-    def flush(self, *, timeout: float) -> bool:
-        """Wait until the queue is written (tests, shutdown). True when it is."""
-        end = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < end:
-            time.sleep(0.02)
-        return not self._queue.unfinished_tasks
 
     def _start(self) -> None:
         with self._lock:

@@ -603,7 +603,7 @@ def _report(
     elif run.on_base:
         reply.fields.append(("Manifests", f"already on {services.settings.gitops_base_branch}"))
     reply.fields.append(("Password", f"in the secret store at {services.secrets.location(app)}"))
-    reply.fields.append(("Connection", uri))
+    reply.fields.append(("Connection", f"`{uri}`"))  # code: copied as is on every platform
     if extra_namespace is not None:
         where = (
             f"the Secret `{secret_name(app)}` is delivered to namespace {extra_namespace} "

@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 
 from bot.core.errors import PgdbError
-from bot.core.model import CheckResult, CheckState, PasswordResult, ProposalState
+from bot.core.model import CheckResult, CheckState, ProposalState
+from handlers.assessment import CHECK_CREDENTIALS, CHECK_LOGIN, CHECK_PASSWORD, CHECK_ROLE
+from handlers.checks import CheckOutcome
 from handlers.context import Services
 from handlers.findings import Diagnosis
 from handlers.observe import Observation
@@ -19,7 +21,7 @@ def secret_check(*, ok: bool) -> CheckResult:
     return CheckResult(
         context="pgdb/secret",
         state=CheckState.SUCCESS if ok else CheckState.FAILURE,
-        description="username, password and database are stored"
+        description="username and password are stored for the app"
         if ok
         else "credentials are incomplete in the secret store",
     )
@@ -51,16 +53,23 @@ class CheckRefresher:
         for app, proposal in snapshot.proposals.items():
             if proposal.state is not ProposalState.OPEN:
                 continue
-            creds = stored.get(app)
-            role = state.roles.get(app)
-            verdict = diagnosis.verdicts.get(app)
+            judged = diagnosis.assessment.apps.get(app) if diagnosis.assessment else None
+            if judged is None:
+                continue
+            # the same judgement as `status`: a privileged or refused role is no success
+            outcome = {c.name: c.outcome for c in judged.checks}
             role_ok = (
-                role is not None
-                and role.can_login
-                and (verdict is None or verdict.result is PasswordResult.MATCH)
+                all(
+                    outcome.get(name) in (CheckOutcome.OK, None)
+                    for name in (CHECK_ROLE, CHECK_LOGIN, CHECK_PASSWORD)
+                )
+                and state.roles.get(app) is not None
             )
+            creds = stored.get(app)
             checks = [
-                secret_check(ok=creds is not None and creds.complete),
+                secret_check(
+                    ok=creds is not None and outcome.get(CHECK_CREDENTIALS) is CheckOutcome.OK
+                ),
                 role_check(app, ok=role_ok),
             ]
             wanted = {c.context: c.state for c in checks}

@@ -118,6 +118,7 @@ def test_explicit_state_dir_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         ("PGDB_DIAGNOSE_INTERVAL", "1h", "diagnose_interval", "1h"),
         ("PGDB_ALERT_REPEAT", "2d", "alert_repeat", "2d"),
         ("PGDB_GRACE", "30s", "grace", "30s"),
+        ("PGDB_GRACE", "0", "grace", "0"),  # 0 turns the grace period off
         ("PGDB_LOG_LEVEL", "debug", "log_level", "DEBUG"),
     ],
 )
@@ -182,7 +183,7 @@ def test_single_item_list_is_not_json(monkeypatch: pytest.MonkeyPatch) -> None:
     ("variable", "value"),
     [
         ("PGDB_GRACE", "ten"),
-        ("PGDB_GRACE", "0"),
+        ("PGDB_GRACE", "-1"),
         ("PGDB_ALERT_REPEAT", "-1h"),
         ("PGDB_HTTP_PORT", "0"),
         ("PGDB_HTTP_PORT", "65536"),

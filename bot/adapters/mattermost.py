@@ -366,7 +366,7 @@ def _escape_line(line: str) -> str:
     at = 0
     for start, end in [*spans, (len(line), len(line))]:
         plain = _MARKDOWN_SPECIAL.sub(r"\\\1", line[at:start]).replace("`", "\\`")
-        out.append(plain)
+        out.append(no_mentions(plain))
         out.append(line[start:end])  # code: shown literally, backslashes would show too
         at = end
     return "".join(out)
@@ -380,8 +380,9 @@ def md(text: str) -> str:
     bot's markdown; a line that would open a code fence is escaped too (a backtick fence has
     no partner on its line, so it is escaped already)."""
     escaped = "\n".join(_escape_line(line) for line in text.split("\n"))
-    escaped = _TILDE_FENCE_LINE.sub(lambda m: m.group(1) + "\\" + m.group(2), escaped)
-    return no_mentions(escaped)
+    # mentions are broken outside code only: the server finds none in code, and a connection
+    # string in code must copy as it is
+    return _TILDE_FENCE_LINE.sub(lambda m: m.group(1) + "\\" + m.group(2), escaped)
 
 
 def code(text: str) -> str:

@@ -1110,9 +1110,7 @@ class PostgresBotState:
         """The latest workflow record of each app, by app name."""
 
         def body(conn: Connection) -> list[WorkflowRecord]:
-            rows = conn.execute(
-                sql.SQL(_LATEST_WORKFLOWS).format(table=self._table("workflows"))
-            )
+            rows = conn.execute(sql.SQL(_LATEST_WORKFLOWS).format(table=self._table("workflows")))
             return [_workflow(row[:-2], first_at=row[-2], first_requester=row[-1]) for row in rows]
 
         return self._run("reading the workflows", body)

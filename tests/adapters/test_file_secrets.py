@@ -115,10 +115,16 @@ def test_an_existing_app_folder_open_to_others_is_made_private(secrets_dir: Path
     assert mode(folder / "password") == 0o600
 
 
+def test_a_missing_store_folder_is_unreadable_not_empty(secrets_dir: Path) -> None:
+    with pytest.raises(BackendUnavailable, match=r"does not exist.*PGDB_SECRETS_DIR"):
+        make_store(secrets_dir / "nowhere").read_all()
+
+
 def test_read_of_an_unknown_app_is_none_and_a_missing_key_is_none(secrets_dir: Path) -> None:
+    secrets_dir.mkdir(exist_ok=True)
     store = make_store(secrets_dir)
     assert store.read(DOCSPELL) is None
-    assert store.read_all() == {}
+    assert store.read_all() == {}  # the environment's folder is made by the first write
 
     folder = secrets_dir / "dev" / "postgresql" / "docspell"
     folder.mkdir(parents=True)

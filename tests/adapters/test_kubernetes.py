@@ -13,12 +13,12 @@ from kubernetes.client import ApiClient, Configuration, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
 from bot.adapters.kube_source import KubeSource, select_source
-from bot.wiring import build_cluster
 from bot.adapters.kubernetes import KubernetesCluster, toggled_resync
 from bot.adapters.no_cluster import NoCluster
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.errors import BackendUnavailable
 from bot.core.secret import Secret
+from bot.wiring import build_cluster
 from tests.fixtures.kubernetes import (
     CLUSTER,
     NAMESPACE,

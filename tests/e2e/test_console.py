@@ -344,14 +344,20 @@ def test_status_overview_list_and_pages(bot_env: BotEnv) -> None:
         (store / f"app{i:02d}" / "username").write_text(f"app{i:02d}")
 
     out = bot_env.console(
-        "/pgdb status", "/pgdb list", "/pgdb list --page 2", "/pgdb list --page 3"
+        "/pgdb status",
+        "/pgdb list",
+        "/pgdb list --page 2",
+        "/pgdb list --page 3",
+        "/pgdb status --page 2",
     )
 
-    overview, page1, page2, page3 = out.stdout.split("\n> ")[0:4]
-    assert "pgdb status: 56 app(s)" in overview
+    overview, page1, page2, page3, status2 = out.stdout.split("\n> ")[0:5]
+    assert "pgdb status: 56 app(s) — 55 problem, 1 pending" in overview
     assert "Kubernetes: ⚪ not configured" in overview
-    assert "⏳ docspell: pending" in overview
     assert "❌ app00: problem" in overview
+    # the apps that need attention first; the healthiest on the next page
+    assert "`/pgdb status --page 2`" in overview and "docspell" not in overview
+    assert "⏳ docspell: pending" in status2
     assert "Known apps (56), page 1/2" in page1
     assert page1.count("\n  ") == 51  # 50 apps and the pointer to the next page
     assert "/pgdb list --page 2" in page1
