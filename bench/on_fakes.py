@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -146,6 +148,8 @@ def fleet_on_fakes(
     gitops = fleet.root / "gitops"
     with fake_world(fleet.root / f"fakes-{size}", apps, fleet.passwords, gitops=gitops) as world:
         row: dict[str, Any] = {"apps": size, **diagnose_on_fakes(fleet, world)}
+        with realistic_latency(world):
+            row["realistic_seconds"] = diagnose_on_fakes(fleet, world)["seconds"]
         if with_naive:
             sample = apps[: min(size, naive_sample)]
             naive = naive_on_fakes(fleet, world, sample)
@@ -169,4 +173,28 @@ def onboarding_on_fakes(fleet: Fleet, *, runs: int) -> dict[str, Any]:
     gitops = fleet.root / "gitops"
     with fake_world(root, fleet.apps, fleet.passwords, gitops=gitops) as world:
         result = onboard_on_fakes(fleet, world, runs=runs)
-    return {"apps": len(fleet.apps), **result}
+        with realistic_latency(world):
+            slow = onboard_on_fakes(fleet, world, runs=2)
+    return {
+        "apps": len(fleet.apps),
+        **result,
+        "realistic_first_seconds": slow["first_seconds"],
+        "realistic_steady_seconds": slow["steady_seconds"],
+    }
+
+
+# What a real deployment waits for per request (the issue's figures): GitHub's API across the
+# internet, Infisical in the same region, the Kubernetes API in the cluster.
+REALISTIC_LATENCY = {"github": 0.2, "infisical": 0.1, "kubernetes": 0.01}
+
+
+@contextmanager
+def realistic_latency(world: FakeWorld) -> Iterator[None]:
+    """Every fake answers after its realistic round trip for the duration."""
+    world.github.latency = REALISTIC_LATENCY["github"]
+    world.infisical.latency = REALISTIC_LATENCY["infisical"]
+    world.kube.latency = REALISTIC_LATENCY["kubernetes"]
+    try:
+        yield
+    finally:
+        world.github.latency = world.infisical.latency = world.kube.latency = 0.0

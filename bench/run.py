@@ -233,12 +233,23 @@ def main() -> int:
                 )
             )
     print("\n## Diagnostics on the fakes (GitHub, Infisical, Kubernetes; real PostgreSQL)")
-    print(_row("apps", "s", "HTTP calls per fake", "port calls", "naive s", "naive HTTP calls"))
+    print(
+        _row(
+            "apps",
+            "s",
+            "s at realistic latency",
+            "HTTP calls per fake",
+            "port calls",
+            "naive s",
+            "naive HTTP calls",
+        )
+    )
     for r in results["diagnostics_on_fakes"]:
         print(
             _row(
                 r["apps"],
                 r["seconds"],
+                r.get("realistic_seconds", "-"),
                 r["http_calls"],
                 r["port_calls"],
                 f"{r['naive_seconds']} (timed on {r['naive_sampled_apps']} apps, scaled)"
@@ -262,6 +273,14 @@ def main() -> int:
         "GitHub write spacing off)"
     )
     print(_row("first s", of["first_seconds"], "steady s", of["steady_seconds"]))
+    print(
+        _row(
+            "realistic latency (GitHub 200 ms, Infisical 100 ms, Kubernetes 10 ms): first s",
+            of["realistic_first_seconds"],
+            "steady s",
+            of["realistic_steady_seconds"],
+        )
+    )
     print(_row("system", "HTTP calls (steady)", "first run", "minimum"))
     for system, minimum in of["minimum_http"].items():
         print(

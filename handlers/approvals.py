@@ -116,10 +116,10 @@ def gate_create(ctx: CommandContext, app: AppName, *, namespace: str | None) -> 
 def _resumes(
     ctx: CommandContext, approved: ApprovalRequest, *, namespace: str | None, now: datetime
 ) -> bool:
-    """Whether this create re-runs an approved one that stopped midway: same requester, same
-    request, within PGDB_APPROVAL_TTL, and the app's latest workflow is that unfinished
-    create. Anything else (another person, a finished create, an offboarding since) asks
-    again."""
+    """Whether this create re-runs an approved one that stopped: same requester, same
+    request, within PGDB_APPROVAL_TTL, and nothing but that unfinished create ran since the
+    decision (a create stopped before writing anything leaves no record). Anything else
+    (another person, a finished create, an offboarding since) asks again."""
     if approved.status is not ApprovalStatus.APPROVED or approved.namespace != namespace:
         return False
     if not same_person(approved.requester, ctx.requester):
@@ -128,9 +128,10 @@ def _resumes(
     if now - decided >= _ttl(ctx.services):
         return False
     latest = ctx.services.state.latest_workflow(AppName(approved.app))
+    if latest is None or latest.started_at < decided:
+        return True  # the approved run stopped before writing anything, and nothing ran since
     return (
-        latest is not None
-        and latest.kind == CREATE
+        latest.kind == CREATE
         and latest.status is not WorkflowStatus.DONE
         and latest.requester == approved.requester
     )

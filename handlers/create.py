@@ -152,9 +152,10 @@ def run_create(
         if refused is not None:
             return refused
         stop = plan.create.stop
-        if stop is not None and plan.create.credentials.act is not Act.DO:
-            # Stopped before writing anything: no workflow record, so a refused create
-            # neither makes an app known nor hides what the app's last workflow was.
+        if stop is not None:
+            # Known before writing anything: nothing is written (a password stored for a role
+            # that will not be created is one more thing to clean up), and no workflow record,
+            # so a refused create neither makes an app known nor hides its last workflow.
             return _stopped_before_writing(reply, *stop)
         workflow_id = services.state.start_workflow(
             app=app, kind="create", requester=ctx.requester.user_id

@@ -273,3 +273,39 @@ def test_secret_namespaces_globs_decide_the_rest(bot_env: BotEnv) -> None:
     results = [(c, r) for _, _, c, r, _ in _audit(bot_env)]
     assert (f"/pgdb create {APP} --namespace billing --dry-run", "refused") in results
     _nothing_created(bot_env)
+
+
+# --- cases 1 and 2 on the chat platforms: what create may undo or take -------------------------
+
+
+def test_slack_a_requester_cannot_bring_back_an_offboarded_app(
+    bot_env: BotEnv, slack_api: FakeSlack
+) -> None:
+    assert bot_env.console(f"/pgdb create {APP}", f"/pgdb offboard {APP} --yes").returncode == 0
+    env = bot_env.env(**slack_env(slack_api, PGDB_OPERATORS=OPERATOR))
+    with running(env, bot_env.state_dir, slack_api) as bot:
+        _, _, url = bot.command(f"create {APP}")  # a requester (approvals off)
+
+        refused = json.dumps(slack_api.wait_for(lambda: slack_api.responses_to(url)))
+        rows = _audited(bot_env, count=3)
+
+    assert "Not allowed" in refused  # an ephemeral answer to the requester
+    assert f"`{APP}` was offboarded" in refused and OPERATOR in refused
+    assert bot_env.sql("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", APP) == [(False,)]
+    assert [r[:2] + r[3:4] for r in rows[2:]] == [("U0DEV", "slack", "refused")]
+
+
+def test_mattermost_create_never_takes_a_database_owned_by_another_role(
+    bot_env: BotEnv, fake_mattermost: FakeMattermost, tmp_path: Path
+) -> None:
+    bot_env.sql('CREATE ROLE "olduser" NOLOGIN')
+    bot_env.sql(f'CREATE DATABASE "{APP}" OWNER "olduser"')
+    with mm._running_bot(bot_env, fake_mattermost, tmp_path) as bot:
+        bot.command(f"create {APP}")
+
+        post = mm._post_saying(fake_mattermost, "stopped")
+
+    assert "owned by `olduser`" in post["message"]
+    assert "never hands existing data" in post["message"]
+    assert bot_env.sql("SELECT 1 FROM pg_roles WHERE rolname = %s", APP) == []
+    assert bot_env.git("branch", "--list", "pgdb/*").strip() == ""

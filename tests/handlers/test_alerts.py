@@ -9,12 +9,16 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from bot.adapters.console_chat import ConsoleConversation
+from bot.adapters.no_cluster import NoCluster
 from bot.adapters.pg_alerts import PostgresAlertStore
 from bot.config import load_settings
+from bot.core.errors import BackendUnavailable
+from bot.core.model import StoredCredentials
 from bot.core.reply import Alert
 from handlers.alerts import AlertLifecycle, LogAlerts, PassReport
 from handlers.commands import UsageError
@@ -304,14 +308,33 @@ def test_without_a_chat_platform_alerts_go_to_the_log(
 # --- /pgdb silence ------------------------------------------------------------------------
 
 
+class _Unreachable:
+    """A system this test does not need: every read fails the way an unreachable one does."""
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*_: Any, **__: Any) -> Any:
+            raise BackendUnavailable("test", f"{name} is not used here")
+
+        return fail
+
+
+class _OneApp:
+    """A secret store that knows `docspell`: what makes it a known app to silence."""
+
+    kind = "test"
+
+    def read_all(self) -> dict[str, StoredCredentials]:
+        return {"docspell": StoredCredentials(username="docspell")}
+
+
 def silence(store: PostgresAlertStore, target: str, duration: str) -> str:
     services = Services(
         settings=load_settings(),
-        secrets=None,  # type: ignore[arg-type]
-        database=None,  # type: ignore[arg-type]
-        state=None,  # type: ignore[arg-type]
-        git=None,  # type: ignore[arg-type]
-        cluster=None,  # type: ignore[arg-type]
+        secrets=_OneApp(),  # type: ignore[arg-type]
+        database=_Unreachable(),  # type: ignore[arg-type]
+        state=_Unreachable(),  # type: ignore[arg-type]
+        git=_Unreachable(),  # type: ignore[arg-type]
+        cluster=NoCluster(),
         alerts=store,
         bot_role="pgdb_bot",
         clock=lambda: T0,
@@ -343,10 +366,11 @@ def test_silence_command_by_app_or_kind_and_lifting_it(store: PostgresAlertStore
 @pytest.mark.parametrize(
     ("target", "duration", "words"),
     [
-        ("Not-An-App", "2h", "neither an app name nor a finding kind"),
+        ("Not-An-App", "2h", "neither a known app nor a finding kind"),
         ("docspell", "soon", "is not a duration"),
         ("docspell", "365d", "at most 90d"),
-        ("postgres", "1h", "neither an app name"),
+        ("postgres", "1h", "neither a known app"),
+        ("nosuchkind", "5m", "neither a known app nor a finding kind"),  # a typo, not an app
     ],
 )
 def test_silence_refuses_bad_arguments(

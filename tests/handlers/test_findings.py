@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -641,9 +642,9 @@ def test_grace_covers_only_the_fresh_app() -> None:
 
 
 def test_grace_hides_a_fresh_app_without_stored_password() -> None:
-    obs = half_created(
-        secrets={}, workflows=[workflow(status=WorkflowStatus.RUNNING, age=timedelta(0))]
-    )
+    # a create that has not written yet: its empty store is a new environment, not a loss
+    running = workflow(status=WorkflowStatus.RUNNING, age=timedelta(0))
+    obs = half_created(secrets={}, workflows=[replace(running, step="")])
     assert run(obs).findings == []
 
 
