@@ -431,3 +431,60 @@ def import_rss() -> list[dict[str, Any]]:
     for (label, _), value, previous in zip(IMPORT_STEPS, values, [0.0, *values], strict=False):
         rows.append({"step": label, "rss_mib": value, "delta_mib": round(value - previous, 1)})
     return rows
+
+
+def configured_footprint(fleet: Any) -> dict[str, Any]:
+    """`pgdb-bot run` with every platform and system configured (Slack HTTP mode, Mattermost,
+    GitHub, Infisical, Kubernetes; all fakes holding the fleet): RSS just after start, and
+    after its first diagnostics pass over the fleet, which is what a running bot holds."""
+    from bench.fakes import fake_world  # (only this row needs the three fakes)
+    from tests.fixtures.infisical import CLIENT_ID, CLIENT_SECRET
+
+    root = fleet.root / "fakes-configured"
+    slack = FakeSlack()
+    try:
+        with (
+            fake_world(root, fleet.apps, fleet.passwords, gitops=fleet.root / "gitops") as world,
+            fake_mattermost() as mattermost,
+            httpx.Client(timeout=10) as http,
+        ):
+            env = {
+                "PGDB_PG_DSN": fleet.superuser_dsn,
+                "PGDB_GITHUB_REPO": world.github.full_name,
+                "PGDB_GITHUB_API_URL": world.github.url,
+                "PGDB_GITHUB_TOKEN": world.github.token,
+                "PGDB_INFISICAL_URL": world.infisical.url,
+                "PGDB_INFISICAL_CLIENT_ID": CLIENT_ID,
+                "PGDB_INFISICAL_CLIENT_SECRET": CLIENT_SECRET,
+                "PGDB_KUBERNETES": "on",
+                "PGDB_KUBECONFIG": str(world.kubeconfig),
+                "PGDB_DIAGNOSE_INTERVAL": "1h",  # the first pass runs a few seconds after start
+                **slack_env(slack),
+                **mattermost_env(mattermost.url, "http://x"),
+                "PGDB_SLACK_OPS_CHANNEL": "C0OPS",
+                "PGDB_MATTERMOST_OPS_CHANNEL": "opschannel0000000000000001",
+            }
+            with running_bot(env, root) as (url, pid):
+                started = rss_mib(pid)
+                end = time.monotonic() + 300
+                while time.monotonic() < end and not _passed(http, url):
+                    time.sleep(0.2)
+                time.sleep(1)
+                after_pass = rss_mib(pid)
+    finally:
+        slack.close()
+    return {
+        "apps": len(fleet.apps),
+        "configured": "Slack (HTTP), Mattermost, GitHub, Infisical, Kubernetes (fakes)",
+        "rss_after_start_mib": round(started, 1),
+        "idle_rss_after_first_pass_mib": round(after_pass, 1),
+    }
+
+
+def _passed(http: httpx.Client, url: str) -> bool:
+    """Whether the bot's /metrics counts a completed diagnostics pass."""
+    text = http.get(f"{url}/metrics").text
+    return any(
+        line.startswith("pgdb_diagnostics_passes_total{") and not line.endswith(" 0.0")
+        for line in text.splitlines()
+    )

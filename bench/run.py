@@ -131,6 +131,8 @@ def main() -> int:
             largest.root, fleet_env, commands=plan["commands"]
         )
         results["import_rss"] = chat.import_rss()
+        _progress("footprint with every platform and system configured")
+        results["configured_footprint"] = chat.configured_footprint(largest)
         _progress("slash-command acknowledgement with a slow PostgreSQL")
         results["ack"] = chat.ack_latency(
             largest.root,
@@ -211,6 +213,15 @@ def main() -> int:
             f"{fc['idle_rss_mib']})",
             "all answered in s",
             fc["all_answered_seconds"],
+        )
+    )
+    cf = results["configured_footprint"]
+    print(
+        _row(
+            f"every system configured ({cf['configured']}), {cf['apps']} apps: RSS after start",
+            f"{cf['rss_after_start_mib']} MiB",
+            "idle after the first pass",
+            f"{cf['idle_rss_after_first_pass_mib']} MiB",
         )
     )
     print("RSS of a fresh interpreter after each import (cumulative):")

@@ -22,6 +22,13 @@ LAST_DIAGNOSTICS = Gauge(
     "pgdb_last_successful_diagnostics_timestamp_seconds",
     "When the last diagnostics pass completed (Unix time)",
 )
+PASSES = Counter(
+    "pgdb_diagnostics_passes_total",
+    "Diagnostics passes by outcome: ok (findings announced), unobserved (a system could not "
+    "be read), failed (the alert state could not be written)",
+    ["outcome"],
+)
+LEADER = Gauge("pgdb_leader", "1 while this replica leads the scheduled diagnostics, else 0")
 CALLS = Counter("pgdb_outgoing_calls_total", "Operations on outside systems", ["system", "call"])
 CALL_ERRORS = Counter(
     "pgdb_outgoing_errors_total", "Failed operations on outside systems", ["system", "call"]

@@ -24,10 +24,11 @@ from bot.config import Settings
 from bot.core.durations import parse_schedule
 from bot.core.errors import PgdbError
 from bot.core.ports import AlertSink, AlertStore, ThreadReplier
+from bot.metrics import FINDINGS, LAST_DIAGNOSTICS, LEADER, PASSES
 from handlers.alerts import AlertLifecycle, LogAlerts, PassReport
 from handlers.approvals import expire_due
 from handlers.context import Services
-from handlers.findings import diagnose
+from handlers.findings import Finding, diagnose
 from handlers.follow import follow_through
 from handlers.observe import observe
 from handlers.pr_checks import CheckRefresher
@@ -101,10 +102,12 @@ class DiagnosticsScheduler:
 
     def lead(self) -> bool:
         try:
-            return self.leadership.try_lead()
+            leads = self.leadership.try_lead()
         except Exception:  # never let the renewal job die
             log.exception("leader election failed")
-            return False
+            leads = False
+        LEADER.set(1 if leads else 0)
+        return leads
 
     def run_pass(self) -> PassReport | None:
         """One pass if this replica leads; None otherwise (or when the pass cannot run)."""
@@ -146,8 +149,10 @@ class DiagnosticsScheduler:
             report = self.lifecycle.process(diagnosis.findings, at=obs.at, unknown_systems=unknown)
         except PgdbError as exc:
             log.warning("diagnostics pass: alert state unavailable, nothing announced: %s", exc)
+            PASSES.labels("failed").inc()
             return None
         self.passes += 1
+        _export(diagnosis.findings, unread=unknown)
         log.info(
             "diagnostics pass: %d finding(s), %d alert message(s) sent, %d silenced",
             len(diagnosis.alerting),
@@ -260,3 +265,18 @@ def build_scheduler(
         ],
         follow_deadline=timedelta(seconds=settings.follow_deadline_seconds),
     )
+
+
+def _export(findings: Sequence[Finding], *, unread: set[str]) -> None:
+    """What an operator alerts on about the bot itself: when a pass last completed, passes by
+    outcome, and the findings of the last pass by kind and severity."""
+    FINDINGS.clear()
+    counts: dict[tuple[str, str], int] = {}
+    for f in findings:
+        key = (f.kind, f.severity.value)
+        counts[key] = counts.get(key, 0) + 1
+    for (kind, severity), count in counts.items():
+        FINDINGS.labels(kind, severity).set(count)
+    PASSES.labels("unobserved" if unread else "ok").inc()
+    # the pass completed (an unreachable system is announced by it): the bot is not stuck
+    LAST_DIAGNOSTICS.set_to_current_time()

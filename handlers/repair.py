@@ -29,6 +29,9 @@ LABELS = {
 }
 # A step that needs another's result first.
 WAITS_FOR = {Repair.ROLE: Repair.CREDENTIALS, Repair.RESYNC: Repair.CREDENTIALS}
+# The steps that use the stored credentials (the role's password, the Secret the manifests
+# deliver): they wait while the credentials need an operator's decision.
+NEEDS_CREDENTIALS = frozenset({Repair.ROLE, Repair.MANIFESTS, Repair.RESYNC})
 
 
 def plan(findings: list[Finding]) -> tuple[list[Repair], list[Finding]]:
@@ -52,6 +55,11 @@ def run_repair(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
     findings = judged.findings
     steps, manual = plan(findings)
     by_step = {r: [f for f in findings if f.repair is r] for r in steps}
+    # Credentials an operator must decide on (a role with nothing stored, values naming
+    # another role): what needs them waits, shown as waiting, never run on a guess.
+    undecided = next(
+        (f for f in manual if f.kind in ("secret_missing", "credentials_mismatch")), None
+    )
     reply.steps = [
         Step(
             key=r.value,
@@ -76,6 +84,9 @@ def run_repair(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
     if not confirmed:
         for step in reply.steps:
             step.state = StepState.PLANNED
+            if undecided is not None and Repair(step.key) in NEEDS_CREDENTIALS:
+                step.state = StepState.SKIPPED
+                step.detail = f"waits for the stored credentials: {undecided.remedy}"
         reply.title = f"Repair `{app}`: confirm"
         reply.lines.append(f"Nothing changed yet. To apply: `/pgdb repair {app} --yes`")
         reply.buttons = [
@@ -90,6 +101,10 @@ def run_repair(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
             return reply
         failed: set[str] = set()
         for step in reply.steps:
+            if undecided is not None and Repair(step.key) in NEEDS_CREDENTIALS:
+                step.state = StepState.SKIPPED
+                step.detail = f"waits for the stored credentials: {undecided.remedy}"
+                continue
             needs = WAITS_FOR.get(Repair(step.key))
             if needs is not None and needs.value in failed:
                 step.state = StepState.SKIPPED

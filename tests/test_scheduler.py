@@ -14,6 +14,7 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from kubernetes.client import ApiClient, Configuration
+from prometheus_client import REGISTRY
 
 from bot.adapters.kube_source import KubeSource
 from bot.adapters.kubernetes import KubernetesCluster, KubernetesLease
@@ -213,6 +214,17 @@ def scheduler(
     )
 
 
+def _metric(name: str, **labels: str) -> float | None:
+    """A sample of the process's Prometheus registry, as `/metrics` exposes it."""
+    value = REGISTRY.get_sample_value(name, labels)
+    return None if value is None else float(value)
+
+
+def _passes() -> float:
+    outcomes = ("ok", "unobserved", "failed")
+    return sum(_metric("pgdb_diagnostics_passes_total", outcome=o) or 0.0 for o in outcomes)
+
+
 def test_one_of_two_schedulers_runs_and_the_other_takes_over_without_resending(
     bot_env: BotEnv, fake_kube: FakeKubernetes
 ) -> None:
@@ -221,9 +233,17 @@ def test_one_of_two_schedulers_runs_and_the_other_takes_over_without_resending(
     a = scheduler(bot_env, fake_kube, "pod-a", clock, chat)
     b = scheduler(bot_env, fake_kube, "pod-b", clock, chat)
 
+    before = _passes()
     first = a.run_pass()
+    assert _metric("pgdb_leader") == 1.0
     assert b.run_pass() is None
+    assert _metric("pgdb_leader") == 0.0  # (one process here: the gauge is the last asked)
     assert first is not None
+    # what an operator alerts on about the bot itself (SPEC §10)
+    assert _passes() == before + 1
+    stamp = _metric("pgdb_last_successful_diagnostics_timestamp_seconds")
+    assert stamp is not None and abs(stamp - time.time()) < 60
+    assert _metric("pgdb_findings", kind="cluster_degraded", severity="critical") == 1.0
     kinds = sorted(alert.key for alert in chat.posts)
     # one cause, one alert: the Database the degraded cluster cannot apply is named in it
     assert "cluster_degraded:" in kinds and "database_not_applied:docspell" not in kinds

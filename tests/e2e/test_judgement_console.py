@@ -264,3 +264,18 @@ def test_a_hand_written_manifest_missing_from_the_kustomization_keeps_its_commen
     assert bot_env.git("show", f"pgdb/legacy:{BASE}/databases/legacy.yaml") == text
     changed = bot_env.git("diff", "--name-only", "main", "pgdb/legacy").split()
     assert f"{BASE}/databases/legacy.yaml" not in changed
+
+
+def test_repair_waits_for_credentials_an_operator_must_decide(bot_env: BotEnv) -> None:
+    assert bot_env.console("/pgdb create docspell", "/pgdb create sfa").returncode == 0
+    bot_env.git("branch", "-q", "-D", "pgdb/docspell")  # no proposal left: manifests missing
+    folder = bot_env.secrets_dir / "dev" / "postgresql" / "docspell"
+    for key in folder.iterdir():
+        key.unlink()
+    folder.rmdir()  # the role is there, its password is not
+
+    out = bot_env.console("/pgdb repair docspell --yes", PGDB_GRACE="0").stdout
+
+    assert "Not repaired here: secret_missing" in out and "/pgdb rotate docspell" in out
+    assert "waits for the stored credentials" in line_with(out, "Propose the manifests again")
+    assert "pgdb/docspell" not in bot_env.git("branch", "--format=%(refname:short)").split()

@@ -643,3 +643,15 @@ def test_repair_leaves_what_it_cannot_fix_to_the_named_command(kube: FakeKuberne
     assert "secret_unsynced" in text and "argocd app sync postgresql-shared" in text
     assert "database_not_applied" in text and "kubectl -n databases describe database" in text
     assert kube.requests("PATCH") == []
+
+
+def test_an_app_known_only_by_its_infisicalsecret_is_discovered(kube: FakeKubernetes) -> None:
+    """SPEC §3.1: an `InfisicalSecret` named `<app>-postgresql-credentials` makes an app known,
+    so what it points at is checked (here: nothing else exists)."""
+    kube.put(infisical_secret("lonely", ready=True))
+    svc = services(kube, stored={"other": password("other")}, merged=())
+
+    diagnosis = run(svc)
+
+    assert "lonely" in diagnosis.apps
+    assert ("role_missing", "lonely") in kinds(diagnosis)
