@@ -20,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot import memory
 from bot.config import Settings
 from bot.core.durations import parse_schedule
 from bot.core.errors import PgdbError
@@ -159,6 +160,8 @@ class DiagnosticsScheduler:
             len(report.sent),
             len(report.silenced),
         )
+        del obs, diagnosis
+        memory.trim()  # the pass held the whole fleet a moment: hand the freed pages back
         return report
 
     def start(self) -> None:
