@@ -291,57 +291,65 @@ def ack_latency(
     root: Path, fleet_env: dict[str, str], *, rounds: dict[int, int], help_rows: bool = True
 ) -> dict[str, Any]:
     """p50/p99 of the HTTP answer to `/pgdb create <app>` at each concurrency (``rounds``:
-    concurrency -> how many bursts), Slack and Mattermost served by one process whose
-    PostgreSQL answers nothing for 1 s per connection, then closes."""
+    concurrency -> how many bursts), each platform's figures from a `pgdb-bot run` of its own
+    (a figure never pays for the work another platform's burst left queued), with a
+    PostgreSQL that answers nothing for 1 s per connection, then closes."""
     results: dict[str, Any] = {
         "slow_backend": f"PostgreSQL DSN on a loopback TCP server that accepts, stays silent "
         f"{SLOW_SECONDS:.0f} s, then closes (every call costs 1 s and fails); secret store and "
-        "git local",
+        "git local; one fresh `pgdb-bot run` per row group",
         "command": "/pgdb create <new app> (mattermost_help: /pgdb help)",
     }
-    slack = FakeSlack()
-    try:
-        with slow_postgres() as dsn, fake_mattermost() as mattermost, RawClient() as http:
-            port_env = {**fleet_env, "PGDB_PG_DSN": dsn, **slack_env(slack)}
-            env = port_env | mattermost_env(mattermost.url, "http://x")
-            with running_bot(env, root, kill=True) as (url, pid):
-                senders: dict[str, Callable[[str], float]] = {
-                    "slack": lambda text: slack_command(http, url, slack, text),
-                    "mattermost": lambda text: mattermost_command(http, url, mattermost.url, text),
-                    # a command answered inline (no backend): the ack without the inline wait
-                    "mattermost_help": lambda _: mattermost_command(
-                        http, url, mattermost.url, "help"
-                    ),
-                }
-                if not help_rows:
-                    del senders["mattermost_help"]
-                senders["slack"]("help")  # warm-up: first request, connections
-                for name, send in senders.items():
-                    per: dict[str, Any] = {}
-                    for concurrency, bursts in rounds.items():
-                        samples: list[float] = []
-                        cpu_before = cpu_seconds(pid)
-                        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                            for b in range(bursts):
-                                texts = [
-                                    f"create ack-{name[0]}{concurrency}-{b}-{i}"
-                                    for i in range(concurrency)
-                                ]
-                                samples += list(pool.map(send, texts))
-                        bot_cpu = cpu_seconds(pid) - cpu_before
-                        per[str(concurrency)] = {
-                            "samples": len(samples),
-                            "p50_ms": round(median(samples) * 1000, 1),
-                            "p99_ms": round(percentile(samples, 99) * 1000, 1),
-                            "max_ms": round(max(samples) * 1000, 1),
-                            # what the bot spent (answering, and the work behind the answers
-                            # done meanwhile): the rest of each latency is the load generator
-                            "bot_cpu_ms_per_command": round(bot_cpu / len(samples) * 1000, 2),
-                        }
-                    results[name] = per
-    finally:
-        slack.close()
+    names = ["slack", "mattermost", *(["mattermost_help"] if help_rows else [])]
+    for name in names:
+        slack = FakeSlack()
+        try:
+            with slow_postgres() as dsn, fake_mattermost() as mattermost, RawClient() as http:
+                env = {**fleet_env, "PGDB_PG_DSN": dsn, **slack_env(slack)}
+                env |= mattermost_env(mattermost.url, "http://x")
+                with running_bot(env, root, kill=True) as (url, pid):
+                    send = _sender(name, http=http, url=url, slack=slack, hooks=mattermost.url)
+                    send("help")  # warm-up: first request, connections
+                    results[name] = _bursts(send, name, pid, rounds)
+        finally:
+            slack.close()
     return results
+
+
+def _sender(
+    name: str, *, http: RawClient, url: str, slack: FakeSlack, hooks: str
+) -> Callable[[str], float]:
+    """How one row group sends its commands; ``mattermost_help`` is a command answered inline
+    (no backend): the ack without the inline wait."""
+    if name == "slack":
+        return lambda text: slack_command(http, url, slack, text)
+    if name == "mattermost":
+        return lambda text: mattermost_command(http, url, hooks, text)
+    return lambda _: mattermost_command(http, url, hooks, "help")
+
+
+def _bursts(
+    send: Callable[[str], float], name: str, pid: int, rounds: dict[int, int]
+) -> dict[str, Any]:
+    per: dict[str, Any] = {}
+    for concurrency, bursts in rounds.items():
+        samples: list[float] = []
+        cpu_before = cpu_seconds(pid)
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            for b in range(bursts):
+                texts = [f"create ack-{name[0]}{concurrency}-{b}-{i}" for i in range(concurrency)]
+                samples += list(pool.map(send, texts))
+        bot_cpu = cpu_seconds(pid) - cpu_before
+        per[str(concurrency)] = {
+            "samples": len(samples),
+            "p50_ms": round(median(samples) * 1000, 1),
+            "p99_ms": round(percentile(samples, 99) * 1000, 1),
+            "max_ms": round(max(samples) * 1000, 1),
+            # what the bot spent (answering, and the work behind the answers done
+            # meanwhile): the rest of each latency is the load generator
+            "bot_cpu_ms_per_command": round(bot_cpu / len(samples) * 1000, 2),
+        }
+    return per
 
 
 def cpu_seconds(pid: int) -> float:
