@@ -14,6 +14,7 @@ from bot.core.errors import PgdbError
 from bot.core.manifests import (
     KUSTOMIZATION_FILE,
     ManifestSet,
+    add_secret_namespace,
     build_manifest_set,
     database_path,
     secret_name,
@@ -421,13 +422,16 @@ def plan_manifests(
             detail=f"the manifests are already on branch {snapshot.base_branch}",
             on_base=True,
         )
-    manifests = build_manifest_set(
-        app,
-        settings=settings.manifest_settings,
-        base_kustomization=snapshot.kustomization,
-        extra_namespace=extra_namespace,
-    )
-    manifests = _keep_hand_written(ctx, manifests, snapshot, extra_namespace=extra_namespace)
+    try:
+        manifests = build_manifest_set(
+            app,
+            settings=settings.manifest_settings,
+            base_kustomization=snapshot.kustomization,
+            extra_namespace=extra_namespace,
+        )
+        manifests = _keep_hand_written(ctx, manifests, snapshot, extra_namespace=extra_namespace)
+    except ValueError as exc:  # a file on the base branch the bot cannot edit: says what to fix
+        raise StepFailed(str(exc)) from exc
     branch = f"pgdb/{app}"
     # The snapshot lists every open proposal; only an open one matters here (a closed one is
     # left alone), so the host is asked for details only when the snapshot has one.
@@ -482,11 +486,16 @@ def _keep_hand_written(
         relative = posixpath.relpath(path, manifests.manifests_path)
         if relative not in snapshot.files:
             continue
-        if extra_namespace is not None and path == manifests.secret_path:
-            continue
         text = ctx.services.git.read_file(ref=snapshot.base_sha, path=path)
-        if text is not None:
-            kept[path] = text
+        if text is None:
+            continue
+        if extra_namespace is not None and path == manifests.secret_path:
+            # a namespace added to an app on the base branch: its manifest edited in place,
+            # the namespaces it already delivers to kept
+            text = add_secret_namespace(
+                text, namespace=extra_namespace, cluster_namespace=ctx.services.settings.namespace
+            )
+        kept[path] = text
     return replace(manifests, files=kept)
 
 
@@ -659,14 +668,18 @@ def _dry_run(
         "role": (_WOULD[planned.create.role.act], planned.create.role.detail),
     }
     if stop is None:
-        plan = plan_manifests(ctx, app, seen.snapshot, extra_namespace=extra_namespace)
-        steps["manifests"] = (_WOULD[plan.act], plan.detail)
-        steps["checks"] = (
-            StepState.PLANNED,
-            "post pgdb/secret, pgdb/role, pgdb/manifests"
-            if not plan.on_base
-            else "report pgdb/secret, pgdb/role, pgdb/manifests here (no proposal)",
-        )
+        try:
+            plan = plan_manifests(ctx, app, seen.snapshot, extra_namespace=extra_namespace)
+        except StepFailed as exc:
+            stop = ("manifests", str(exc))
+        else:
+            steps["manifests"] = (_WOULD[plan.act], plan.detail)
+            steps["checks"] = (
+                StepState.PLANNED,
+                "post pgdb/secret, pgdb/role, pgdb/manifests"
+                if not plan.on_base
+                else "report pgdb/secret, pgdb/role, pgdb/manifests here (no proposal)",
+            )
     reached = True
     for step in reply.steps:
         if not reached:

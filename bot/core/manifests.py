@@ -304,6 +304,54 @@ def render_infisical_secret(
     )
 
 
+def add_secret_namespace(text: str, *, namespace: str, cluster_namespace: str) -> str:
+    """The InfisicalSecret manifest ``text`` with its Secret also delivered to ``namespace``,
+    edited in place: comments, key order, every other field and the namespaces already there
+    are kept (none is ever removed); the singular ``managedSecretReference`` becomes the
+    operator's list form with it first. Unchanged when the namespace is already there.
+    Raises ValueError when ``text`` is not an InfisicalSecret with a Secret reference."""
+    _require_dns_label(namespace, what="--namespace")
+    yaml = _rt_yaml()
+    yaml.explicit_start = text.lstrip().startswith("---")
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    try:
+        data = yaml.load(text)
+    except YAMLError as exc:
+        raise ValueError(f"the InfisicalSecret manifest is not YAML: {_one_line(exc)}") from exc
+    spec = data.get("spec") if isinstance(data, CommentedMap) else None
+    if not isinstance(spec, CommentedMap):
+        raise ValueError("the InfisicalSecret manifest has no `spec` mapping")
+    refs = spec.get("managedKubeSecretReferences")
+    single = spec.get("managedSecretReference")
+    if refs is None:
+        if not isinstance(single, CommentedMap):
+            raise ValueError("the InfisicalSecret manifest names no managed Secret")
+        refs = CommentedSeq([single])
+        position = list(spec).index("managedSecretReference")
+        del spec["managedSecretReference"]
+        spec.insert(position, "managedKubeSecretReferences", refs)
+    if not isinstance(refs, CommentedSeq) or not refs:
+        raise ValueError("`managedKubeSecretReferences` is not a list of Secret references")
+    present = {r.get("secretNamespace") for r in refs if isinstance(r, Mapping)}
+    if namespace in present or (namespace == cluster_namespace and single is not None):
+        return text
+    name = refs[0].get("secretName") if isinstance(refs[0], Mapping) else None
+    if not isinstance(name, str):
+        raise ValueError("the first managed Secret reference has no `secretName`")
+    refs.append(
+        _commented(
+            {
+                "secretName": name,
+                "secretNamespace": namespace,
+                "creationPolicy": DoubleQuotedScalarString("Orphan"),
+            }
+        )
+    )
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    return buffer.getvalue()
+
+
 # --------------------------------------------------------------------------- schemas
 
 

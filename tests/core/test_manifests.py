@@ -21,6 +21,7 @@ from bot.core.manifests import (
     INFISICAL_SCHEMA,
     ManifestSettings,
     add_resources,
+    add_secret_namespace,
     build_manifest_set,
     database_path,
     listed_resources,
@@ -891,3 +892,33 @@ def test_fast_path_writes_what_the_exact_path_writes(monkeypatch: pytest.MonkeyP
         assert remove_resources(text, removed) == kept, text
         assert listed_resources(text) == listed, text
         assert validate_kustomization(text) == problems, text
+
+
+# --- a namespace added to an app already on the base branch (SPEC §11) ----------------------
+
+
+def test_adding_a_namespace_edits_the_infisicalsecret_in_place_and_keeps_the_others() -> None:
+    base = render_infisical_secret(app("sfa"), settings=SETTINGS, extra_namespace="team-a")
+    base = base.replace("spec:\n", "spec:\n  # tuned by hand, keep this\n", 1)
+
+    added = add_secret_namespace(base, namespace="team-b", cluster_namespace="databases")
+
+    assert "# tuned by hand, keep this" in added
+    for namespace in ("databases", "team-a", "team-b"):
+        assert f"secretNamespace: {namespace}" in added
+    assert validate_infisical_secret(added, settings=SETTINGS) == []
+    # again, or the cluster's own namespace: nothing changes
+    assert add_secret_namespace(added, namespace="team-b", cluster_namespace="databases") == added
+
+
+def test_the_singular_reference_becomes_the_list_with_the_home_secret_first() -> None:
+    base = render_infisical_secret(app("sfa"), settings=SETTINGS)
+
+    added = add_secret_namespace(base, namespace="team-a", cluster_namespace="databases")
+
+    assert "managedSecretReference:" not in added
+    home = added.index("secretNamespace: databases")
+    assert home < added.index("secretNamespace: team-a")
+    assert validate_infisical_secret(added, settings=SETTINGS) == []
+    same = add_secret_namespace(base, namespace="databases", cluster_namespace="databases")
+    assert same == base

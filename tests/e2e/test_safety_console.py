@@ -106,3 +106,20 @@ def test_namespaces_a_requester_may_and_may_not_deliver_to(bot_env: BotEnv) -> N
     assert "teamns" in added
     log = bot_env.git("log", "-1", "--format=%s%n%b", "pgdb/sfa")
     assert "teamns" in log.splitlines()[0]
+
+
+def test_an_operator_adds_a_namespace_to_a_merged_app_and_keeps_the_others(
+    bot_env: BotEnv,
+) -> None:
+    assert bot_env.console("/pgdb create sfa --namespace team-a").returncode == 0
+    bot_env.git("merge", "-q", "--no-ff", "-m", "m", "pgdb/sfa")
+    bot_env.git("branch", "-q", "-D", "pgdb/sfa")
+
+    out = bot_env.console("/pgdb create sfa --namespace team-b").stdout
+
+    assert "Onboarded `sfa`" in out, out
+    manifest = bot_env.git("show", f"pgdb/sfa:{BASE}/credentials/sfa-secret.yaml")
+    for namespace in ("databases", "team-a", "team-b"):
+        assert f"secretNamespace: {namespace}" in manifest
+    changed = bot_env.git("diff", "--name-only", "main", "pgdb/sfa").split()
+    assert changed == [f"{BASE}/credentials/sfa-secret.yaml"]  # nothing else is touched
