@@ -171,8 +171,13 @@ class _Pass:
         return since is not None and self.at - since < self.grace
 
     def psql(self, statement: str) -> str:
-        s = self.services.settings
-        return f"kubectl exec -n {s.namespace} {s.cluster}-1 -- psql -U postgres -c '{statement}'"
+        return psql_command(self.services, statement)
+
+
+def psql_command(services: Services, statement: str) -> str:
+    """The exact command an operator runs for ``statement`` on the cluster's primary."""
+    s = services.settings
+    return f"kubectl exec -n {s.namespace} {s.cluster}-1 -- psql -U postgres -c '{statement}'"
 
 
 def assess(
@@ -208,7 +213,7 @@ def assess(
         git=obs.git.value,
         broken=_broken_entries(obs.git.value),
         argocd=argocd_finding(snap, services) if snap is not None else None,
-        privileged_roles=_privileged_roles(obs.database.value),
+        privileged_roles=privileged_roles(obs.database.value),
     )
     judged: dict[str, AppAssessment] = {app: _assess_app(p, app) for app in apps}
     if only is not None:
@@ -317,7 +322,9 @@ def _app_of_entry(entry: str) -> str | None:
     return None
 
 
-def _privileged_roles(state: DatabaseState | None) -> frozenset[str]:
+def privileged_roles(state: DatabaseState | None) -> frozenset[str]:
+    """The roles membership in which makes a role privileged: the model's list, and every role
+    with a privileged attribute."""
     if state is None:
         return PRIVILEGED_ROLES
     strong = {r.name for r in state.roles.values() if _privileged_attributes(r)}

@@ -18,7 +18,6 @@ import enum
 from dataclasses import dataclass
 
 from bot.core.model import (
-    PRIVILEGED_ROLES,
     DatabaseState,
     PasswordResult,
     PasswordVerdict,
@@ -27,7 +26,7 @@ from bot.core.model import (
 )
 from bot.core.names import AppName
 from handlers.access import Role, role_of
-from handlers.assessment import PRIVILEGED_ATTRIBUTES, role_privileges
+from handlers.assessment import privileged_roles, psql_command, role_privileges
 from handlers.context import CommandContext
 from handlers.lifecycle import AppHistory
 from handlers.policy import namespace_policy
@@ -91,8 +90,7 @@ def _operators(ctx: CommandContext) -> str:
 
 
 def _psql(ctx: CommandContext, statement: str) -> str:
-    s = ctx.services.settings
-    return f"kubectl exec -n {s.namespace} {s.cluster}-1 -- psql -U postgres -c '{statement}'"
+    return psql_command(ctx.services, statement)
 
 
 def plan_create(
@@ -211,7 +209,7 @@ def _role_plan(
             True,
             False,
         )
-    privileged = role_privileges(role, _privileged_groups(state))
+    privileged = role_privileges(role, privileged_roles(state))
     if privileged:
         return (
             StepPlan(
@@ -295,13 +293,6 @@ def _role_plan(
     if role.createdb:
         detail += " (warning: it has CREATEDB; see /pgdb diagnose)"
     return StepPlan(act=Act.KEEP, detail=detail), False, False
-
-
-def _privileged_groups(state: DatabaseState) -> set[str]:
-    strong = {
-        r.name for r in state.roles.values() if any(getattr(r, a) for a in PRIVILEGED_ATTRIBUTES)
-    }
-    return set(PRIVILEGED_ROLES) | strong
 
 
 def namespace_refusal(
