@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core.manifests import database_path, listed_set, secret_name, secret_path
+from bot.core.manifests import database_path, listed_set, on_base, secret_name, secret_path
 from bot.core.model import (
     PRIVILEGED_ROLES,
     DatabaseState,
@@ -462,11 +462,10 @@ def _kube_view(
 
 
 def _on_base(snapshot: GitSnapshot, app: AppName) -> bool:
-    needed = {database_path(app), secret_path(app)}
-    if snapshot.kustomization is None or not needed <= snapshot.files:
-        return False
+    """``create``'s "already on the base branch"; a kustomization that cannot be read is not
+    (its problem is reported as `kustomization_broken` or by the GitOps row)."""
     try:
-        return needed <= listed_set(snapshot.kustomization)
+        return on_base(app, files_on_base=snapshot.files, kustomization=snapshot.kustomization)
     except ValueError:
         return False
 

@@ -28,10 +28,9 @@ from bot.core.model import (
     StoredCredentials,
     WorkflowRecord,
 )
-from bot.core.names import AppName, InvalidAppName, is_system_role, parse_app_name
+from bot.core.names import AppName, InvalidAppName, parse_app_name
 from bot.core.secret import Secret
 from handlers.context import Services
-from handlers.lifecycle import Lifecycle, lifecycle_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -167,13 +166,6 @@ def manifests_on_base(snapshot: GitSnapshot, app: AppName) -> bool:
     return on_base(app, files_on_base=snapshot.files, kustomization=snapshot.kustomization)
 
 
-def lifecycles(obs: Observation) -> dict[str, Lifecycle]:
-    """Each app's lifecycle from its latest workflow record (absent: active)."""
-    if obs.workflows.value is None:
-        return {}
-    return {w.app: lifecycle_of(w) for w in obs.workflows.value}
-
-
 def known_apps(obs: Observation, services: Services) -> list[AppName]:
     """Apps known to any source (SPEC §3.1); there is no separate registry to drift."""
     names: set[str] = set()
@@ -197,23 +189,6 @@ def known_apps(obs: Observation, services: Services) -> list[AppName]:
         }
     apps = [a for n in names if (a := _valid(n)) is not None]
     return sorted(apps)
-
-
-def orphan_roles(obs: Observation, services: Services, apps: Iterable[str]) -> list[str]:
-    """Login roles known to no source, not system roles, not ignored (SPEC §3.1)."""
-    state = obs.database.value
-    if state is None:
-        return []
-    known = set(apps)
-    ignored = set(services.settings.ignore_roles)
-    return sorted(
-        r.name
-        for r in state.roles.values()
-        if r.can_login
-        and r.name not in known
-        and r.name not in ignored
-        and not is_system_role(r.name, bot_role=state.bot_role)
-    )
 
 
 def check_passwords(
