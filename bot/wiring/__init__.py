@@ -1,4 +1,5 @@
-"""Builds one adapter per outside system from the configuration."""
+"""The composition root: builds every adapter from the configuration, one module per outside system
+where the building is more than a constructor call."""
 
 from __future__ import annotations
 
