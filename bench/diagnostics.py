@@ -51,7 +51,7 @@ def naive_pass(services: Services, apps: list[str], dsn: str) -> tuple[float, di
             ).fetchone()
             calls["postgresql"] += 2
             for path in (database_path(AppName(app)), secret_path(AppName(app))):
-                services.git.read_file(ref="main", path=f"{settings.gitops_path}/{path}")
+                services.git.read_file(ref="main", path=f"{settings.layout.gitops_path}/{path}")
                 calls["git"] += 1
             if stored and stored.password and role:
                 from bot.adapters.postgres import verifier_matches

@@ -23,6 +23,7 @@ from bot.core.manifests import add_resources, build_manifest_set
 from bot.core.names import AppName
 from bot.core.secret import Secret, generate_password
 from bot.pgcluster import PrivateCluster
+from bot.wiring import core_settings
 from handlers.context import Services
 
 CREATOR = "pgdb_bench_creator"
@@ -51,7 +52,7 @@ class Fleet:
         dsn = self.superuser_dsn if as_superuser else self.creator_dsn
         settings = self.settings(dsn)
         return Services(
-            settings=settings,
+            settings=core_settings(settings),
             secrets=FileSecretStore(self.root / "secrets", env="dev"),
             database=PostgresDatabase(dsn, login_concurrency=4),
             state=PostgresBotState(self.superuser_dsn),

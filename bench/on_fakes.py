@@ -124,7 +124,7 @@ def naive_on_fakes(fleet: Fleet, world: FakeWorld, apps: list[str]) -> dict[str,
         for app in apps:
             services.secrets.read(AppName(app))
             for path in (database_path(AppName(app)), secret_path(AppName(app))):
-                services.git.read_file(ref="main", path=f"{settings.gitops_path}/{path}")
+                services.git.read_file(ref="main", path=f"{settings.layout.gitops_path}/{path}")
             for kind, name in (
                 ("Database", app),
                 ("InfisicalSecret", f"{app}-postgresql-credentials"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -81,3 +81,13 @@ def _counted(fn: Callable[..., Any], *, system: str, call: str) -> Callable[...,
             raise
 
     return wrapper
+
+
+class PrometheusMetrics:
+    """The use cases' metrics port, counted in this process's Prometheus registry."""
+
+    def command_handled(self, command: str, *, result: str) -> None:
+        COMMANDS.labels(command, result).inc()
+
+    def step(self, name: str) -> AbstractContextManager[None]:
+        return timed_step(name)

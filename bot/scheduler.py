@@ -14,7 +14,7 @@ import socket
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -24,7 +24,7 @@ from bot import memory
 from bot.config import Settings
 from bot.core.durations import parse_schedule
 from bot.core.errors import PgdbError
-from bot.core.ports import AlertSink, AlertStore, ThreadReplier
+from bot.core.ports import AlertSink, AlertStore, Leadership, ThreadReplier
 from bot.metrics import FINDINGS, LAST_DIAGNOSTICS, LEADER, PASSES
 from handlers.alerts import AlertLifecycle, LogAlerts, PassReport
 from handlers.approvals import expire_due
@@ -42,27 +42,6 @@ RENEW_SECONDS = 10
 # waited for, so the shutdown stays within the Deployment's grace period (40 s, of which the
 # command runner takes up to 25 s).
 STOP_WAIT_SECONDS = 10.0
-
-
-class Leadership(Protocol):
-    """Who runs the schedule among the replicas."""
-
-    name: str
-
-    @property
-    def leading(self) -> bool: ...
-
-    def try_lead(self) -> bool:
-        """Acquire or renew; True while this replica leads."""
-        ...
-
-    @property
-    def problem(self) -> str | None:
-        """Why the last ``try_lead`` could not ask (the backend unreachable), None when it
-        asked: then False means another replica leads."""
-        ...
-
-    def release(self) -> None: ...
 
 
 def trigger_for(schedule: str) -> Any:

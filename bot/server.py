@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.chat import ChatPlatform
 from bot.core.errors import PgdbError
+from bot.core.ports import ChatPlatform
 from bot.runner import CommandRunner
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.core.errors import PgdbError
@@ -34,12 +35,12 @@ class RoleCheck:
     unchecked: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _plain(user_id: str, entries: list[str]) -> bool:
+def _plain(user_id: str, entries: Sequence[str]) -> bool:
     return any(entry == "*" or entry == user_id for entry in entries)
 
 
 def _in_groups(
-    user_id: str, entries: list[str], groups: GroupResolver | None, unchecked: list[str]
+    user_id: str, entries: Sequence[str], groups: GroupResolver | None, unchecked: list[str]
 ) -> bool:
     for entry in entries:
         if not entry.startswith("group:") or groups is None:
@@ -57,8 +58,8 @@ def check_role(
     requester: Requester,
     needs: Role,
     *,
-    requesters: list[str],
-    operators: list[str],
+    requesters: Sequence[str],
+    operators: Sequence[str],
     groups: GroupResolver | None,
 ) -> RoleCheck:
     """Whether ``requester`` holds ``needs`` (operators may do what requesters may), asking the
@@ -79,8 +80,8 @@ def check_role(
 def role_of(
     requester: Requester,
     *,
-    requesters: list[str],
-    operators: list[str],
+    requesters: Sequence[str],
+    operators: Sequence[str],
     groups: GroupResolver | None,
 ) -> Role:
     """The highest role the user holds. The console's own OS user is an operator."""

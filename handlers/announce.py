@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from bot.core.errors import PgdbError
-from bot.core.ports import AlertSink, ThreadReplier
+from bot.core.ports import AlertSink, ChatPlatform, ThreadReplier
 from bot.core.reply import Alert
 
 log = logging.getLogger(__name__)
@@ -21,12 +21,11 @@ class Announcer:
         self.sinks: list[AlertSink] = []
         self.repliers: list[ThreadReplier] = []
 
-    def attach(self, platforms: Iterable[object]) -> None:
+    def attach(self, platforms: Iterable[ChatPlatform]) -> None:
+        """The chat platforms, once the process has built them (they need the services)."""
         for platform in platforms:
-            if callable(getattr(platform, "send_alert", None)):
-                self.sinks.append(platform)  # type: ignore[arg-type]
-            if callable(getattr(platform, "reply_in_thread", None)):
-                self.repliers.append(platform)  # type: ignore[arg-type]
+            self.sinks.append(platform)
+            self.repliers.append(platform)
 
     def announce(self, alert: Alert, *, threads: Mapping[str, str] | None = None) -> dict[str, str]:
         """Post to every ops channel (in ``threads[platform]`` when given): platform ->

@@ -35,14 +35,14 @@ BOT = "pgdb-bot"  # who decides an expiry
 def approval_needed(ctx: CommandContext, *, dry_run: bool) -> bool:
     """Whether this ``create`` waits for an operator (a dry run changes nothing: never)."""
     settings = ctx.services.settings
-    if dry_run or settings.require_approval == "off":
+    if dry_run or settings.access.require_approval == "off":
         return False
-    if settings.require_approval == "all":
+    if settings.access.require_approval == "all":
         return True
     role = role_of(
         ctx.requester,
-        requesters=settings.requesters,
-        operators=settings.operators,
+        requesters=settings.access.requesters,
+        operators=settings.access.operators,
         groups=ctx.services.groups,
     )
     return role < Role.OPERATOR
@@ -58,7 +58,7 @@ def _store(services: Services) -> ApprovalStore:
 
 
 def _ttl(services: Services) -> timedelta:
-    return timedelta(seconds=services.settings.approval_ttl_seconds)
+    return timedelta(seconds=services.settings.access.approval_ttl.seconds)
 
 
 def _when(at: datetime) -> str:
@@ -153,7 +153,7 @@ def _request(
     )
     # Shown first, so the request remembers the message whose thread hears the decision.
     ctx.conversation.show(reply)
-    link = getattr(ctx.conversation, "message_link", None)
+    link = ctx.conversation.message_link
     link = link if isinstance(link, str) and link else None
     request = store.request(
         app=app,
@@ -203,7 +203,7 @@ def same_person(user_id: str, requester: Requester) -> bool:
 
 
 def _four_eyes(services: Services) -> bool:
-    return services.settings.require_approval == "all"
+    return services.settings.access.require_approval == "all"
 
 
 def _request_id(raw: str, *, command: str) -> int:
@@ -263,9 +263,13 @@ def run_approve(ctx: CommandContext, raw_id: str) -> Reply:
         return found
     approver = ctx.requester.user_id
     # Checked again before deciding: PGDB_DENY_NAMES may have changed since the request.
-    app = parse_app_name(found.app, bot_role=services.bot_role, deny=services.settings.deny_names)
+    app = parse_app_name(
+        found.app, bot_role=services.bot_role, deny=services.settings.access.deny_names
+    )
     # So may PGDB_SECRET_NAMESPACES: a request never delivers where the rule refuses today.
-    refused = found.namespace and namespace_policy(services.settings).refusal(found.namespace)
+    refused = found.namespace and namespace_policy(services.settings.layout).refusal(
+        found.namespace
+    )
     if refused:
         return error_reply(
             f"request #{found.id} (`{found.command}`) cannot be approved: {refused}",
@@ -372,7 +376,7 @@ def expire(services: Services, request: ApprovalRequest, *, at: datetime) -> App
     services.announcer.tell(
         expired.message_link,
         f"Request #{expired.id} (`{expired.command}`) expired: no operator decided it within "
-        f"{services.settings.approval_ttl}. Nothing was created; ask again with "
+        f"{services.settings.access.approval_ttl}. Nothing was created; ask again with "
         f"`{expired.command}`.",
     )
     return expired

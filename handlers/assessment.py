@@ -176,8 +176,9 @@ class _Pass:
 
 def psql_command(services: Services, statement: str) -> str:
     """The exact command an operator runs for ``statement`` on the cluster's primary."""
-    s = services.settings
-    return f"kubectl exec -n {s.namespace} {s.cluster}-1 -- psql -U postgres -c '{statement}'"
+    layout = services.settings.layout
+    primary = f"-n {layout.namespace} {layout.cluster}-1"
+    return f"kubectl exec {primary} -- psql -U postgres -c '{statement}'"
 
 
 def assess(
@@ -194,7 +195,7 @@ def assess(
     if only is not None:
         apps = [only]
     records = histories(obs.workflows.value or [])
-    grace = timedelta(seconds=services.settings.grace_seconds if respect_grace else 0)
+    grace = timedelta(seconds=services.settings.timing.grace.seconds if respect_grace else 0)
     store, store_error, untrusted = _store(obs, services, apps, records=records)
     if verdicts is None:
         wanted = [a for a in apps if not records.get(a, NO_HISTORY).retired]
@@ -744,7 +745,7 @@ def _pr_stale(p: _Pass, app: AppName, proposal: Any) -> Finding | None:
         return None
     age = p.at - proposal.created_at
     settings = p.services.settings
-    if age.total_seconds() < settings.pr_stale_after_seconds:
+    if age.total_seconds() < settings.timing.pr_stale_after.seconds:
         return None
     what = (
         f"pull request #{proposal.number}"
@@ -759,7 +760,7 @@ def _pr_stale(p: _Pass, app: AppName, proposal: Any) -> Finding | None:
         severity=Severity.WARNING,
         message=f"{what} onboarding `{app}` has been open for {how_long} (since "
         f"{proposal.created_at:%Y-%m-%d}), longer than PGDB_PR_STALE_AFTER "
-        f"({settings.pr_stale_after})",
+        f"({settings.timing.pr_stale_after})",
         remedy=f"review and merge {what}: {proposal.url} (or close it if `{app}` is dropped)",
     )
 
@@ -1059,12 +1060,14 @@ def _adopt_hint(p: _Pass, name: str) -> str:
             "adopts a privileged role"
         )
     try:
-        parse_app_name(name, bot_role=p.services.bot_role, deny=p.services.settings.deny_names)
+        parse_app_name(
+            name, bot_role=p.services.bot_role, deny=p.services.settings.access.deny_names
+        )
     except InvalidAppName:
         return f"add {name} to PGDB_IGNORE_ROLES (it cannot be an app name)"
     return (
         f"add {name} to PGDB_IGNORE_ROLES, or adopt it: store its password at "
-        f"{p.services.settings.secrets_prefix}/{name}/ and run /pgdb create {name}"
+        f"{p.services.settings.layout.secrets_prefix}/{name}/ and run /pgdb create {name}"
     )
 
 
@@ -1076,7 +1079,7 @@ def _orphans(p: _Pass, apps: list[AppName]) -> list[Finding]:
     if state is None:
         return []
     known = set(apps)
-    ignored = set(p.services.settings.ignore_roles)
+    ignored = set(p.services.settings.layout.ignore_roles)
     out = [
         Finding(
             kind="orphan_role",

@@ -109,12 +109,12 @@ class KubeView:
 
 
 def _argocd_sync(services: Services) -> str:
-    app = services.settings.argocd_app
+    app = services.settings.layout.argocd_app
     if app:
         return f"argocd app sync {app}"
     return (
         "sync the Argo CD Application of "
-        f"{services.settings.gitops_path} (argocd app sync <application>)"
+        f"{services.settings.layout.gitops_path} (argocd app sync <application>)"
     )
 
 
@@ -266,8 +266,8 @@ def _infisical_check(view: KubeView) -> Check:
     lowered = condition.message.lower()
     if "authenticat" in lowered or "token" in lowered:
         remedy = (
-            f"check the operator's credentials Secret {settings.infisical_auth_namespace}/"
-            f"{settings.infisical_auth_secret} (clientId, clientSecret) and hostAPI, then "
+            f"check the operator's credentials Secret {settings.layout.manifests.auth_namespace}/"
+            f"{settings.layout.manifests.auth_secret} (clientId, clientSecret) and hostAPI, then "
             f"{repair_command(view.app)}"
         )
     return problem(
@@ -582,9 +582,10 @@ def _cluster_health(snap: ClusterSnapshot, *, at: datetime, grace: timedelta) ->
 def _backup_findings(
     snap: ClusterSnapshot, services: Services, *, at: datetime, grace: timedelta
 ) -> list[Finding]:
-    max_age = services.settings.backup_max_age_seconds
-    if max_age is None:
+    configured = services.settings.timing.backup_max_age
+    if configured is None:
         return []
+    max_age = configured.seconds
     ns = snap.namespace
     remedy = (
         f"kubectl -n {ns} get backups,scheduledbackups "
@@ -626,7 +627,7 @@ def _backup_findings(
                     severity=Severity.WARNING,
                     message=f"the last successful backup of `{snap.cluster_name}` finished "
                     f"{age((at - last).total_seconds())} ago, older "
-                    f"than PGDB_BACKUP_MAX_AGE={services.settings.backup_max_age}{why}",
+                    f"than PGDB_BACKUP_MAX_AGE={services.settings.timing.backup_max_age}{why}",
                     remedy=remedy,
                 )
             )

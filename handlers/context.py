@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from bot.config import Settings
 from bot.core.ports import (
+    UNMEASURED,
     AlertStore,
     ApprovalStore,
     BotState,
@@ -17,9 +17,11 @@ from bot.core.ports import (
     GitHost,
     GroupResolver,
     ManagedDatabase,
+    Metrics,
     SecretStore,
 )
 from handlers.announce import Announcer
+from handlers.settings import CoreSettings
 
 
 def utcnow() -> datetime:
@@ -30,7 +32,7 @@ def utcnow() -> datetime:
 class Services:
     """One adapter per outside system, chosen by the wiring from the configuration."""
 
-    settings: Settings
+    settings: CoreSettings  # the slices of the configuration the use cases read
     secrets: SecretStore
     database: ManagedDatabase
     state: BotState
@@ -42,6 +44,7 @@ class Services:
     announcer: Announcer = field(default_factory=Announcer)  # ops channel and threads
     bot_role: str = ""  # the bot's own PostgreSQL role: never an app name
     clock: Callable[[], datetime] = utcnow
+    metrics: Metrics = UNMEASURED  # commands and workflow steps, for /metrics
 
 
 @dataclass(frozen=True, kw_only=True)

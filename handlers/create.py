@@ -35,14 +35,13 @@ from bot.core.model import (
 from bot.core.names import AppName
 from bot.core.reply import Reply, Step, StepState, error_reply
 from bot.core.secret import Secret, generate_password
-from bot.metrics import timed_step
 from handlers.context import CommandContext, Services
 from handlers.create_plan import Act, CreatePlan, is_operator, namespace_refusal, plan_create
 from handlers.lifecycle import AppHistory
 from handlers.observe import manifests_on_base
 from handlers.pr_checks import role_check, secret_check
 from handlers.rotate import refuse_during_rotation
-from handlers.workflow import progress, stop_at
+from handlers.workflow import StepStopped, run_steps, stop_at
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +61,6 @@ class ObserveFailed(Exception):
         self.step, self.cause = step, cause
 
 
-class StepFailed(Exception):
-    """Stops the workflow; the message names the cause and what to do."""
-
-
 @dataclass(kw_only=True)
 class RunState:
     """State carried from step to step within one run."""
@@ -82,7 +77,7 @@ class RunState:
 def connection_snippet(services: Services, app: AppName) -> tuple[str, str]:
     """The connection string (password elided) and the seed's Deployment ``env`` block."""
     s = services.settings
-    host = f"{s.cluster}-rw.{s.namespace}.svc"
+    host = f"{s.layout.cluster}-rw.{s.layout.namespace}.svc"
     uri = f"postgresql://{app}:<password>@{host}:5432/{app}"
     secret = secret_name(app)
     env = "\n".join(
@@ -163,43 +158,43 @@ def run_create(
         )
         _record_link(ctx, workflow_id, link=thread_link)
         run = RunState(app=app, offboarded=seen.history.retired)
-        current = "credentials"
-        try:
-            with timed_step(current):
-                _credentials(ctx, run, reply, seen, plan.create)
-            progress(ctx, reply, workflow_id, "credentials")
-            current = "role"
-            with timed_step(current):
-                _role(ctx, run, reply, plan.create)
-            progress(ctx, reply, workflow_id, "role")
-            current = "manifests"
-            with timed_step(current):
-                ensure_manifests(
-                    ctx, run, reply, extra_namespace=extra_namespace, snapshot=seen.snapshot
-                )
-            progress(ctx, reply, workflow_id, "manifests", proposal=run.proposal)
-            current = "checks"
-            with timed_step(current):
-                _checks(ctx, run, reply)
-        except (StepFailed, PgdbError) as exc:
-            return _fail(ctx, reply, workflow_id, current, str(exc))
-        except Exception as exc:
-            log.exception("create %s failed at %s [%s]", app, current, ctx.correlation_id)
-            return _fail(
-                ctx,
-                reply,
-                workflow_id,
-                current,
-                f"internal error {type(exc).__name__} (correlation id {ctx.correlation_id}); "
-                "a re-run resumes from this step",
-            )
+
+        def checks(_: Step) -> None:
+            wanted = _checks(ctx, run, reply)
+            # The answer (PR link, connection snippet) is shown before the statuses go out:
+            # posting them is the slowest part against a real GitHub.
+            _report(ctx, run, reply, extra_namespace=extra_namespace)
+            ctx.conversation.show(reply)
+            if wanted and run.proposal is not None:
+                services.git.publish_checks(proposal=run.proposal, checks=wanted)
+
+        snapshot = seen.snapshot
+        stopped = run_steps(
+            ctx,
+            reply,
+            workflow_id,
+            kind="create",
+            steps=[
+                ("credentials", lambda _: _credentials(ctx, run, reply, seen, plan.create)),
+                ("role", lambda _: _role(ctx, run, reply, plan.create)),
+                (
+                    "manifests",
+                    lambda _: ensure_manifests(
+                        ctx, run, reply, extra_namespace=extra_namespace, snapshot=snapshot
+                    ),
+                ),
+                ("checks", checks),
+            ],
+            proposal=lambda: run.proposal,
+        )
+        if stopped is not None:
+            return _fail(ctx, reply, workflow_id, stopped.step, stopped.cause)
         services.state.update_workflow(
             workflow_id,
             step="done",
             status=WorkflowStatus.DONE,
             proposal_url=run.proposal.url if run.proposal else None,
         )
-    _report(ctx, run, reply, extra_namespace=extra_namespace)
     return reply
 
 
@@ -267,7 +262,7 @@ def see(ctx: CommandContext, app: AppName, *, latest: WorkflowRecord | None) -> 
         ):
             verdict = services.database.check_passwords({app: password}, state=state)[app]
         step = "manifests"
-        snapshot = services.git.snapshot(manifests_path=services.settings.gitops_path)
+        snapshot = services.git.snapshot(manifests_path=services.settings.layout.gitops_path)
     except PgdbError as exc:
         raise ObserveFailed(step, str(exc)) from exc
     return Seen(
@@ -285,7 +280,7 @@ def refusal_reply(ctx: CommandContext, app: AppName, planned: Planned) -> Reply 
     reason = planned.namespace_refusal
     if reason is None and planned.create.refusal is not None:
         reason = planned.create.refusal.reason
-        if ctx.services.settings.require_approval != "off":
+        if ctx.services.settings.access.require_approval != "off":
             reason += (
                 f" — ask for it with `/pgdb create {app}`: it waits for an operator's approval"
             )
@@ -298,7 +293,7 @@ def refusal_reply(ctx: CommandContext, app: AppName, planned: Planned) -> Reply 
 
 def _record_link(ctx: CommandContext, workflow_id: int, *, link: str | None = None) -> None:
     """Where the progress message is, so the follow-through replies in its thread."""
-    link = link or getattr(ctx.conversation, "message_link", None)
+    link = link or ctx.conversation.message_link
     if not isinstance(link, str) or not link:
         return
     try:
@@ -345,7 +340,7 @@ def _credentials(
     step = reply.step("credentials")
     location = services.secrets.location(app)
     if plan.credentials.act is Act.STOP:
-        raise StepFailed(plan.credentials.detail)
+        raise StepStopped(plan.credentials.detail)
     stored = seen.stored or StoredCredentials()
     if plan.generate_password:
         run.password = generate_password()
@@ -374,7 +369,7 @@ def _role(ctx: CommandContext, run: RunState, reply: Reply, plan: CreatePlan) ->
     services, app = ctx.services, run.app
     step = reply.step("role")
     if plan.role.act is Act.STOP:
-        raise StepFailed(plan.role.detail)
+        raise StepStopped(plan.role.detail)
     assert run.password is not None
     if plan.create_role:
         services.database.create_role(app, password=run.password)
@@ -425,13 +420,13 @@ def plan_manifests(
     try:
         manifests = build_manifest_set(
             app,
-            settings=settings.manifest_settings,
+            settings=settings.layout.manifests,
             base_kustomization=snapshot.kustomization,
             extra_namespace=extra_namespace,
         )
         manifests = _keep_hand_written(ctx, manifests, snapshot, extra_namespace=extra_namespace)
     except ValueError as exc:  # a file on the base branch the bot cannot edit: says what to fix
-        raise StepFailed(str(exc)) from exc
+        raise StepStopped(str(exc)) from exc
     branch = f"pgdb/{app}"
     # The snapshot lists every open proposal; only an open one matters here (a closed one is
     # left alone), so the host is asked for details only when the snapshot has one.
@@ -493,7 +488,9 @@ def _keep_hand_written(
             # a namespace added to an app on the base branch: its manifest edited in place,
             # the namespaces it already delivers to kept
             text = add_secret_namespace(
-                text, namespace=extra_namespace, cluster_namespace=ctx.services.settings.namespace
+                text,
+                namespace=extra_namespace,
+                cluster_namespace=ctx.services.settings.layout.namespace,
             )
         kept[path] = text
     return replace(manifests, files=kept)
@@ -511,7 +508,7 @@ def ensure_manifests(
     git = services.git
     step = reply.step("manifests")
     if snapshot is None:
-        snapshot = git.snapshot(manifests_path=services.settings.gitops_path)
+        snapshot = git.snapshot(manifests_path=services.settings.layout.gitops_path)
     plan = plan_manifests(ctx, app, snapshot, extra_namespace=extra_namespace)
     run.manifests = plan.manifests
     if plan.act is Act.KEEP:
@@ -552,7 +549,10 @@ def _title(app: AppName, extra_namespace: str | None = None) -> str:
 def _body(ctx: CommandContext, run: RunState, *, extra_namespace: str | None = None) -> str:
     services, app = ctx.services, run.app
     uri, _ = connection_snippet(services, app)
-    namespaces = [services.settings.namespace, *([extra_namespace] if extra_namespace else [])]
+    namespaces = [
+        services.settings.layout.namespace,
+        *([extra_namespace] if extra_namespace else []),
+    ]
     return "\n".join(
         [
             f"Onboards `{app}` onto the shared PostgreSQL cluster.",
@@ -571,14 +571,16 @@ def _body(ctx: CommandContext, run: RunState, *, extra_namespace: str | None = N
     )
 
 
-def _checks(ctx: CommandContext, run: RunState, reply: Reply) -> None:
+def _checks(ctx: CommandContext, run: RunState, reply: Reply) -> list[CheckResult]:
+    """The statuses the proposal should carry, decided locally; empty when there is nothing
+    to post (no proposal, or it already carries exactly these)."""
     services, app = ctx.services, run.app
     step = reply.step("checks")
     # ensure_credentials sets the password only once all three keys are stored
     secret_ok = run.password is not None
     checks = [secret_check(ok=secret_ok), role_check(app, ok=run.role_ok)]
     if run.manifests is not None:
-        problems = run.manifests.validate(settings=services.settings.manifest_settings)
+        problems = run.manifests.validate(settings=services.settings.layout.manifests)
         checks.append(
             CheckResult(
                 context="pgdb/manifests",
@@ -596,10 +598,11 @@ def _checks(ctx: CommandContext, run: RunState, reply: Reply) -> None:
     step.detail += "".join(f"; {c.context}: {c.description}" for c in failed)
     if run.proposal is None:
         step.detail += " (reported here: the manifests are already on the base branch)"
-    elif {c.context: c for c in run.proposal.checks} == {c.context: c for c in checks}:
+        return []
+    if {c.context: c for c in run.proposal.checks} == {c.context: c for c in checks}:
         step.state = StepState.EXISTS if not failed else StepState.FAILED
-    else:
-        services.git.publish_checks(proposal=run.proposal, checks=checks)
+        return []
+    return checks
 
 
 def _report(
@@ -611,7 +614,7 @@ def _report(
         label = "Pull request" if run.proposal.number is not None else "Branch to merge"
         reply.fields.append((label, run.proposal.url))
     elif run.on_base:
-        reply.fields.append(("Manifests", f"already on {services.settings.gitops_base_branch}"))
+        reply.fields.append(("Manifests", f"already on {services.settings.layout.base_branch}"))
     reply.fields.append(("Password", f"in the secret store at {services.secrets.location(app)}"))
     reply.fields.append(("Connection", f"`{uri}`"))  # code: copied as is on every platform
     if extra_namespace is not None:
@@ -670,7 +673,7 @@ def _dry_run(
     if stop is None:
         try:
             plan = plan_manifests(ctx, app, seen.snapshot, extra_namespace=extra_namespace)
-        except StepFailed as exc:
+        except StepStopped as exc:
             stop = ("manifests", str(exc))
         else:
             steps["manifests"] = (_WOULD[plan.act], plan.detail)

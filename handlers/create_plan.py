@@ -77,15 +77,15 @@ def is_operator(ctx: CommandContext) -> bool:
     settings = ctx.services.settings
     role = role_of(
         ctx.requester,
-        requesters=settings.requesters,
-        operators=settings.operators,
+        requesters=settings.access.requesters,
+        operators=settings.access.operators,
         groups=ctx.services.groups,
     )
     return role >= Role.OPERATOR
 
 
 def _operators(ctx: CommandContext) -> str:
-    named = ", ".join(ctx.services.settings.operators)
+    named = ", ".join(ctx.services.settings.access.operators)
     return f"an operator ({named})" if named else "an operator (PGDB_OPERATORS)"
 
 
@@ -299,7 +299,7 @@ def namespace_refusal(
     ctx: CommandContext, app: AppName, namespace: str, *, existing: bool, operator: bool
 ) -> str | None:
     """Why this ``--namespace`` may not be used here, or None."""
-    refused = namespace_policy(ctx.services.settings).refusal(namespace)
+    refused = namespace_policy(ctx.services.settings.layout).refusal(namespace)
     if refused is not None:
         return refused
     if existing and not operator:

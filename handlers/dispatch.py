@@ -1,87 +1,71 @@
-"""The one entry point every chat adapter calls: parse, authorize, run, audit."""
+"""The one entry point every chat adapter calls: a command goes through one middleware chain
+(shown, measured, audited, errors turned into replies, parsed, authorized) to its handler."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from bot.core.errors import PgdbError
 from bot.core.model import AuditEntry
-from bot.core.names import (
-    AppName,
-    InvalidAppName,
-    InvalidNamespace,
-    parse_app_name,
-    parse_namespace,
-)
+from bot.core.names import InvalidAppName, InvalidNamespace
 from bot.core.ports import Conversation
 from bot.core.reply import Reply, error_reply
-from bot.core.text import is_number, refuse_at_edge, storable
-from bot.metrics import COMMANDS
+from bot.core.text import refuse_at_edge, storable
 from handlers.access import Role, check_role
-from handlers.approvals import approval_needed, gate_create, run_approve, run_deny
 from handlers.commands import Command, UsageError, parse
 from handlers.context import CommandContext, Requester, Services
-from handlers.create import needs_operator, run_create
-from handlers.diagnose import run_diagnose
-from handlers.help import run_help
-from handlers.offboard import run_offboard
-from handlers.policy import namespace_policy
-from handlers.repair import run_repair
-from handlers.rotate import run_rotate
-from handlers.silence import run_silence
-from handlers.status import run_list, run_status
+from handlers.registry import ROUTES
 
 log = logging.getLogger(__name__)
 
 
-def dispatch(
-    services: Services, *, text: str, requester: Requester, conversation: Conversation
-) -> Reply:
-    """Run one ``/pgdb`` command and show its reply; every outcome is audited."""
-    ctx = CommandContext(services=services, requester=requester, conversation=conversation)
-    command: Command | None = None
-    refusal = refuse_at_edge(text)  # the platforms refuse these first; the console does here
+@dataclass
+class Request:
+    """One command's text, and what the chain learns of it on the way in."""
+
+    text: str
+    command: Command | None = None  # set once parsed
+    refused_at_edge: bool = False  # audited with the text cut and escaped, not parsed
+
+
+Next = Callable[[], Reply]
+Middleware = Callable[[CommandContext, Request, Next], Reply]
+
+
+def audited(ctx: CommandContext, request: Request, call_next: Next) -> Reply:
+    """Every outcome is in the audit log; a log that cannot be written does not fail the
+    command (it is said in the bot's own log)."""
+    reply = call_next()
+    command = request.command
+    refused = storable(request.text) if request.refused_at_edge else None
+    entry = AuditEntry(
+        user=ctx.requester.user_id,
+        platform=ctx.requester.platform,
+        command=command.text if command else refused or "(unparsable)",
+        app=command.args.get("app") if command else None,
+        result=_result(reply),
+        detail=reply.title[:200],
+        correlation_id=ctx.correlation_id,
+    )
     try:
-        if refusal is not None:
-            reply = error_reply(
-                refusal.message,
-                title="Refused",
-                correlation_id=ctx.correlation_id,
-                outcome=refusal.outcome,
-            )
-        else:
-            command = parse(text)
-            reply = _authorized(ctx, command)
-    except UsageError as exc:
-        reply = error_reply(
-            str(exc), title="Usage", correlation_id=ctx.correlation_id, outcome="usage"
-        )
-    except InvalidAppName as exc:
-        reply = error_reply(
-            str(exc), title="Invalid app name", correlation_id=ctx.correlation_id, outcome="usage"
-        )
-    except InvalidNamespace as exc:
-        reply = error_reply(
-            str(exc), title="Invalid namespace", correlation_id=ctx.correlation_id, outcome="usage"
-        )
+        ctx.services.state.record_audit(entry)
     except PgdbError as exc:
-        reply = error_reply(str(exc), correlation_id=ctx.correlation_id)
-    except Exception as exc:
-        log.exception("command failed [%s]", ctx.correlation_id)
-        reply = error_reply(
-            f"internal error {type(exc).__name__}; give this id to an operator: "
-            f"{ctx.correlation_id}",
-            correlation_id=ctx.correlation_id,
-        )
-    reply.correlation_id = ctx.correlation_id
-    reply.final = True
-    conversation.show(reply)
-    result = reply.outcome or ("ok" if reply.ok else "failed")
-    COMMANDS.labels(command.name if command else "unparsable", result).inc()
+        log.warning("audit log unavailable, command %s not recorded: %s", entry.command, exc)
+    return reply
+
+
+def measured(ctx: CommandContext, request: Request, call_next: Next) -> Reply:
+    """Counted for /metrics and logged with the correlation id."""
+    reply = call_next()
+    command = request.command
+    name = command.name if command else "unparsable"
+    ctx.services.metrics.command_handled(name, result=_result(reply))
     log.info(
         "command %s: %s",
-        command.name if command else "unparsable",
-        result,
+        name,
+        _result(reply),
         extra={
             "correlation_id": ctx.correlation_id,
             "user": ctx.requester.user_id,
@@ -89,18 +73,65 @@ def dispatch(
             "app": command.args.get("app") if command else None,
         },
     )
-    _audit(ctx, command, reply, refused=storable(text) if refusal is not None else None)
     return reply
 
 
-def _authorized(ctx: CommandContext, command: Command) -> Reply:
-    settings = ctx.services.settings
-    spec = command.spec
+def shown(ctx: CommandContext, request: Request, call_next: Next) -> Reply:
+    """The final reply replaces the progress message."""
+    reply = call_next()
+    reply.correlation_id = ctx.correlation_id
+    reply.final = True
+    ctx.conversation.show(reply)
+    return reply
+
+
+def errors_as_replies(ctx: CommandContext, request: Request, call_next: Next) -> Reply:
+    """Bad input says what was wrong and what to type; an unexpected error gives the
+    correlation id to hand to an operator (the traceback is in the log, never in chat)."""
+    cid = ctx.correlation_id
+    try:
+        return call_next()
+    except UsageError as exc:
+        return error_reply(str(exc), title="Usage", correlation_id=cid, outcome="usage")
+    except InvalidAppName as exc:
+        return error_reply(str(exc), title="Invalid app name", correlation_id=cid, outcome="usage")
+    except InvalidNamespace as exc:
+        return error_reply(str(exc), title="Invalid namespace", correlation_id=cid, outcome="usage")
+    except PgdbError as exc:
+        return error_reply(str(exc), correlation_id=cid)
+    except Exception as exc:
+        log.exception("command failed [%s]", cid)
+        return error_reply(
+            f"internal error {type(exc).__name__}; give this id to an operator: {cid}",
+            correlation_id=cid,
+        )
+
+
+def parsed(ctx: CommandContext, request: Request, call_next: Next) -> Reply:
+    """Text the platforms refuse first (the console here) never reaches the parser."""
+    refusal = refuse_at_edge(request.text)
+    if refusal is not None:
+        request.refused_at_edge = True
+        return error_reply(
+            refusal.message,
+            title="Refused",
+            correlation_id=ctx.correlation_id,
+            outcome=refusal.outcome,
+        )
+    request.command = parse(request.text)
+    return call_next()
+
+
+def authorized(ctx: CommandContext, request: Request, call_next: Next) -> Reply:
+    """Only requesters (or operators, for operators' commands) get further."""
+    assert request.command is not None
+    spec = request.command.spec
+    access = ctx.services.settings.access
     check = check_role(
         ctx.requester,
         spec.needs,
-        requesters=settings.requesters,
-        operators=settings.operators,
+        requesters=access.requesters,
+        operators=access.operators,
         groups=ctx.services.groups,
     )
     if not check.allowed:
@@ -120,88 +151,42 @@ def _authorized(ctx: CommandContext, command: Command) -> Reply:
             title="Not available",
             correlation_id=ctx.correlation_id,
         )
-    return _run(ctx, command)
+    return call_next()
 
 
-def _app(ctx: CommandContext, raw: str) -> AppName:
-    return parse_app_name(
-        raw, bot_role=ctx.services.bot_role, deny=ctx.services.settings.deny_names
-    )
+# Outermost first: the audit sees the reply the user saw.
+MIDDLEWARE: Sequence[Middleware] = (
+    audited,
+    measured,
+    shown,
+    errors_as_replies,
+    parsed,
+    authorized,
+)
 
 
-def _run(ctx: CommandContext, command: Command) -> Reply:
-    name = command.name
-    if name == "help":
-        return run_help(correlation_id=ctx.correlation_id)
-    if name == "create":
-        raw_namespace = command.options.get("namespace")
-        namespace = parse_namespace(raw_namespace) if raw_namespace is not None else None
-        refused = namespace and namespace_policy(ctx.services.settings).refusal(namespace)
-        if refused:
-            return error_reply(
-                refused,
-                title=f"Namespace `{namespace}` not allowed",
-                correlation_id=ctx.correlation_id,
-                outcome="refused",
-            )
-        app = _app(ctx, command.args["app"])
-        dry_run = "dry-run" in command.flags
-        # A requester's create that would bring an offboarded app back is an operator's
-        # decision: with approvals on, it becomes a request (else the planner refuses it).
-        operator_needed = (
-            not dry_run
-            and ctx.services.settings.require_approval != "off"
-            and needs_operator(ctx, app)
-        )
-        if operator_needed or approval_needed(ctx, dry_run=dry_run):
-            waiting = gate_create(ctx, app, namespace=namespace)
-            if waiting is not None:
-                return waiting
-        return run_create(ctx, app, extra_namespace=namespace, dry_run=dry_run)
-    if name == "approve":
-        return run_approve(ctx, command.args["id"])
-    if name == "deny":
-        return run_deny(ctx, command.args["id"], command.args.get("rest", ""))
-    if name == "status":
-        raw = command.args.get("app")
-        return run_status(ctx, _app(ctx, raw) if raw else None, page=_page(command))
-    if name == "list":
-        return run_list(ctx, _page(command))
-    if name == "diagnose":
-        return run_diagnose(ctx)
-    if name == "repair":
-        return run_repair(ctx, _app(ctx, command.args["app"]), confirmed="yes" in command.flags)
-    if name == "offboard":
-        app = _app(ctx, command.args["app"])
-        return run_offboard(ctx, app, confirmed="yes" in command.flags)
-    if name == "rotate":
-        return run_rotate(ctx, _app(ctx, command.args["app"]), confirmed="yes" in command.flags)
-    if name == "silence":
-        return run_silence(ctx, command.args["target"], command.args["duration"])
-    raise UsageError(f"`/pgdb {name}` is not handled. Try `/pgdb help`.")
+def dispatch(
+    services: Services, *, text: str, requester: Requester, conversation: Conversation
+) -> Reply:
+    """Run one ``/pgdb`` command and show its reply; every outcome is audited."""
+    ctx = CommandContext(services=services, requester=requester, conversation=conversation)
+    request = Request(text=text)
+
+    def handler() -> Reply:
+        assert request.command is not None
+        return ROUTES[request.command.name].handle(ctx, request.command)
+
+    return _through(MIDDLEWARE, ctx, request, handler)
 
 
-def _page(command: Command) -> int:
-    page = command.options.get("page", "1")
-    if not is_number(page):
-        raise UsageError(f"`--page` takes a number, not `{page}`. Usage: `{command.spec.usage}`")
-    return int(page)
+def _through(
+    chain: Sequence[Middleware], ctx: CommandContext, request: Request, last: Next
+) -> Reply:
+    if not chain:
+        return last()
+    first, rest = chain[0], chain[1:]
+    return first(ctx, request, lambda: _through(rest, ctx, request, last))
 
 
-def _audit(
-    ctx: CommandContext, command: Command | None, reply: Reply, *, refused: str | None = None
-) -> None:
-    app = command.args.get("app") if command else None
-    entry = AuditEntry(
-        user=ctx.requester.user_id,
-        platform=ctx.requester.platform,
-        command=command.text if command else refused or "(unparsable)",
-        app=app,
-        result=reply.outcome or ("ok" if reply.ok else "failed"),
-        detail=reply.title[:200],
-        correlation_id=ctx.correlation_id,
-    )
-    try:
-        ctx.services.state.record_audit(entry)
-    except PgdbError as exc:
-        log.warning("audit log unavailable, command %s not recorded: %s", entry.command, exc)
+def _result(reply: Reply) -> str:
+    return reply.outcome or ("ok" if reply.ok else "failed")

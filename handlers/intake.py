@@ -14,7 +14,6 @@ from bot.core.model import AuditEntry
 from bot.core.ports import Conversation
 from bot.core.reply import Reply, error_reply
 from bot.core.text import storable
-from bot.metrics import COMMANDS
 from handlers.context import Requester, Services
 from handlers.dispatch import dispatch
 
@@ -88,7 +87,7 @@ def refuse(
     reply = error_reply(message, title="Refused", correlation_id=correlation_id, outcome=outcome)
     reply.final = True
     conversation.show(reply)
-    COMMANDS.labels("unparsed", outcome).inc()
+    services.metrics.command_handled("unparsed", result=outcome)
     entry = AuditEntry(
         user=storable(requester.user_id, limit=64),
         platform=requester.platform,

@@ -121,7 +121,7 @@ def _observe(services: Services) -> Observation:
         "secrets": lambda: _read("secret store", services.secrets.read_all),
         "database": lambda: _read("PostgreSQL", services.database.observe),
         "git": lambda: _read(
-            "git", lambda: services.git.snapshot(manifests_path=settings.gitops_path)
+            "git", lambda: services.git.snapshot(manifests_path=settings.layout.gitops_path)
         ),
         "workflows": lambda: _read("bot state", services.state.workflows),
     }

@@ -39,7 +39,7 @@ from handlers.context import CommandContext, Services
 from handlers.lifecycle import OFFBOARD, SECRET_DELETED, Lifecycle, lifecycle_of
 from handlers.observe import known_apps, observe
 from handlers.rotate import refuse_during_rotation
-from handlers.workflow import progress, stop_at
+from handlers.workflow import StepStopped, run_steps, stop_at
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ STEPS = (
 )
 
 
-class Refused(Exception):
+class Refused(StepStopped):
     """A step that must not go ahead; the message names what is wrong and the fix."""
 
 
@@ -153,31 +153,29 @@ def _run(ctx: CommandContext, app: AppName, reply: Reply, planned: _Plan | PgdbE
     workflow_id = services.state.start_workflow(
         app=app, kind=OFFBOARD, requester=ctx.requester.user_id
     )
-    proposal: Proposal | None = None
-    current = "manifests"
-    try:
+    opened: list[Proposal] = []  # the removal's pull request, once there is one
+
+    def manifests(_: Step) -> None:
         if isinstance(planned, PgdbError):
             raise planned
         proposal = _manifests(ctx, app, reply, planned)
-        progress(ctx, reply, workflow_id, current, proposal=proposal)
-        current = "role"
-        _role(ctx, app, reply)
-        progress(ctx, reply, workflow_id, current, proposal=proposal)
-        current = "secret"
-        _secret(ctx, app, reply)
-        progress(ctx, reply, workflow_id, current, proposal=proposal)
-    except (Refused, PgdbError) as exc:
-        return _fail(ctx, app, reply, workflow_id, current, str(exc))
-    except Exception as exc:
-        log.exception("offboard %s failed at %s [%s]", app, current, ctx.correlation_id)
-        return _fail(
-            ctx,
-            app,
-            reply,
-            workflow_id,
-            current,
-            f"internal error {type(exc).__name__} (correlation id {ctx.correlation_id})",
-        )
+        opened.extend([proposal] if proposal is not None else [])
+
+    stopped = run_steps(
+        ctx,
+        reply,
+        workflow_id,
+        kind=OFFBOARD,
+        steps=[
+            ("manifests", manifests),
+            ("role", lambda _: _role(ctx, app, reply)),
+            ("secret", lambda _: _secret(ctx, app, reply)),
+        ],
+        proposal=lambda: opened[0] if opened else None,
+    )
+    if stopped is not None:
+        return _fail(ctx, app, reply, workflow_id, stopped.step, stopped.cause)
+    proposal = opened[0] if opened else None
     deleted = reply.step("secret").state is StepState.DONE
     services.state.update_workflow(
         workflow_id,
@@ -214,8 +212,8 @@ def _plan_manifests(ctx: CommandContext, app: AppName) -> _Plan:
     services = ctx.services
     settings = services.settings
     git = services.git
-    snapshot = git.snapshot(manifests_path=settings.gitops_path)
-    folder = settings.gitops_path.strip("/")
+    snapshot = git.snapshot(manifests_path=settings.layout.gitops_path)
+    folder = settings.layout.gitops_path.strip("/")
     try:
         changes = removal(
             app,
@@ -238,7 +236,7 @@ def _plan_manifests(ctx: CommandContext, app: AppName) -> _Plan:
         manifest = git.read_file(
             ref=snapshot.base_sha, path=posixpath.join(folder, secret_path(app))
         )
-        for namespace, name in orphaned_copies(manifest or "", namespace=settings.namespace):
+        for namespace, name in orphaned_copies(manifest or "", namespace=settings.layout.namespace):
             plan.notes.append(
                 f"The copy of Secret `{name}` in namespace `{namespace}` is not owned by the "
                 "InfisicalSecret and stays after the merge: once the app is gone, "
@@ -332,7 +330,7 @@ def _live_problem(ctx: CommandContext, app: AppName, *, base: str, removing: boo
             f"the live Database of `{app}` could not be read ({unknown}), so its "
             "`databaseReclaimPolicy` cannot be checked, and removing its manifest could let "
             f"CloudNativePG DROP database `{app}` and its data. Fix the access to Kubernetes "
-            f"(or check by hand: `kubectl get database -n {ctx.services.settings.namespace} "
+            f"(or check by hand: `kubectl get database -n {ctx.services.settings.layout.namespace} "
             f"{app} -o jsonpath='{{.spec.databaseReclaimPolicy}}'` must print retain or "
             f"nothing), then run `/pgdb offboard {app}` again"
         )
@@ -418,7 +416,7 @@ def _secret(ctx: CommandContext, app: AppName, reply: Reply) -> None:
     services = ctx.services
     step = reply.step("secret")
     location = services.secrets.location(app)
-    if not services.settings.offboard_delete_secret:
+    if not services.settings.options.offboard_delete_secret:
         stored = services.secrets.read(app)
         step.state = StepState.EXISTS
         step.detail = (
@@ -485,7 +483,7 @@ def _preview(ctx: CommandContext, app: AppName, reply: Reply) -> bool:
     location = services.secrets.location(app)
     if stored is None:
         secret.state, secret.detail = StepState.EXISTS, f"nothing stored at {location}"
-    elif services.settings.offboard_delete_secret:
+    elif services.settings.options.offboard_delete_secret:
         changes = True
         secret.state = StepState.PLANNED
         secret.detail = f"would delete {location} (PGDB_OFFBOARD_DELETE_SECRET=true)"
@@ -558,7 +556,7 @@ def _already(
 
 def _body(ctx: CommandContext, app: AppName) -> str:
     services = ctx.services
-    kept = not services.settings.offboard_delete_secret
+    kept = not services.settings.options.offboard_delete_secret
     return "\n".join(
         [
             f"Offboards `{app}` from the shared PostgreSQL cluster.",
@@ -591,7 +589,7 @@ def _report(ctx: CommandContext, app: AppName, reply: Reply, proposal: Proposal 
         )
     reply.fields.append(("Database", f"`{app}` kept, with its data"))
     reply.fields.append(("Bring it back", f"/pgdb create {app}"))
-    if services.settings.offboard_delete_secret:
+    if services.settings.options.offboard_delete_secret:
         reply.lines.append(
             f"The credentials were deleted: `/pgdb create {app}` sets a new password."
         )

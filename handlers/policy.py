@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from bot.config import Settings
+from handlers.settings import Layout
 
 # Always refused, whatever PGDB_SECRET_NAMESPACES says: glob -> why, for the message.
 KUBERNETES_NEVER: Mapping[str, str] = {
@@ -56,17 +56,17 @@ class NamespacePolicy:
         return namespace_refusal(namespace, allowed_globs=self.allowed_globs, never=self.never)
 
 
-def namespace_policy(settings: Settings) -> NamespacePolicy:
+def namespace_policy(layout: Layout) -> NamespacePolicy:
     """``PGDB_SECRET_NAMESPACES`` and the never-list: Kubernetes' own namespaces, the bot's
     namespace (``PGDB_BOT_NAMESPACE``, else the pod's, else ``PGDB_NAMESPACE``) and Argo CD's
     (``PGDB_ARGOCD_NAMESPACE``)."""
     never = dict(KUBERNETES_NEVER)
     never.setdefault(
-        settings.own_namespace,
-        f"the bot's own namespace (`{settings.own_namespace}`), where its own credentials live",
+        layout.own_namespace,
+        f"the bot's own namespace (`{layout.own_namespace}`), where its own credentials live",
     )
     never.setdefault(
-        settings.argocd_namespace,
-        f"Argo CD's namespace (`{settings.argocd_namespace}`, PGDB_ARGOCD_NAMESPACE)",
+        layout.argocd_namespace,
+        f"Argo CD's namespace (`{layout.argocd_namespace}`, PGDB_ARGOCD_NAMESPACE)",
     )
-    return NamespacePolicy(allowed_globs=tuple(settings.secret_namespaces), never=never)
+    return NamespacePolicy(allowed_globs=tuple(layout.secret_namespaces), never=never)

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from bot.core.errors import PgdbError
 from bot.core.manifests import secret_name
@@ -50,10 +51,9 @@ from bot.core.names import AppName
 from bot.core.reply import Button, Reply, Step, StepState, error_reply
 from bot.core.scram import scram_matches, scram_verifier
 from bot.core.secret import Secret, generate_password
-from bot.metrics import timed_step
 from handlers.context import CommandContext, Services
 from handlers.lifecycle import ROTATE, latest_by_app, unfinished_rotation
-from handlers.workflow import stop_at
+from handlers.workflow import StepStopped, run_steps, stop_at
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +74,6 @@ WINDOW = (
     "seconds); new connections with the old password (pods that read it at start) fail from "
     "ALTER ROLE until those pods restart."
 )
-
-
-class RotationStopped(PgdbError):
-    """Stops the rotation at a step; the message names the cause and what to do. ``resume``
-    replaces the usual "a re-run finishes it with the same password" when that is not so."""
-
-    def __init__(self, message: str, *, resume: str | None = None) -> None:
-        super().__init__(message)
-        self.resume = resume
 
 
 @dataclass(kw_only=True)
@@ -253,7 +244,7 @@ def _rotate(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
         fingerprint=fingerprint,
         started_at=started,
     )
-    steps: dict[str, Callable[[CommandContext, Rotation, Step], None]] = {
+    actions: dict[str, Callable[[CommandContext, Rotation, Step], None]] = {
         "password": _password,
         "resync": _resync,
         "sync-wait": _sync_wait,
@@ -261,35 +252,16 @@ def _rotate(ctx: CommandContext, app: AppName, reply: Reply) -> Reply:
         "rollout": _rollout,
         "verify": _verify,
     }
-    current = "password"
-    try:
-        for key, _ in STEPS:
-            current = key
-            # Recorded before acting: a crash leaves the record at the step that was running.
-            services.state.update_workflow(workflow_id, step=key, status=WorkflowStatus.RUNNING)
-            with timed_step(f"rotate-{key}"):
-                steps[key](ctx, run, reply.step(key))
-            log.info(
-                "rotate %s: %s %s",
-                app,
-                key,
-                reply.step(key).state.value,
-                extra={"correlation_id": ctx.correlation_id, "step": key},
-            )
-            ctx.conversation.show(reply)
-    except RotationStopped as exc:
-        return _fail(ctx, reply, app, workflow_id, current, str(exc), resume=exc.resume)
-    except PgdbError as exc:
-        return _fail(ctx, reply, app, workflow_id, current, str(exc))
-    except Exception as exc:
-        log.exception("rotate %s failed at %s [%s]", app, current, ctx.correlation_id)
+    stopped = run_steps(
+        ctx,
+        reply,
+        workflow_id,
+        kind=ROTATE,
+        steps=[(key, partial(actions[key], ctx, run)) for key, _ in STEPS],
+    )
+    if stopped is not None:
         return _fail(
-            ctx,
-            reply,
-            app,
-            workflow_id,
-            current,
-            f"internal error {type(exc).__name__} (correlation id {ctx.correlation_id})",
+            ctx, reply, app, workflow_id, stopped.step, stopped.cause, resume=stopped.resume
         )
     services.state.update_workflow(workflow_id, step="done", status=WorkflowStatus.DONE)
     reply.title = f"Rotated `{app}`"
@@ -404,7 +376,7 @@ def _sync_wait(ctx: CommandContext, run: Rotation, step: Step) -> None:
             else "no InfisicalSecret to wait for"
         )
         return
-    timeout = services.settings.rotate_sync_timeout_seconds
+    timeout = services.settings.timing.rotate_sync_timeout.seconds
     start = time.monotonic()
     while True:
         secret = services.cluster.read_secret(run.kube_secret)
@@ -418,11 +390,11 @@ def _sync_wait(ctx: CommandContext, run: Rotation, step: Step) -> None:
         if left <= 0:
             break
         time.sleep(min(POLL_SECONDS, left))
-    app, namespace = run.app, services.settings.namespace
+    app, namespace = run.app, services.settings.layout.namespace
     why = f"; the InfisicalSecret says: {run.ready_message}" if run.ready_message else ""
     timed_out = (
         f"Secret `{run.kube_secret}` did not carry the new password within "
-        f"{services.settings.rotate_sync_timeout} (PGDB_ROTATE_SYNC_TIMEOUT)"
+        f"{services.settings.timing.rotate_sync_timeout} (PGDB_ROTATE_SYNC_TIMEOUT)"
     )
     check = (
         f"the Infisical operator has not synced it{why}: check `kubectl -n {namespace} describe "
@@ -431,7 +403,7 @@ def _sync_wait(ctx: CommandContext, run: Rotation, step: Step) -> None:
     restored = _put_old_password_back(ctx, run)
     if restored is None:
         # The consequence first: the record keeps the first 500 characters of the message.
-        raise RotationStopped(
+        raise StepStopped(
             f"{timed_out}. The role still has the old password, the secret store the new one: "
             "at the operator's next periodic resync the Secret gets it too, and restarted pods "
             "and clients reading the store fail to connect. Re-run now: it continues with the "
@@ -439,7 +411,7 @@ def _sync_wait(ctx: CommandContext, run: Rotation, step: Step) -> None:
             resume=f"Run `/pgdb rotate {app} --yes` again as soon as the operator syncs: it "
             "finishes this rotation with the password already stored.",
         )
-    raise RotationStopped(
+    raise StepStopped(
         f"{timed_out}. {restored}: nothing uses the new password, and a re-run generates a "
         f"fresh one. {check[0].upper()}{check[1:]}",
         resume=f"Once the operator syncs, run `/pgdb rotate {app} --yes` again: it rotates with "
@@ -494,12 +466,12 @@ def _role(ctx: CommandContext, run: Rotation, step: Step) -> None:
     state = services.database.observe()
     role = state.roles.get(app)
     if role is None:
-        raise RotationStopped(
+        raise StepStopped(
             f"role `{app}` was dropped during the rotation: `/pgdb repair {app} --yes` creates "
             "it with the stored (new) password"
         )
     if not role.bot_can_alter:
-        raise RotationStopped(_cannot_alter(role, state))
+        raise StepStopped(_cannot_alter(role, state))
     if not run.generated:
         verdict = services.database.check_passwords({app: run.password}, state=state)[app]
         if verdict.result is PasswordResult.MATCH:
@@ -515,7 +487,7 @@ def _role(ctx: CommandContext, run: Rotation, step: Step) -> None:
 
 def _rollout(ctx: CommandContext, run: Rotation, step: Step) -> None:
     services, app = ctx.services, run.app
-    if not services.settings.rollout_enabled:
+    if not services.settings.options.rollout:
         step.state = StepState.SKIPPED
         step.detail = "PGDB_ROLLOUT is off"
         run.notes.append(
@@ -527,7 +499,7 @@ def _rollout(ctx: CommandContext, run: Rotation, step: Step) -> None:
         step.state, step.detail = StepState.SKIPPED, "Kubernetes is not configured"
         return
     infisical = run.infisical
-    namespace = services.settings.namespace
+    namespace = services.settings.layout.namespace
     delivered = (
         infisical.delivered_to
         if infisical is not None and infisical.delivered_to
@@ -569,7 +541,7 @@ def _verify(ctx: CommandContext, run: Rotation, step: Step) -> None:
     state = services.database.observe()
     verdict = services.database.check_passwords({app: run.password}, state=state)[app]
     if verdict.result is not PasswordResult.MATCH:
-        raise RotationStopped(
+        raise StepStopped(
             f"the stored password does not open role `{app}` after ALTER ROLE "
             f"({verdict.detail or verdict.result.value}); run again to set it"
         )
@@ -601,10 +573,11 @@ def _plan(ctx: CommandContext, app: AppName, reply: Reply, state: DatabaseState)
         name = secret_name(app)
         details["resync"] = f"would force a re-sync of InfisicalSecret `{name}`"
         details["sync-wait"] = (
-            f"would wait up to {settings.rotate_sync_timeout} (PGDB_ROTATE_SYNC_TIMEOUT) for "
+            f"would wait up to {settings.timing.rotate_sync_timeout} "
+            "(PGDB_ROTATE_SYNC_TIMEOUT) for "
             f"Secret `{name}` to carry it"
         )
-    if settings.rollout_enabled and services.cluster.configured:
+    if settings.options.rollout and services.cluster.configured:
         details["rollout"] = "would restart the Deployments and StatefulSets that read the Secret"
     for s in reply.steps:
         if s.key in details:

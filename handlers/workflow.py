@@ -1,42 +1,85 @@
-"""What every multi-step workflow (create, rotate, offboard) does between its steps: record
-progress in the bot's state and show it, or stop at a step with the cause and how to resume."""
+"""The one step runner of the multi-step workflows (create, rotate, offboard): each step is
+recorded, timed, logged and shown; the first that cannot go on stops the run, and the workflow
+reports where and how a re-run resumes."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from bot.core.errors import PgdbError
 from bot.core.model import Proposal, WorkflowStatus
-from bot.core.reply import Reply, StepState
+from bot.core.reply import Reply, Step, StepState
 from handlers.context import CommandContext
 
 log = logging.getLogger(__name__)
 
 
-def progress(
+class StepStopped(PgdbError):
+    """A step cannot go on: the message names the cause and what to do. ``resume`` replaces
+    the workflow's usual "run it again" when a re-run would not simply finish the work."""
+
+    def __init__(self, message: str, *, resume: str | None = None) -> None:
+        super().__init__(message)
+        self.resume = resume
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """Where a run stopped, why, and (when not the workflow's usual) how to resume."""
+
+    step: str
+    cause: str
+    resume: str | None = None
+
+
+StepAction = Callable[[Step], None]
+
+
+def run_steps(
     ctx: CommandContext,
     reply: Reply,
     workflow_id: int,
-    step: str,
     *,
-    proposal: Proposal | None = None,
-) -> None:
-    """``step`` is done: recorded (a crash resumes after it) and shown."""
-    done = reply.step(step)
-    log.info(
-        "%s: %s %s",
-        reply.title,
-        step,
-        done.state.value,
-        extra={"correlation_id": ctx.correlation_id, "step": step, "state": done.state.value},
-    )
-    ctx.services.state.update_workflow(
-        workflow_id,
-        step=step,
-        status=WorkflowStatus.RUNNING,
-        proposal_url=proposal.url if proposal else None,
-    )
-    ctx.conversation.show(reply)
+    kind: str,
+    steps: Sequence[tuple[str, StepAction]],
+    proposal: Callable[[], Proposal | None] = lambda: None,
+) -> Stopped | None:
+    """Run ``steps`` in order, each on its line of ``reply``. A step is recorded before it acts
+    (a crash leaves the record at the step that was running, with the pull request once there
+    is one), timed as ``<kind>-<step>``, logged, and shown once it settles. The first step that
+    raises stops the run: an unexpected error is logged with its traceback and reported by
+    correlation id only."""
+    for key, act in steps:
+        opened = proposal()
+        ctx.services.state.update_workflow(
+            workflow_id,
+            step=key,
+            status=WorkflowStatus.RUNNING,
+            proposal_url=opened.url if opened else None,
+        )
+        step = reply.step(key)
+        try:
+            with ctx.services.metrics.step(f"{kind}-{key}"):
+                act(step)
+        except StepStopped as exc:
+            return Stopped(key, str(exc), exc.resume)
+        except PgdbError as exc:
+            return Stopped(key, str(exc))
+        except Exception as exc:
+            log.exception("%s failed at %s [%s]", reply.title, key, ctx.correlation_id)
+            cause = f"internal error {type(exc).__name__} (correlation id {ctx.correlation_id})"
+            return Stopped(key, cause)
+        log.info(
+            "%s: %s %s",
+            reply.title,
+            key,
+            step.state.value,
+            extra={"correlation_id": ctx.correlation_id, "step": key, "state": step.state.value},
+        )
+        ctx.conversation.show(reply)
+    return None
 
 
 def stop_at(

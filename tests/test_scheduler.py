@@ -24,6 +24,7 @@ from bot.config import load_settings
 from bot.core.reply import Alert
 from bot.pgcluster import free_port
 from bot.scheduler import DiagnosticsScheduler, trigger_for
+from bot.wiring import core_settings
 from handlers.alerts import AlertLifecycle
 from handlers.context import Services
 from tests.fixtures.bot import BotEnv
@@ -202,7 +203,7 @@ def scheduler(
     source = KubeSource(in_cluster=False, kubeconfig=fake.kubeconfig, origin="test")
     services = dataclasses.replace(
         bot_env.services(),
-        settings=settings,
+        settings=core_settings(settings),
         cluster=KubernetesCluster.connect(source, settings=settings),
     )
     store = PostgresAlertStore(bot_env.dsn)

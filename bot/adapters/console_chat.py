@@ -28,6 +28,11 @@ class ConsoleConversation:
         self._title: str | None = None
         self._printed: dict[str, StepState] = {}
 
+    @property
+    def message_link(self) -> None:
+        """A terminal has no message to reply to later."""
+        return None
+
     def show(self, reply: Reply) -> None:
         if self._title is None:
             self._line(("" if reply.ok or not reply.private else "! ") + reply.title)

@@ -7,9 +7,9 @@ and every workflow step share one observation.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.core.model import (
     AlertRecord,
@@ -34,6 +34,9 @@ from bot.core.model import (
 from bot.core.names import AppName
 from bot.core.reply import Alert, Reply
 from bot.core.secret import Secret
+
+if TYPE_CHECKING:  # the routes' type only: the core never runs the HTTP server
+    from starlette.routing import BaseRoute
 
 
 class SecretStore(Protocol):
@@ -242,15 +245,39 @@ class Cluster(Protocol):
         ...
 
 
-class Conversation(Protocol):
-    """Where one command's replies go: shown once, then updated in place as steps progress.
+class Metrics(Protocol):
+    """What the use cases count for /metrics: the commands handled and each workflow step's
+    time and failures. The console and the tests run with none (``UNMEASURED``)."""
 
-    A chat conversation may also offer ``message_link`` (a property: the platform's reference
-    of the progress message once posted, e.g. ``slack:<channel>:<ts>``), so a later message can
-    reply in its thread; the console has none.
-    """
+    def command_handled(self, command: str, *, result: str) -> None: ...
+
+    def step(self, name: str) -> AbstractContextManager[None]:
+        """Time the ``with`` block as step ``name``; count it as failed when it raises."""
+        ...
+
+
+class _Unmeasured:
+    def command_handled(self, command: str, *, result: str) -> None:
+        return None
+
+    def step(self, name: str) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
+UNMEASURED: Metrics = _Unmeasured()
+
+
+class Conversation(Protocol):
+    """Where one command's replies go: shown once, then updated in place as steps progress."""
 
     def show(self, reply: Reply) -> None: ...
+
+    @property
+    def message_link(self) -> str | None:
+        """The platform's reference of the progress message once posted (e.g.
+        ``slack:<channel>:<ts>``), so a later message can reply in its thread; None before it
+        is posted, and always on the console."""
+        ...
 
 
 class ThreadReplier(Protocol):
@@ -410,3 +437,41 @@ class GroupResolver(Protocol):
     """Resolves ``group:<handle>`` to the platform user ids in it."""
 
     def members(self, handle: str) -> Iterator[str]: ...
+
+
+class ChatPlatform(AlertSink, ThreadReplier, Protocol):
+    """One chat platform as the long-running process (`pgdb-bot run`) sees it: its HTTP
+    routes, any connection it keeps open (Socket Mode), its ops channel and threads."""
+
+    def routes(self) -> list[BaseRoute]:
+        """HTTP endpoints this platform needs on the shared server (may be empty)."""
+        ...
+
+    def start(self) -> None:
+        """Open long-lived connections, if any. Must not block."""
+        ...
+
+    def stop(self) -> None:
+        """Close them."""
+        ...
+
+
+class Leadership(Protocol):
+    """Who runs the scheduled diagnostics among the replicas."""
+
+    name: str
+
+    @property
+    def leading(self) -> bool: ...
+
+    def try_lead(self) -> bool:
+        """Acquire or renew; True while this replica leads."""
+        ...
+
+    @property
+    def problem(self) -> str | None:
+        """Why the last ``try_lead`` could not ask (the backend unreachable), None when it
+        asked: then False means another replica leads."""
+        ...
+
+    def release(self) -> None: ...

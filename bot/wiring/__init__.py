@@ -16,13 +16,21 @@ from bot.adapters.local_git import LocalGitHost
 from bot.adapters.pg_alerts import PostgresAlertStore
 from bot.adapters.pg_approvals import PostgresApprovalStore
 from bot.adapters.postgres import PostgresBotState, PostgresDatabase
-from bot.chat import ChatPlatform
 from bot.config import ConfigError, Settings
-from bot.core.ports import ApprovalStore, BotState, Cluster, GitHost, ManagedDatabase, SecretStore
+from bot.core.ports import (
+    ApprovalStore,
+    BotState,
+    ChatPlatform,
+    Cluster,
+    GitHost,
+    ManagedDatabase,
+    SecretStore,
+)
 from bot.core.secret import Secret
-from bot.metrics import Instrumented
+from bot.metrics import Instrumented, PrometheusMetrics
 from bot.runner import CommandRunner
 from handlers.context import Services
+from handlers.settings import Access, CoreSettings, Duration, Layout, Timing, WorkflowOptions
 
 LOCAL_ONLY = "(local-mode defaults apply to `pgdb-bot console` only)"
 
@@ -83,6 +91,41 @@ def build_git_host(settings: Settings) -> GitHost:
     return LocalGitHost(settings.gitops_repo, base_branch=settings.gitops_base_branch)
 
 
+def core_settings(settings: Settings) -> CoreSettings:
+    """The slices of the configuration the use cases read (they never see the whole model)."""
+    backup = settings.backup_max_age_seconds
+    return CoreSettings(
+        layout=Layout(
+            manifests=settings.manifest_settings,
+            base_branch=settings.gitops_base_branch,
+            own_namespace=settings.own_namespace,
+            argocd_namespace=settings.argocd_namespace,
+            argocd_app=settings.argocd_app,
+            secret_namespaces=tuple(settings.secret_namespaces),
+            ignore_roles=tuple(settings.ignore_roles),
+        ),
+        access=Access(
+            requesters=tuple(settings.requesters),
+            operators=tuple(settings.operators),
+            require_approval=settings.require_approval,
+            approval_ttl=Duration(settings.approval_ttl, settings.approval_ttl_seconds),
+            deny_names=tuple(settings.deny_names),
+        ),
+        timing=Timing(
+            grace=Duration(settings.grace, settings.grace_seconds),
+            pr_stale_after=Duration(settings.pr_stale_after, settings.pr_stale_after_seconds),
+            backup_max_age=None if backup is None else Duration(settings.backup_max_age, backup),
+            rotate_sync_timeout=Duration(
+                settings.rotate_sync_timeout, settings.rotate_sync_timeout_seconds
+            ),
+        ),
+        options=WorkflowOptions(
+            rollout=settings.rollout_enabled,
+            offboard_delete_secret=settings.offboard_delete_secret,
+        ),
+    )
+
+
 def build_services(settings: Settings) -> Services:
     """The services for ``settings``; every required variable must be set."""
     missing = [
@@ -100,7 +143,7 @@ def build_services(settings: Settings) -> Services:
     assert dsn is not None
     bot_role = bot_role_of(dsn)
     return Services(
-        settings=settings,
+        settings=core_settings(settings),
         secrets=build_secret_store(settings),
         database=PostgresDatabase(dsn),
         state=PostgresBotState(dsn, schema=settings.state_schema),
@@ -109,6 +152,7 @@ def build_services(settings: Settings) -> Services:
         git=build_git_host(settings),
         cluster=build_cluster(settings),
         bot_role=bot_role,
+        metrics=PrometheusMetrics(),
     )
 
 

@@ -25,6 +25,7 @@ from bot.adapters.slack import SlackPlatform, SlackSettings
 from bot.config import Settings
 from bot.core.ports import AlertSink
 from bot.runner import CommandRunner
+from bot.wiring import core_settings
 from handlers.alerts import AlertLifecycle
 from handlers.context import Services
 from handlers.findings import Finding, Severity
@@ -93,7 +94,7 @@ def offline_services(tmp_path: Path, gitops_repo: Path) -> Services:
     """Real adapters that these tests never reach (nothing is dispatched)."""
     dsn = "postgresql://nobody@127.0.0.1:9/postgres"
     return Services(
-        settings=Settings(),
+        settings=core_settings(Settings()),
         secrets=FileSecretStore(tmp_path / "secrets", env="dev"),
         database=PostgresDatabase(dsn),
         state=PostgresBotState(dsn),

@@ -14,6 +14,7 @@ from bot.adapters.console_chat import ConsoleConversation, run_console
 from bot.config import load_settings
 from bot.core.model import AuditEntry
 from bot.core.reply import Reply, Step, StepState, error_reply
+from bot.wiring import core_settings
 from handlers.context import Services
 
 
@@ -195,7 +196,7 @@ def services(state: State, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     return Services(
-        settings=load_settings(),
+        settings=core_settings(load_settings()),
         secrets=Unused(),
         database=Unused(),
         state=state,  # type: ignore[arg-type]

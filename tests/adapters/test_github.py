@@ -53,6 +53,7 @@ from bot.core.names import AppName
 from bot.core.ports import GitHost
 from bot.core.reply import Reply, StepState
 from bot.core.secret import Secret
+from bot.wiring import core_settings
 from handlers.context import CommandContext, Requester, Services
 from handlers.create import run_create
 from handlers.status import run_status
@@ -197,7 +198,7 @@ def services_for(
 ) -> Services:
     secrets, database, state = world
     return Services(
-        settings=Settings(_env_file=None),  # type: ignore[call-arg]
+        settings=core_settings(Settings(_env_file=None)),  # type: ignore[call-arg]
         secrets=secrets,
         database=database,
         state=state,

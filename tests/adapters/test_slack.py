@@ -48,6 +48,7 @@ from bot.core.errors import BackendUnavailable, PgdbError
 from bot.core.reply import Alert, Button, Reply, Step, StepState, error_reply
 from bot.pgcluster import free_port
 from bot.runner import CommandRunner
+from bot.wiring import core_settings
 from handlers.access import Role, role_of
 from handlers.context import Requester, Services
 from tests.fixtures.slack import FakeSlack, slack_signature
@@ -322,7 +323,7 @@ def offline_services(tmp_path: Path, gitops_repo: Path) -> Services:
     """Real adapters that are never reached in these tests (nothing is dispatched)."""
     dsn = "postgresql://nobody@127.0.0.1:9/postgres"
     return Services(
-        settings=Settings(),
+        settings=core_settings(Settings()),
         secrets=FileSecretStore(tmp_path / "secrets", env="dev"),
         database=PostgresDatabase(dsn),
         state=PostgresBotState(dsn),

@@ -215,7 +215,7 @@ def test_create_by_slash_command_posts_progress_and_onboards_the_app(
     assert httpx.get(f"{bot.url}/readyz").status_code == 200
     metrics = httpx.get(f"{bot.url}/metrics").text
     assert 'pgdb_commands_total{command="create",result="ok"} 1.0' in metrics
-    assert 'pgdb_workflow_step_seconds_count{step="role"} 1.0' in metrics
+    assert 'pgdb_workflow_step_seconds_count{step="create-role"} 1.0' in metrics
 
     log = bot.stop()
     for where, text in {

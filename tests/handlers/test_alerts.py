@@ -20,6 +20,7 @@ from bot.config import load_settings
 from bot.core.errors import BackendUnavailable
 from bot.core.model import StoredCredentials
 from bot.core.reply import Alert
+from bot.wiring import core_settings
 from handlers.alerts import AlertLifecycle, LogAlerts, PassReport
 from handlers.commands import UsageError
 from handlers.context import CommandContext, Requester, Services
@@ -329,7 +330,7 @@ class _OneApp:
 
 def silence(store: PostgresAlertStore, target: str, duration: str) -> str:
     services = Services(
-        settings=load_settings(),
+        settings=core_settings(load_settings()),
         secrets=_OneApp(),  # type: ignore[arg-type]
         database=_Unreachable(),  # type: ignore[arg-type]
         state=_Unreachable(),  # type: ignore[arg-type]

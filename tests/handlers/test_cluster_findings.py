@@ -29,6 +29,7 @@ from bot.core.model import (
 )
 from bot.core.names import AppName
 from bot.core.secret import Secret
+from bot.wiring import core_settings
 from handlers.context import CommandContext, Requester, Services
 from handlers.diagnose import exit_code
 from handlers.findings import Diagnosis, Finding, Severity, diagnose
@@ -165,7 +166,7 @@ def services(
     config = load_settings(kubeconfig=fake.kubeconfig, **settings)
     passwords = {a: password(a) for a in apps} if stored is None else dict(stored)
     return Services(
-        settings=config,
+        settings=core_settings(config),
         secrets=Secrets(  # type: ignore[arg-type]
             {
                 a: StoredCredentials(username=a, password=Secret(p), database=a)

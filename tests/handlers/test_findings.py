@@ -32,6 +32,7 @@ from bot.core.model import (
     WorkflowStatus,
 )
 from bot.core.secret import Secret
+from bot.wiring import core_settings
 from handlers.context import Services
 from handlers.diagnose import as_json, exit_code, render
 from handlers.findings import Diagnosis, Finding, Severity, diagnose
@@ -100,7 +101,7 @@ def _no_pgdb_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None
 def services(database: Database | None = None, **settings: Any) -> Services:
     config: Settings = load_settings(**settings)
     return Services(
-        settings=config,
+        settings=core_settings(config),
         secrets=Secrets(),  # type: ignore[arg-type]
         database=database or Database(),  # type: ignore[arg-type]
         state=Unused(),

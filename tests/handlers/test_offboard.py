@@ -385,7 +385,7 @@ def with_kube(env: BotEnv, kube: FakeKubernetes) -> Services:
     services = env.services(kube_timeout="2s")
     assert kube.kubeconfig is not None
     source = KubeSource(in_cluster=False, kubeconfig=kube.kubeconfig, origin="test")
-    cluster = KubernetesCluster.connect(source, settings=services.settings)
+    cluster = KubernetesCluster.connect(source, settings=env.settings(kube_timeout="2s"))
     return dataclasses.replace(services, cluster=cluster)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, Settings, load_settings, pod_namespace
+from bot.wiring import core_settings
 from handlers.policy import KUBERNETES_NEVER, namespace_policy, namespace_refusal
 
 NEVER = {**KUBERNETES_NEVER, "databases": "the bot's own namespace", "argocd": "Argo CD's"}
@@ -60,13 +61,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.mark.skipif(pod_namespace() is not None, reason="runs in a pod")
 def test_the_policy_from_settings() -> None:
-    policy = namespace_policy(Settings(secret_namespaces=["team-*"]))
+    policy = namespace_policy(core_settings(Settings(secret_namespaces=["team-*"])).layout)
     assert policy.allowed_globs == ("team-*",)
     assert "the bot's own namespace (`databases`)" in (policy.refusal("databases") or "")
     assert "PGDB_ARGOCD_NAMESPACE" in (policy.refusal("argocd") or "")
     assert policy.refusal("team-a") is None
 
-    own = namespace_policy(Settings(bot_namespace="pgdb", argocd_namespace="gitops"))
+    own = namespace_policy(
+        core_settings(Settings(bot_namespace="pgdb", argocd_namespace="gitops")).layout
+    )
     assert "`pgdb`" in (own.refusal("pgdb") or "")
     assert own.refusal("databases") is None
     assert "`gitops`" in (own.refusal("gitops") or "")

@@ -26,6 +26,7 @@ from bot.core.model import (
     StoredCredentials,
 )
 from bot.core.secret import Secret
+from bot.wiring import core_settings
 from handlers.context import Services
 from handlers.findings import Finding, Severity, diagnose
 from handlers.observe import Observation
@@ -59,7 +60,7 @@ class Git:
 
 def services(**settings: Any) -> Services:
     return Services(
-        settings=Settings(_env_file=None, **settings),  # type: ignore[call-arg]
+        settings=core_settings(Settings(_env_file=None, **settings)),  # type: ignore[call-arg]
         secrets=Secrets(),  # type: ignore[arg-type]
         database=Database(),  # type: ignore[arg-type]
         state=None,  # type: ignore[arg-type]

@@ -78,7 +78,7 @@ def build(
     if kube is not None:
         assert kube.kubeconfig is not None
         source = KubeSource(in_cluster=False, kubeconfig=kube.kubeconfig, origin="test")
-        cluster = KubernetesCluster.connect(source, settings=services.settings)
+        cluster = KubernetesCluster.connect(source, settings=env.settings(**settings))
         services = dataclasses.replace(services, cluster=cluster)
     return services
 

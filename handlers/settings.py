@@ -1,0 +1,93 @@
+"""The settings the use cases read, in narrow typed slices.
+
+The composition root (``bot.wiring.core_settings``) builds them from the environment's
+configuration; the use cases never see that whole model. Defaults are the runbook's values, the
+same as the configuration's (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.core.manifests import ManifestSettings
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A configured duration: as the operator wrote it (for messages) and in seconds."""
+
+    text: str
+    seconds: float
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, kw_only=True)
+class Layout:
+    """Where an app's pieces live: the cluster, the GitOps folder, the secret store's path."""
+
+    manifests: ManifestSettings = field(default_factory=ManifestSettings)
+    base_branch: str = "main"  # the GitOps repository's branch that Argo CD deploys
+    own_namespace: str = "databases"  # the bot's own namespace (never a Secret's destination)
+    argocd_namespace: str = "argocd"
+    argocd_app: str | None = None  # the Argo CD Application to check, when one is named
+    secret_namespaces: tuple[str, ...] = ("*",)  # globs --namespace may deliver to
+    ignore_roles: tuple[str, ...] = ()  # roles that are neither apps nor orphans
+
+    @property
+    def namespace(self) -> str:
+        """The cluster's namespace, where the Database and InfisicalSecret objects live."""
+        return self.manifests.namespace
+
+    @property
+    def cluster(self) -> str:
+        return self.manifests.cluster
+
+    @property
+    def gitops_path(self) -> str:
+        """The folder of the GitOps repository holding the manifests and the kustomization."""
+        return self.manifests.manifests_path
+
+    @property
+    def secrets_prefix(self) -> str:
+        return self.manifests.secrets_prefix
+
+
+@dataclass(frozen=True, kw_only=True)
+class Access:
+    """Who may do what: requesters, operators, approvals, names never to take."""
+
+    requesters: tuple[str, ...] = ("*",)
+    operators: tuple[str, ...] = ()
+    require_approval: str = "off"  # off | requesters | all
+    approval_ttl: Duration = Duration("24h", 86400.0)
+    deny_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timing:
+    """How long the judgement and the workflows wait before they call something wrong."""
+
+    grace: Duration = Duration("10m", 600.0)  # a new app's first minutes are not findings
+    pr_stale_after: Duration = Duration("7d", 604800.0)
+    backup_max_age: Duration | None = Duration("26h", 93600.0)  # None: backups not checked
+    rotate_sync_timeout: Duration = Duration("2m", 120.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowOptions:
+    """Choices the operators made for the workflows."""
+
+    rollout: bool = False  # rotate restarts the app's workloads (PGDB_ROLLOUT=on)
+    offboard_delete_secret: bool = False  # offboard also deletes the stored credentials
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoreSettings:
+    """Every slice, carried by the services; a use case reads the slice it needs."""
+
+    layout: Layout = field(default_factory=Layout)
+    access: Access = field(default_factory=Access)
+    timing: Timing = field(default_factory=Timing)
+    options: WorkflowOptions = field(default_factory=WorkflowOptions)
