@@ -175,24 +175,21 @@ class PostgresDatabase:
     # -- create / enable ------------------------------------------------------------------
 
     def create_role(self, role: AppName, *, password: Secret) -> None:
-        def body(conn: Connection) -> PgdbError | None:
-            verifier = _scram_verifier(conn, role, password)
-            statement = sql.SQL(
+        self._change_role(
+            "creating the role",
+            role,
+            _with_verifier(
                 "CREATE ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                "NOREPLICATION NOBYPASSRLS INHERIT PASSWORD {verifier}"
-            ).format(role=sql.Identifier(role), verifier=sql.Literal(verifier))
-            try:
-                conn.execute(statement)
-            except pgerrors.DuplicateObject:
-                return ConflictError(
-                    f"role `{role}` was created by someone else while this command ran; "
-                    "run the command again: it will check the existing role instead"
-                )
-            except pgerrors.InsufficientPrivilege:
-                return self._permission_problem(conn, role, creating=True)
-            return None
-
-        self._ddl("creating the role", role, password, body)
+                "NOREPLICATION NOBYPASSRLS INHERIT PASSWORD {verifier}",
+                role,
+                password,
+            ),
+            password=password,
+            raced=pgerrors.DuplicateObject,
+            conflict=f"role `{role}` was created by someone else while this command ran; "
+            "run the command again: it will check the existing role instead",
+            creating=True,
+        )
 
     def enable_login(self, role: AppName, *, password: Secret) -> None:
         self._alter_login(
@@ -209,55 +206,66 @@ class PostgresDatabase:
         )
 
     def _alter_login(self, what: str, role: AppName, password: Secret, *, if_dropped: str) -> None:
-        def body(conn: Connection) -> PgdbError | None:
-            verifier = _scram_verifier(conn, role, password)
-            statement = sql.SQL("ALTER ROLE {role} WITH LOGIN PASSWORD {verifier}").format(
-                role=sql.Identifier(role), verifier=sql.Literal(verifier)
-            )
-            try:
-                conn.execute(statement)
-            except pgerrors.UndefinedObject:
-                return ConflictError(
-                    f"role `{role}` no longer exists (dropped while this command ran); {if_dropped}"
-                )
-            except pgerrors.InsufficientPrivilege:
-                return self._permission_problem(conn, role, creating=False)
-            return None
-
-        self._ddl(what, role, password, body)
+        self._change_role(
+            what,
+            role,
+            _with_verifier("ALTER ROLE {role} WITH LOGIN PASSWORD {verifier}", role, password),
+            password=password,
+            raced=pgerrors.UndefinedObject,
+            conflict=f"role `{role}` no longer exists (dropped while this command ran); "
+            f"{if_dropped}",
+        )
 
     def disable_login(self, role: AppName) -> int:
         sessions = 0
 
-        def body(conn: Connection) -> PgdbError | None:
+        def count_sessions(conn: Connection) -> None:
             nonlocal sessions
-            statement = sql.SQL("ALTER ROLE {role} WITH NOLOGIN").format(role=sql.Identifier(role))
-            try:
-                conn.execute(statement)
-            except pgerrors.UndefinedObject:
-                return ConflictError(
-                    f"role `{role}` no longer exists (dropped while this command ran); "
-                    "run the command again: there is nothing left to disable"
-                )
-            except pgerrors.InsufficientPrivilege:
-                return self._permission_problem(conn, role, creating=False)
             # NOLOGIN stops new logins only; pg_stat_activity lists every backend's role.
             row = conn.execute(
                 "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE usename = %s", (role,)
             ).fetchone()
             sessions = int(row[0]) if row else 0
-            return None
 
-        self._ddl("disabling login", role, None, body)
+        self._change_role(
+            "disabling login",
+            role,
+            lambda _: sql.SQL("ALTER ROLE {role} WITH NOLOGIN").format(role=sql.Identifier(role)),
+            password=None,
+            raced=pgerrors.UndefinedObject,
+            conflict=f"role `{role}` no longer exists (dropped while this command ran); "
+            "run the command again: there is nothing left to disable",
+            then=count_sessions,
+        )
         return sessions
 
-    def _ddl(
+    def _change_role(
         self,
         what: str,
-        role: str,
+        role: AppName,
+        statement: Callable[[Connection], sql.Composed],
+        *,
         password: Secret | None,
-        body: Callable[[Connection], PgdbError | None],
+        raced: type[psycopg.Error],
+        conflict: str,
+        creating: bool = False,
+        then: Callable[[Connection], None] | None = None,
     ) -> None:
+        """One statement on ``role``. ``raced`` is the error that means someone else changed
+        the role meanwhile (``conflict`` says what to do); a refusal names the missing grant."""
+
+        def body(conn: Connection) -> PgdbError | None:
+            prepared = statement(conn)
+            try:
+                conn.execute(prepared)
+            except raced:
+                return ConflictError(conflict)
+            except pgerrors.InsufficientPrivilege:
+                return self._permission_problem(conn, role, creating=creating)
+            if then is not None:
+                then(conn)
+            return None
+
         problem = self._server.run(
             f"{what} `{role}`",
             body,
@@ -317,7 +325,18 @@ class PostgresDatabase:
         )
 
 
-def _scram_verifier(conn: Connection, role: str, password: Secret) -> str:
-    """libpq's ``PQencryptPasswordConn``: the server only ever sees this verifier."""
-    raw = conn.pgconn.encrypt_password(password.reveal().encode(), role.encode(), b"scram-sha-256")
-    return raw.decode("ascii")
+def _with_verifier(
+    template: str, role: str, password: Secret
+) -> Callable[[Connection], sql.Composed]:
+    """``template`` with ``{role}`` and ``{verifier}``: the verifier is computed on the connection
+    by libpq's ``PQencryptPasswordConn``, so the server only ever sees it, never the password."""
+
+    def statement(conn: Connection) -> sql.Composed:
+        raw = conn.pgconn.encrypt_password(
+            password.reveal().encode(), role.encode(), b"scram-sha-256"
+        )
+        return sql.SQL(template).format(
+            role=sql.Identifier(role), verifier=sql.Literal(raw.decode("ascii"))
+        )
+
+    return statement
