@@ -410,7 +410,10 @@ def _status_replies(mattermost: Any) -> int:
 IMPORT_STEPS = [
     ("python", ""),
     ("bot.cli", "import bot.cli"),
-    ("+ bot.server, wiring, postgres", "import bot.server, bot.wiring, bot.adapters.postgres"),
+    (
+        "+ bot.server, wiring, postgres",
+        "import bot.server, bot.wiring, bot.adapters.postgres.roles",
+    ),
     ("+ slack_bolt", "import slack_bolt, slack_sdk"),
     ("+ mattermost adapter", "import bot.adapters.mattermost"),
     ("+ kubernetes", "import kubernetes"),

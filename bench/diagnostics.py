@@ -9,7 +9,7 @@ import psycopg
 
 from bench.fleet import Fleet
 from bench.measure import counting
-from bot.adapters.postgres import PostgresDatabase
+from bot.adapters.postgres.roles import PostgresDatabase
 from bot.core.manifests import database_path, secret_path
 from bot.core.names import AppName
 from bot.wiring import instrumented
@@ -54,7 +54,7 @@ def naive_pass(services: Services, apps: list[str], dsn: str) -> tuple[float, di
                 services.git.read_file(ref="main", path=f"{settings.layout.gitops_path}/{path}")
                 calls["git"] += 1
             if stored and stored.password and role:
-                from bot.adapters.postgres import verifier_matches
+                from bot.adapters.postgres.passwords import verifier_matches
 
                 verifier_matches(role[2] or "", role=app, password=stored.password)
             del database

@@ -17,7 +17,9 @@ from psycopg import sql
 from bot.adapters.file_secrets import FileSecretStore
 from bot.adapters.local_git import LocalGitHost, init_demo_repo
 from bot.adapters.no_cluster import NoCluster
-from bot.adapters.postgres import PostgresBotState, PostgresDatabase
+from bot.adapters.postgres.migrations import BotSchema
+from bot.adapters.postgres.roles import PostgresDatabase
+from bot.adapters.postgres.state import PostgresBotState
 from bot.config import Settings
 from bot.core.manifests import add_resources, build_manifest_set
 from bot.core.names import AppName
@@ -55,7 +57,7 @@ class Fleet:
             settings=core_settings(settings),
             secrets=FileSecretStore(self.root / "secrets", env="dev"),
             database=PostgresDatabase(dsn, login_concurrency=4),
-            state=PostgresBotState(self.superuser_dsn),
+            state=PostgresBotState(BotSchema(self.superuser_dsn)),
             git=LocalGitHost(self.root / "gitops"),
             cluster=NoCluster(),
             bot_role="postgres" if as_superuser else CREATOR,
@@ -148,8 +150,7 @@ class FleetBuilder:
     def _record_history(self, new: list[str]) -> None:
         """One finished ``create`` record per app, as any fleet the bot onboarded has: fleet-wide
         commands must stay linear in apps and records."""
-        state = PostgresBotState(self.cluster.dsn())
-        state.migrate()
+        BotSchema(self.cluster.dsn()).migrate()
         with psycopg.connect(self.cluster.dsn(), autocommit=True) as conn:
             conn.execute(
                 "INSERT INTO pgdb_bot.workflows (app, kind, requester, status, step, started_at,"

@@ -213,7 +213,8 @@ def build_scheduler(
 ) -> DiagnosticsScheduler:
     """The scheduler of ``pgdb-bot run``: alerts to every chat platform, or to the log."""
     from bot.adapters.kube_source import select_source
-    from bot.adapters.pg_alerts import PostgresAlertStore
+    from bot.adapters.postgres.alerts import PostgresAlertStore
+    from bot.adapters.postgres.migrations import BotSchema
 
     dsn = settings.pg_dsn
     assert dsn is not None, "build_services requires PGDB_PG_DSN"
@@ -226,13 +227,15 @@ def build_scheduler(
             source, settings=settings, identity=identity(settings), duration_seconds=LEASE_SECONDS
         )
     else:
-        from bot.adapters.pg_leader import PostgresLeaderLock
+        from bot.adapters.postgres.leader import PostgresLeaderLock
 
         leadership = PostgresLeaderLock(
             dsn, key=f"pgdb-bot scheduler {settings.env}/{settings.state_schema}"
         )
     lifecycle = AlertLifecycle(
-        store=store or services.alerts or PostgresAlertStore(dsn, schema=settings.state_schema),
+        store=store
+        or services.alerts
+        or PostgresAlertStore(BotSchema(dsn, name=settings.state_schema)),
         sinks=list(sinks) or [LogAlerts()],
         repeat=timedelta(seconds=settings.alert_repeat_seconds),
         environment=settings.env,

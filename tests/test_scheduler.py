@@ -18,8 +18,9 @@ from prometheus_client import REGISTRY
 
 from bot.adapters.kube_source import KubeSource
 from bot.adapters.kubernetes import KubernetesCluster, KubernetesLease
-from bot.adapters.pg_alerts import PostgresAlertStore
-from bot.adapters.pg_leader import PostgresLeaderLock
+from bot.adapters.postgres.alerts import PostgresAlertStore
+from bot.adapters.postgres.leader import PostgresLeaderLock
+from bot.adapters.postgres.migrations import BotSchema
 from bot.config import load_settings
 from bot.core.reply import Alert
 from bot.pgcluster import free_port
@@ -206,7 +207,7 @@ def scheduler(
         settings=core_settings(settings),
         cluster=KubernetesCluster.connect(source, settings=settings),
     )
-    store = PostgresAlertStore(bot_env.dsn)
+    store = PostgresAlertStore(BotSchema(bot_env.dsn))
     return DiagnosticsScheduler(
         services=services,
         lifecycle=AlertLifecycle(store=store, sinks=[chat], repeat=timedelta(hours=24)),

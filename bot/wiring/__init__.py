@@ -13,9 +13,11 @@ from psycopg.conninfo import conninfo_to_dict
 from bot.adapters.file_secrets import FileSecretStore
 from bot.adapters.kube_source import select_source
 from bot.adapters.local_git import LocalGitHost
-from bot.adapters.pg_alerts import PostgresAlertStore
-from bot.adapters.pg_approvals import PostgresApprovalStore
-from bot.adapters.postgres import PostgresBotState, PostgresDatabase
+from bot.adapters.postgres.alerts import PostgresAlertStore
+from bot.adapters.postgres.approvals import PostgresApprovalStore
+from bot.adapters.postgres.migrations import BotSchema
+from bot.adapters.postgres.roles import PostgresDatabase
+from bot.adapters.postgres.state import PostgresBotState
 from bot.config import ConfigError, Settings
 from bot.core.ports import (
     ApprovalStore,
@@ -142,13 +144,14 @@ def build_services(settings: Settings) -> Services:
     dsn = settings.pg_dsn
     assert dsn is not None
     bot_role = bot_role_of(dsn)
+    schema = BotSchema(dsn, name=settings.state_schema)  # one schema, migrated once, for all
     return Services(
         settings=core_settings(settings),
         secrets=build_secret_store(settings),
         database=PostgresDatabase(dsn),
-        state=PostgresBotState(dsn, schema=settings.state_schema),
-        alerts=PostgresAlertStore(dsn, schema=settings.state_schema),
-        approvals=PostgresApprovalStore(dsn, schema=settings.state_schema),
+        state=PostgresBotState(schema),
+        alerts=PostgresAlertStore(schema),
+        approvals=PostgresApprovalStore(schema),
         git=build_git_host(settings),
         cluster=build_cluster(settings),
         bot_role=bot_role,

@@ -19,8 +19,10 @@ from bot.adapters.file_secrets import FileSecretStore
 from bot.adapters.local_git import LocalGitHost
 from bot.adapters.mattermost import MattermostApi, MattermostPlatform
 from bot.adapters.no_cluster import NoCluster
-from bot.adapters.pg_alerts import PostgresAlertStore
-from bot.adapters.postgres import MIGRATIONS, PostgresBotState, PostgresDatabase
+from bot.adapters.postgres.alerts import PostgresAlertStore
+from bot.adapters.postgres.migrations import MIGRATIONS, BotSchema
+from bot.adapters.postgres.roles import PostgresDatabase
+from bot.adapters.postgres.state import PostgresBotState
 from bot.adapters.slack import SlackPlatform, SlackSettings
 from bot.config import Settings
 from bot.core.ports import AlertSink
@@ -97,7 +99,7 @@ def offline_services(tmp_path: Path, gitops_repo: Path) -> Services:
         settings=core_settings(Settings()),
         secrets=FileSecretStore(tmp_path / "secrets", env="dev"),
         database=PostgresDatabase(dsn),
-        state=PostgresBotState(dsn),
+        state=PostgresBotState(BotSchema(dsn)),
         git=LocalGitHost(gitops_repo),
         cluster=NoCluster(),
     )
@@ -156,7 +158,7 @@ def assert_within_limits(chat: Chat) -> None:
 def test_500_findings_of_one_kind_are_one_message_with_details_in_its_thread(
     state_dsn: str, chat: Chat
 ) -> None:
-    store = PostgresAlertStore(state_dsn)
+    store = PostgresAlertStore(BotSchema(state_dsn))
     apps = [f"app{i:04d}" for i in range(500)]
     findings = [finding("secret_unsynced", app) for app in apps]
 
@@ -196,7 +198,7 @@ def test_500_findings_of_one_kind_are_one_message_with_details_in_its_thread(
 def test_40_findings_of_many_kinds_are_at_most_10_messages_and_none_is_lost(
     state_dsn: str, chat: Chat
 ) -> None:
-    store = PostgresAlertStore(state_dsn)
+    store = PostgresAlertStore(BotSchema(state_dsn))
     findings = [
         finding(kind, f"app{i:02d}", severity)
         for i in range(40)
@@ -228,7 +230,7 @@ def test_40_findings_of_many_kinds_are_at_most_10_messages_and_none_is_lost(
 def test_new_findings_of_a_kind_already_announced_are_one_more_message(
     state_dsn: str, chat: Chat
 ) -> None:
-    store = PostgresAlertStore(state_dsn)
+    store = PostgresAlertStore(BotSchema(state_dsn))
     first = [finding("role_missing", f"app{i}") for i in range(5)]
     lifecycle(store, chat).process(first, at=T0)
     later = first + [finding("role_missing", f"late{i}") for i in range(3)]
@@ -242,7 +244,7 @@ def test_new_findings_of_a_kind_already_announced_are_one_more_message(
 
 
 def test_a_systemic_cause_is_one_alert(state_dsn: str, chat: Chat) -> None:
-    store = PostgresAlertStore(state_dsn)
+    store = PostgresAlertStore(BotSchema(state_dsn))
     cause = Finding(
         kind="cluster_degraded",
         app=None,
@@ -296,7 +298,7 @@ def test_an_upgrade_never_announces_again_what_was_already_sent(state_dsn: str, 
         for i in range(30)
     ]
     old_schema_with_sent_alerts(state_dsn, mattermost_threads=announced)
-    store = PostgresAlertStore(state_dsn)
+    store = PostgresAlertStore(BotSchema(state_dsn))
     findings = [finding("secret_unsynced", f"app{i}") for i in range(30)]
 
     lifecycle(store, chat).process(findings, at=T0 + PASS)
@@ -319,7 +321,7 @@ def test_an_upgrade_never_announces_again_what_was_already_sent(state_dsn: str, 
 def test_posts_are_paced_and_a_stop_leaves_the_rest_for_the_next_leader(
     state_dsn: str, chat: Chat
 ) -> None:
-    store = PostgresAlertStore(state_dsn)
+    store = PostgresAlertStore(BotSchema(state_dsn))
     findings = [finding(kind, f"{kind.replace('_', '-')}-app", sev) for kind, sev in KINDS[:6]]
     paced = lifecycle(store, chat, intervals={"slack": 1.0, "mattermost": 0.0})
     done = threading.Event()

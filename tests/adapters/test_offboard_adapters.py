@@ -14,7 +14,7 @@ from bot.adapters.file_secrets import FileSecretStore
 from bot.adapters.github_host import GitHubHost
 from bot.adapters.infisical_secrets import ATTEMPTS, InfisicalSecretStore
 from bot.adapters.local_git import LocalGitHost
-from bot.adapters.postgres import PostgresDatabase
+from bot.adapters.postgres.roles import PostgresDatabase
 from bot.core.errors import BackendUnavailable, ConflictError, PermissionProblem
 from bot.core.model import StoredCredentials
 from bot.core.names import AppName

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.adapters.pg_approvals import PostgresApprovalStore
+from bot.adapters.postgres.approvals import PostgresApprovalStore
+from bot.adapters.postgres.migrations import BotSchema
 from bot.core.errors import ConflictError
 from bot.core.model import ApprovalStatus
 from bot.core.names import AppName
@@ -28,7 +29,7 @@ def _ask(store: PostgresApprovalStore, app: AppName = APP, *, namespace: str | N
 
 
 def test_a_request_is_stored_and_read_back_with_its_thread(state_dsn: str) -> None:
-    store = PostgresApprovalStore(state_dsn)
+    store = PostgresApprovalStore(BotSchema(state_dsn))
     request_id = _ask(store, namespace="docspell")
     store.set_threads(request_id, {"slack": "99.1"})
     store.set_threads(request_id, {"mattermost": "post1"})
@@ -50,7 +51,7 @@ def test_a_request_is_stored_and_read_back_with_its_thread(state_dsn: str) -> No
 
 
 def test_one_pending_request_per_app(state_dsn: str) -> None:
-    store = PostgresApprovalStore(state_dsn)
+    store = PostgresApprovalStore(BotSchema(state_dsn))
     first = _ask(store)
 
     with pytest.raises(ConflictError, match="already waiting for approval"):
@@ -63,13 +64,13 @@ def test_one_pending_request_per_app(state_dsn: str) -> None:
 
 
 def test_two_operators_deciding_at_once_one_wins(state_dsn: str) -> None:
-    store = PostgresApprovalStore(state_dsn)
+    store = PostgresApprovalStore(BotSchema(state_dsn))
     request_id = _ask(store)
     barrier = threading.Barrier(2)
     results: dict[str, object] = {}
 
     def decide(who: str, status: ApprovalStatus) -> None:
-        mine = PostgresApprovalStore(state_dsn)
+        mine = PostgresApprovalStore(BotSchema(state_dsn))
         barrier.wait()
         results[who] = mine.decide(request_id, status=status, by=who, at=NOW)
 

@@ -16,12 +16,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bot.adapters.postgres import (
-    MIGRATIONS,
-    PostgresBotState,
-    PostgresDatabase,
-    verifier_matches,
-)
+from bot.adapters.postgres.migrations import MIGRATIONS, BotSchema
+from bot.adapters.postgres.passwords import verifier_matches
+from bot.adapters.postgres.roles import PostgresDatabase
+from bot.adapters.postgres.state import PostgresBotState
 from bot.core.errors import BackendUnavailable, ConflictError, PermissionProblem
 from bot.core.model import AuditEntry, PasswordResult, WorkflowStatus
 from bot.core.names import AppName
@@ -433,7 +431,9 @@ def test_a_closed_port_gives_a_clear_message_without_the_password() -> None:
     with pytest.raises(BackendUnavailable) as created:
         db.create_role(unique_app(), password=app_password)
     with pytest.raises(BackendUnavailable) as state:
-        PostgresBotState(f"postgresql://botadmin:{admin_password}@127.0.0.1:{port}/x").workflows()
+        PostgresBotState(
+            BotSchema(f"postgresql://botadmin:{admin_password}@127.0.0.1:{port}/x")
+        ).workflows()
 
     message = str(observed.value)
     assert message.startswith("PostgreSQL: cannot connect to ")
@@ -463,10 +463,10 @@ def test_a_wrong_admin_password_is_reported_without_it(scram_cluster: PrivateClu
 
 
 def test_migrations_apply_once_and_again_is_a_no_op(state_dsn: str) -> None:
-    state = PostgresBotState(state_dsn)
+    schema = BotSchema(state_dsn)
 
-    assert state.migrate() == [v for v, _ in MIGRATIONS]
-    assert PostgresBotState(state_dsn).migrate() == []
+    assert schema.migrate() == [v for v, _ in MIGRATIONS]
+    assert BotSchema(state_dsn).migrate() == []
 
     assert fetch(state_dsn, "SELECT version FROM pgdb_bot.schema_migrations") == [
         (v,) for v, _ in MIGRATIONS
@@ -491,7 +491,10 @@ def test_migrations_apply_once_and_again_is_a_no_op(state_dsn: str) -> None:
 def test_a_request_is_seen_once_across_replicas_and_forgotten_after_its_window(
     state_dsn: str,
 ) -> None:
-    replica_a, replica_b = PostgresBotState(state_dsn), PostgresBotState(state_dsn)
+    replica_a, replica_b = (
+        PostgresBotState(BotSchema(state_dsn)),
+        PostgresBotState(BotSchema(state_dsn)),
+    )
     soon = datetime.now(UTC) + timedelta(minutes=5)
     results: list[bool] = []
     barrier = threading.Barrier(2)
@@ -515,12 +518,12 @@ def test_a_request_is_seen_once_across_replicas_and_forgotten_after_its_window(
     assert keys == {"slack:abc", "slack:new"}  # the expired one went on the way
     with pytest.raises(BackendUnavailable):  # cannot say: the caller refuses
         PostgresBotState(
-            f"postgresql://nobody@127.0.0.1:{free_port()}/postgres", connect_timeout=2
+            BotSchema(f"postgresql://nobody@127.0.0.1:{free_port()}/postgres", connect_timeout=2)
         ).first_sight("slack:x", platform="slack", until=soon)
 
 
 def test_an_audit_entry_with_a_nul_byte_is_stored_escaped(state_dsn: str) -> None:
-    state = PostgresBotState(state_dsn)
+    state = PostgresBotState(BotSchema(state_dsn))
     state.record_audit(
         AuditEntry(
             user="U\x00", platform="slack", command="/pgdb deny 1 x\x00", app=None, result="failed"
@@ -536,10 +539,10 @@ def test_two_replicas_migrating_at_once_both_succeed(state_dsn: str) -> None:
     errors: list[BaseException] = []
 
     def replica() -> None:
-        state = PostgresBotState(state_dsn)
+        schema = BotSchema(state_dsn)
         barrier.wait()
         try:
-            applied.append(state.migrate())
+            applied.append(schema.migrate())
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -554,7 +557,7 @@ def test_two_replicas_migrating_at_once_both_succeed(state_dsn: str) -> None:
 
 
 def test_audit_entries_round_trip_newest_first(state_dsn: str) -> None:
-    state = PostgresBotState(state_dsn)  # no explicit migrate(): the first call does it
+    state = PostgresBotState(BotSchema(state_dsn))  # no explicit migrate(): the first call does it
     when = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     state.record_audit(
         AuditEntry(
@@ -597,7 +600,7 @@ def test_audit_entries_round_trip_newest_first(state_dsn: str) -> None:
 
 
 def test_workflows_returns_the_latest_record_of_each_app(state_dsn: str) -> None:
-    state = PostgresBotState(state_dsn)
+    state = PostgresBotState(BotSchema(state_dsn))
     first = state.start_workflow(app=AppName("docspell"), kind="create", requester="U1")
     state.update_workflow(first, step="role", status=WorkflowStatus.FAILED, detail="boom")
     second = state.start_workflow(app=AppName("docspell"), kind="create", requester="U2")
@@ -632,7 +635,10 @@ def test_workflows_returns_the_latest_record_of_each_app(state_dsn: str) -> None
 
 
 def test_follow_up_is_marked_by_one_replica_only(state_dsn: str) -> None:
-    replica_a, replica_b = PostgresBotState(state_dsn), PostgresBotState(state_dsn)
+    replica_a, replica_b = (
+        PostgresBotState(BotSchema(state_dsn)),
+        PostgresBotState(BotSchema(state_dsn)),
+    )
     app = AppName("docspell")
     done = replica_a.start_workflow(app=app, kind="create", requester="U1")
     replica_a.update_workflow(done, step="done", status=WorkflowStatus.DONE)
@@ -672,7 +678,10 @@ def test_follow_up_is_marked_by_one_replica_only(state_dsn: str) -> None:
 
 
 def test_app_lock_excludes_a_second_holder_and_is_released_on_exit(state_dsn: str) -> None:
-    replica_a, replica_b = PostgresBotState(state_dsn), PostgresBotState(state_dsn)
+    replica_a, replica_b = (
+        PostgresBotState(BotSchema(state_dsn)),
+        PostgresBotState(BotSchema(state_dsn)),
+    )
     docspell, other = AppName("docspell"), AppName("nextcloud")
 
     with replica_a.app_lock(docspell) as held:
@@ -691,8 +700,9 @@ def test_app_lock_excludes_a_second_holder_and_is_released_on_exit(state_dsn: st
 
 
 def test_a_blocked_statement_times_out_with_a_clear_message(state_dsn: str) -> None:
-    state = PostgresBotState(state_dsn, statement_timeout=1)
-    state.migrate()
+    schema = BotSchema(state_dsn, statement_timeout=1)
+    schema.migrate()
+    state = PostgresBotState(schema)
     with psycopg.connect(state_dsn) as blocker:
         blocker.execute("LOCK TABLE pgdb_bot.audit_log IN ACCESS EXCLUSIVE MODE")
         with pytest.raises(BackendUnavailable, match="longer than 1s") as info:

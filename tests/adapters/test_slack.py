@@ -24,7 +24,9 @@ from starlette.applications import Starlette
 from bot.adapters.file_secrets import FileSecretStore
 from bot.adapters.local_git import LocalGitHost
 from bot.adapters.no_cluster import NoCluster
-from bot.adapters.postgres import PostgresBotState, PostgresDatabase
+from bot.adapters.postgres.migrations import BotSchema
+from bot.adapters.postgres.roles import PostgresDatabase
+from bot.adapters.postgres.state import PostgresBotState
 from bot.adapters.slack import (
     EVENTS_PATH,
     MAX_BLOCKS,
@@ -326,7 +328,7 @@ def offline_services(tmp_path: Path, gitops_repo: Path) -> Services:
         settings=core_settings(Settings()),
         secrets=FileSecretStore(tmp_path / "secrets", env="dev"),
         database=PostgresDatabase(dsn),
-        state=PostgresBotState(dsn),
+        state=PostgresBotState(BotSchema(dsn)),
         git=LocalGitHost(gitops_repo),
         cluster=NoCluster(),
     )

@@ -15,7 +15,8 @@ import pytest
 
 from bot.adapters.console_chat import ConsoleConversation
 from bot.adapters.no_cluster import NoCluster
-from bot.adapters.pg_alerts import PostgresAlertStore
+from bot.adapters.postgres.alerts import PostgresAlertStore
+from bot.adapters.postgres.migrations import BotSchema
 from bot.config import load_settings
 from bot.core.errors import BackendUnavailable
 from bot.core.model import StoredCredentials
@@ -78,7 +79,7 @@ class Channel:
 
 @pytest.fixture
 def store(state_dsn: str) -> PostgresAlertStore:
-    return PostgresAlertStore(state_dsn)
+    return PostgresAlertStore(BotSchema(state_dsn))
 
 
 def lifecycle(store: PostgresAlertStore, *sinks: Channel) -> AlertLifecycle:
@@ -130,25 +131,25 @@ def test_one_alert_then_reminders_then_one_resolved_in_its_thread(
 def test_a_restart_sends_nothing_twice(state_dsn: str) -> None:
     chat = Channel()
     clock = Clock()
-    lifecycle(PostgresAlertStore(state_dsn), chat).process([finding()], at=clock.now)
+    lifecycle(PostgresAlertStore(BotSchema(state_dsn)), chat).process([finding()], at=clock.now)
 
     # a new process: new store, new lifecycle, same database
-    restarted = lifecycle(PostgresAlertStore(state_dsn), chat)
+    restarted = lifecycle(PostgresAlertStore(BotSchema(state_dsn)), chat)
     restarted.process([finding()], at=clock.tick())
     restarted.process([finding()], at=clock.tick())
     assert len(chat.posts) == 1
 
-    again = lifecycle(PostgresAlertStore(state_dsn), chat)
+    again = lifecycle(PostgresAlertStore(BotSchema(state_dsn)), chat)
     again.process([], at=clock.tick())
     again.process([], at=clock.tick())
-    lifecycle(PostgresAlertStore(state_dsn), chat).process([], at=clock.tick())
+    lifecycle(PostgresAlertStore(BotSchema(state_dsn)), chat).process([], at=clock.tick())
 
     assert [a.resolved for a in chat.posts] == [False, True]
 
 
 def test_two_leaders_at_once_announce_each_alert_once(state_dsn: str) -> None:
     chat = Channel()
-    leaders = [lifecycle(PostgresAlertStore(state_dsn), chat) for _ in range(4)]
+    leaders = [lifecycle(PostgresAlertStore(BotSchema(state_dsn)), chat) for _ in range(4)]
     findings = [finding(app=f"app{i}") for i in range(5)]
     reports: list[PassReport] = []
     start = threading.Barrier(len(leaders))

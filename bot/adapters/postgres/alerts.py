@@ -1,5 +1,5 @@
-"""The alert lifecycle's state in the bot's own schema (``AlertStore``): tables ``alert_state``
-and ``silences`` (migrations 1 and 2 of ``bot.adapters.postgres``).
+"""The alert lifecycle's state in the bot's schema (``AlertStore``): tables ``alert_state`` and
+``silences`` (migrations 1, 2 and 8).
 
 Every change is conditional (compare-and-set on ``last_sent`` / ``resolved_at``, a unique index
 on the open alert of a fingerprint), so two replicas that both believe they lead, for the few
@@ -12,100 +12,72 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from psycopg import errors as pgerrors
 from psycopg import sql
+from psycopg.rows import class_row, kwargs_row, scalar_row
 from psycopg.types.json import Jsonb
 
-from bot.adapters.postgres import Connection, PostgresBotState
+from bot.adapters.postgres.migrations import BotSchema
 from bot.core.model import AlertRecord, NewAlert, Silence
 
+# ``AlertRecord``'s fields, in the table's words.
 _COLUMNS = (
     "id, fingerprint, kind, app, severity, message, first_seen, last_seen, last_sent,"
     " resolved_at, absent_passes, flaps, threads, env"
 )
 
 
-def _record(row: tuple[Any, ...]) -> AlertRecord:
-    (
-        id_,
-        fingerprint,
-        kind,
-        app,
-        severity,
-        message,
-        first_seen,
-        last_seen,
-        last_sent,
-        resolved_at,
-        absent_passes,
-        flaps,
-        threads,
-        env,
-    ) = row
-    return AlertRecord(
-        id=id_,
-        fingerprint=fingerprint,
-        kind=kind,
-        app=app,
-        severity=severity,
-        message=message,
-        first_seen=first_seen,
-        last_seen=last_seen,
-        last_sent=last_sent,
-        resolved_at=resolved_at,
-        absent_passes=absent_passes,
-        flaps=flaps,
-        threads={str(k): str(v) for k, v in (threads or {}).items()},
-        env=env,
-    )
+def _alert(*, threads: Mapping[Any, Any] | None, **columns: Any) -> AlertRecord:
+    return AlertRecord(threads={str(k): str(v) for k, v in (threads or {}).items()}, **columns)
 
 
-class PostgresAlertStore(PostgresBotState):
-    """``AlertStore`` on the same connection settings and migrations as the bot's state."""
+_ALERT = kwargs_row(_alert)
 
-    def _query(self, what: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        def body(conn: Connection) -> list[tuple[Any, ...]]:
-            cur = conn.execute(
-                sql.SQL(query).format(
-                    alerts=self._table("alert_state"), silences=self._table("silences")
-                ),
-                params,
-            )
-            return list(cur.fetchall()) if cur.description else []
 
-        return self._run(what, body)
+class PostgresAlertStore:
+    """``AlertStore`` in the bot's schema."""
 
-    def _count(self, what: str, query: str, params: tuple[Any, ...]) -> int:
-        def body(conn: Connection) -> int:
-            return conn.execute(
-                sql.SQL(query).format(
-                    alerts=self._table("alert_state"), silences=self._table("silences")
-                ),
-                params,
-            ).rowcount
+    def __init__(self, schema: BotSchema) -> None:
+        self._schema = schema
 
-        return self._run(what, body)
+    def __repr__(self) -> str:
+        return f"PostgresAlertStore({self._schema.describe()})"
+
+    def _sql(self, query: str) -> sql.Composed:
+        return sql.SQL(query).format(
+            alerts=self._schema.table("alert_state"), silences=self._schema.table("silences")
+        )
+
+    def _alerts(
+        self, what: str, query: str, params: Sequence[Any] = (), *, duplicate_ok: bool = False
+    ) -> list[AlertRecord]:
+        return self._schema.fetch(
+            what, self._sql(query), params, row=_ALERT, duplicate_ok=duplicate_ok
+        )
+
+    def _count(self, what: str, query: str, params: Sequence[Any]) -> int:
+        return self._schema.execute(what, self._sql(query), params)
+
+    def _ids(self, what: str, query: str, params: Sequence[Any]) -> set[int]:
+        return {int(i) for i in self._schema.fetch(what, self._sql(query), params, row=scalar_row)}
 
     def open_alerts(self) -> list[AlertRecord]:
-        rows = self._query(
+        return self._alerts(
             "reading the open alerts",
             f"SELECT {_COLUMNS} FROM {{alerts}} WHERE resolved_at IS NULL ORDER BY id",
         )
-        return [_record(r) for r in rows]
 
     def recently_resolved(self, *, since: datetime) -> list[AlertRecord]:
-        rows = self._query(
+        return self._alerts(
             "reading the alerts",
             f"SELECT DISTINCT ON (coalesce(env, ''), fingerprint) {_COLUMNS} FROM {{alerts}}"
             " WHERE resolved_at >= %s ORDER BY coalesce(env, ''), fingerprint, resolved_at DESC",
             (since,),
         )
-        return [_record(r) for r in rows]
 
     def open_many(self, alerts: Sequence[NewAlert], *, at: datetime) -> list[AlertRecord]:
         if not alerts:
             return []
-        rows = self._query(
+        return self._alerts(
             "recording the alerts",
             "INSERT INTO {alerts} (kind, app, fingerprint, severity, message, env, first_seen,"
             " last_seen) SELECT k, a, f, s, m, e, %s, %s FROM unnest(%s::text[], %s::text[],"
@@ -122,7 +94,6 @@ class PostgresAlertStore(PostgresBotState):
                 [a.env for a in alerts],
             ),
         )
-        return [_record(r) for r in rows]
 
     def seen_many(self, seen: Sequence[tuple[int, str, str]], *, at: datetime) -> None:
         if not seen:
@@ -150,14 +121,13 @@ class PostgresAlertStore(PostgresBotState):
     ) -> set[int]:
         if not claims:
             return set()
-        rows = self._query(
+        return self._ids(
             "claiming the alerts",
             "UPDATE {alerts} AS a SET last_sent = %s"
             " FROM unnest(%s::bigint[], %s::timestamptz[]) AS n(i, p)"
             " WHERE a.id = n.i AND a.last_sent IS NOT DISTINCT FROM n.p RETURNING a.id",
             (at, [i for i, _ in claims], [p for _, p in claims]),
         )
-        return {int(r[0]) for r in rows}
 
     def unclaim_many(self, claims: Sequence[tuple[int, datetime | None]], *, at: datetime) -> None:
         if not claims:
@@ -182,22 +152,21 @@ class PostgresAlertStore(PostgresBotState):
     def resolve_many(self, alert_ids: Collection[int], *, at: datetime) -> set[int]:
         if not alert_ids:
             return set()
-        rows = self._query(
+        return self._ids(
             "resolving the alerts",
             "UPDATE {alerts} SET resolved_at = %s"
             " WHERE id = ANY(%s::bigint[]) AND resolved_at IS NULL RETURNING id",
             (at, list(alert_ids)),
         )
-        return {int(r[0]) for r in rows}
 
     def last_resolved(self, fingerprint: str, *, since: datetime) -> AlertRecord | None:
-        rows = self._query(
+        found = self._alerts(
             "reading the alerts",
             f"SELECT {_COLUMNS} FROM {{alerts}} WHERE fingerprint = %s AND resolved_at >= %s"
             " ORDER BY resolved_at DESC LIMIT 1",
             (fingerprint, since),
         )
-        return _record(rows[0]) if rows else None
+        return found[0] if found else None
 
     def open_alert(
         self,
@@ -210,42 +179,26 @@ class PostgresAlertStore(PostgresBotState):
         at: datetime,
         env: str | None = None,
     ) -> AlertRecord | None:
-        def body(conn: Connection) -> list[tuple[Any, ...]]:
-            try:
-                return list(
-                    conn.execute(
-                        sql.SQL(
-                            "INSERT INTO {} (kind, app, fingerprint, severity, message, env,"
-                            f" first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-                            f" RETURNING {_COLUMNS}"
-                        ).format(self._table("alert_state")),
-                        (kind, app, fingerprint, severity, message, env, at, at),
-                    ).fetchall()
-                )
-            except pgerrors.UniqueViolation:
-                return []  # another replica opened it: it announces it
-
-        rows = self._run("recording the alert", body)
-        return _record(rows[0]) if rows else None
+        found = self._alerts(
+            "recording the alert",
+            "INSERT INTO {alerts} (kind, app, fingerprint, severity, message, env,"
+            " first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            f" RETURNING {_COLUMNS}",
+            (kind, app, fingerprint, severity, message, env, at, at),
+            duplicate_ok=True,  # another replica opened it: it announces it
+        )
+        return found[0] if found else None
 
     def reopen(self, alert_id: int, *, at: datetime) -> AlertRecord | None:
-        def body(conn: Connection) -> list[tuple[Any, ...]]:
-            try:
-                return list(
-                    conn.execute(
-                        sql.SQL(
-                            "UPDATE {} SET resolved_at = NULL, last_seen = %s,"
-                            " absent_passes = 0, flaps = flaps + 1"
-                            f" WHERE id = %s AND resolved_at IS NOT NULL RETURNING {_COLUMNS}"
-                        ).format(self._table("alert_state")),
-                        (at, alert_id),
-                    ).fetchall()
-                )
-            except pgerrors.UniqueViolation:
-                return []
-
-        rows = self._run("reopening the alert", body)
-        return _record(rows[0]) if rows else None
+        found = self._alerts(
+            "reopening the alert",
+            "UPDATE {alerts} SET resolved_at = NULL, last_seen = %s,"
+            " absent_passes = 0, flaps = flaps + 1"
+            f" WHERE id = %s AND resolved_at IS NOT NULL RETURNING {_COLUMNS}",
+            (at, alert_id),
+            duplicate_ok=True,  # the fingerprint is open again already
+        )
+        return found[0] if found else None
 
     def seen(self, alert_id: int, *, at: datetime, severity: str, message: str) -> None:
         self._count(
@@ -263,15 +216,13 @@ class PostgresAlertStore(PostgresBotState):
         )
 
     def claim_send(self, alert_id: int, *, previous: datetime | None, at: datetime) -> bool:
-        return (
-            self._count(
-                "claiming the alert",
-                "UPDATE {alerts} SET last_sent = %s WHERE id = %s"
-                " AND last_sent IS NOT DISTINCT FROM %s",
-                (at, alert_id, previous),
-            )
-            == 1
+        claimed = self._count(
+            "claiming the alert",
+            "UPDATE {alerts} SET last_sent = %s WHERE id = %s"
+            " AND last_sent IS NOT DISTINCT FROM %s",
+            (at, alert_id, previous),
         )
+        return claimed == 1
 
     def unclaim(self, alert_id: int, *, previous: datetime | None, at: datetime) -> None:
         self._count(
@@ -288,14 +239,12 @@ class PostgresAlertStore(PostgresBotState):
         )
 
     def resolve(self, alert_id: int, *, at: datetime) -> bool:
-        return (
-            self._count(
-                "resolving the alert",
-                "UPDATE {alerts} SET resolved_at = %s WHERE id = %s AND resolved_at IS NULL",
-                (at, alert_id),
-            )
-            == 1
+        resolved = self._count(
+            "resolving the alert",
+            "UPDATE {alerts} SET resolved_at = %s WHERE id = %s AND resolved_at IS NULL",
+            (at, alert_id),
         )
+        return resolved == 1
 
     def add_silence(self, *, target: str, until: datetime, created_by: str) -> None:
         self._count(
@@ -310,10 +259,13 @@ class PostgresAlertStore(PostgresBotState):
         )
 
     def silences(self, *, at: datetime) -> list[Silence]:
-        rows = self._query(
+        return self._schema.fetch(
             "reading the silences",
-            "SELECT target, max(until), (array_agg(created_by ORDER BY until DESC))[1]"
-            " FROM {silences} WHERE until > %s GROUP BY target ORDER BY target",
+            self._sql(
+                "SELECT target, max(until) AS until,"
+                " (array_agg(created_by ORDER BY until DESC))[1] AS created_by"
+                " FROM {silences} WHERE until > %s GROUP BY target ORDER BY target"
+            ),
             (at,),
+            row=class_row(Silence),
         )
-        return [Silence(target=t, until=u, created_by=b) for t, u, b in rows]

@@ -1,5 +1,5 @@
-"""Leadership of the diagnostics schedule without Kubernetes: a PostgreSQL session advisory lock
-held on a dedicated connection.
+"""Leadership of the diagnostics schedule without Kubernetes (``Leadership``): a PostgreSQL
+session advisory lock held on a dedicated connection.
 
 The leader keeps the connection open; if its process dies, the server closes the session and
 releases the lock, and the next replica's ``try_lead`` takes it. A leader whose connection broke
@@ -11,31 +11,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import Final
 
 import psycopg
 
-from bot.adapters.postgres import LOCK_CLASS_APP, Connection, _reason, _Target
+from bot.adapters.postgres.connection import LOCK_CLASS_LEADER, Connection, Server
 
 log = logging.getLogger(__name__)
-
-LOCK_CLASS_LEADER: Final = LOCK_CLASS_APP + 2  # after the app locks and the migrations
 
 
 class PostgresLeaderLock:
     """``pg_try_advisory_lock`` on a connection of its own, kept while leading."""
 
     def __init__(self, dsn: str, *, key: str, connect_timeout: float = 5) -> None:
-        self._target = _Target.parse(dsn)
-        self._params = self._target.connect_params(
-            connect_timeout=connect_timeout,
-            settings={"statement_timeout": "5000"},
+        self._server = Server(
+            dsn,
             application_name="pgdb-bot leader",
+            connect_timeout=connect_timeout,
+            statement_timeout=5,
         )
         self._key = key
         self._conn: Connection | None = None
         self._lock = threading.Lock()
-        self.name = f"PostgreSQL advisory lock {key!r} on {self._target.host}"
+        self.name = f"PostgreSQL advisory lock {key!r} on {self._server.target.host}"
         self._problem: str | None = None
 
     @property
@@ -57,12 +54,14 @@ class PostgresLeaderLock:
                     self._conn.execute("SELECT 1")
                     return True
                 except psycopg.Error as exc:
-                    log.warning("leader election: lost the leader connection: %s", _reason(exc))
+                    log.warning(
+                        "leader election: lost the leader connection: %s", self._server.reason(exc)
+                    )
                     self._close()
             try:
-                conn = psycopg.connect(**self._params, autocommit=True)
+                conn = self._server.connect()
             except psycopg.Error as exc:
-                self._problem = f"PostgreSQL unreachable: {_reason(exc, [self._target.password])}"
+                self._problem = f"PostgreSQL unreachable: {self._server.reason(exc)}"
                 log.warning("leader election: %s", self._problem)
                 return False
             try:
@@ -71,7 +70,7 @@ class PostgresLeaderLock:
                     (LOCK_CLASS_LEADER, self._key),
                 ).fetchone()
             except psycopg.Error as exc:
-                self._problem = f"PostgreSQL failed: {_reason(exc, [self._target.password])}"
+                self._problem = f"PostgreSQL failed: {self._server.reason(exc)}"
                 log.warning("leader election: %s", self._problem)
                 conn.close()
                 return False
