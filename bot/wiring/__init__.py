@@ -75,9 +75,9 @@ def build_git_host(settings: Settings) -> GitHost:
     else the local repository."""
     if settings.github_enabled:
         # imported here: PyGithub (and cryptography under it) is not needed otherwise
-        from bot.adapters.github_host import host_from_settings
+        from bot.wiring.github import build_github_host
 
-        return host_from_settings(settings)
+        return build_github_host(settings)
     if settings.gitops_repo is None:
         raise ConfigError(f"missing configuration: PGDB_GITOPS_REPO {LOCAL_ONLY}")
     return LocalGitHost(settings.gitops_repo, base_branch=settings.gitops_base_branch)

@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from bot.adapters.file_secrets import FileSecretStore
-from bot.adapters.github_host import GitHubHost
+from bot.adapters.github.host import GitHubHost
 from bot.adapters.infisical_secrets import ATTEMPTS, InfisicalSecretStore
 from bot.adapters.local_git import LocalGitHost
 from bot.adapters.postgres import PostgresDatabase
