@@ -49,7 +49,7 @@ def build_secret_store(settings: Settings) -> SecretStore:
     infisical = settings.infisical_store()
     if infisical is not None:
         # imported here: the SDK (and boto3 under it) costs ~0.4 s at start when unused
-        from bot.adapters.infisical_secrets import InfisicalSecretStore
+        from bot.adapters.infisical.store import InfisicalSecretStore
 
         url, client_id, client_secret = infisical
         return InfisicalSecretStore(
