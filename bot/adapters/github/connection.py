@@ -59,7 +59,7 @@ class GitHubConnection:
         self._lock = threading.Lock()
         self._github: Github | None = None
         self._repository: Repository | None = None
-        self.errors = ErrorTranslator(
+        self._errors = ErrorTranslator(
             repo=repo,
             api_url=api_url,
             base_branch=base_branch,
@@ -94,11 +94,11 @@ class GitHubConnection:
         except PgdbError:
             raise
         except GithubException as exc:
-            raise self.errors.failure(
+            raise self._errors.failure(
                 exc, what=what, need=need, missing=missing, repo_visible=self._repo_visible
             ) from None
         except OSError as exc:  # requests' ConnectionError, Timeout, RetryError are OSErrors
-            raise self.errors.no_answer(what, exc) from None
+            raise self._errors.no_answer(what, exc) from None
 
     def _client(self) -> Github:
         auth: Auth.Auth
@@ -133,7 +133,7 @@ class GitHubConnection:
         try:
             _ = auth.token
         except (GithubException, OSError) as exc:
-            raise self.errors.app_login_failure(exc) from None
+            raise self._errors.app_login_failure(exc) from None
 
     def _repo_visible(self) -> bool:
         """Whether the repository answers at all: tells "no such repository, or no access"

@@ -87,7 +87,7 @@ class InfisicalSession:
         sleep: Callable[[float], None],
     ) -> None:
         self.place = place
-        self.errors = ErrorTranslator(place=place, total=total)
+        self._errors = ErrorTranslator(place=place, total=total)
         self._client_id = client_id
         self._client_secret = client_secret
         self._total = total
@@ -195,7 +195,7 @@ class InfisicalSession:
                     self._sleep(pause)
                     continue
                 if asked is not None:  # the server's own wait is longer than the time left
-                    error = self.errors.out_of_time(action, asked=asked)
+                    error = self._errors.out_of_time(action, asked=asked)
             raise error  # outside any except block: it chains to nothing
 
     def _try(
@@ -218,24 +218,24 @@ class InfisicalSession:
             if status in tolerate:
                 return Tolerated(status, said)
             return _Failed(
-                self.errors.http_error(action, status, body, said, login=login, attempts=attempts),
+                self._errors.http_error(action, status, body, said, login=login, attempts=attempts),
                 retryable=status in _RETRY_STATUSES,
                 refused=token_refused(status, body),
             )
         except NoAnswer as exc:
             return _Failed(
-                self.errors.no_answer(action, exc.reason, attempts=attempts), retryable=True
+                self._errors.no_answer(action, exc.reason, attempts=attempts), retryable=True
             )
         except OutOfTime:
-            return _Failed(self.errors.out_of_time(action))
+            return _Failed(self._errors.out_of_time(action))
         except KeyError as exc:  # the SDK reads ``secret`` from a 2xx answer that has none
             approval = writes is not None and exc.args == ("secret",)
-            return _Failed(self.errors.odd_answer(action, approval=approval, writes=writes))
+            return _Failed(self._errors.odd_answer(action, approval=approval, writes=writes))
         except InfisicalError:
-            return _Failed(self.errors.not_json(action))
+            return _Failed(self._errors.not_json(action))
         except (requests.RequestException, TypeError, AttributeError, ValueError) as exc:
             log.debug("Infisical: unexpected failure of %s (%s)", action, type(exc).__name__)
-            return _Failed(self.errors.odd_answer(action, approval=False, writes=writes))
+            return _Failed(self._errors.odd_answer(action, approval=False, writes=writes))
 
     def _login(self) -> None:
         """Universal Auth; remember when to log in again (a little before the token expires)."""
