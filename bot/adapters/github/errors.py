@@ -62,27 +62,19 @@ CHECKS = Need(
 # --- the translation -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
 class ErrorTranslator:
-    """Turns PyGithub and network errors into errors that say what failed and what to fix."""
+    """Turns PyGithub and network errors into errors that say what failed and what to fix.
 
-    def __init__(
-        self,
-        *,
-        repo: str,
-        api_url: str,
-        base_branch: str,
-        token: Secret | None,
-        app: AppCredentials | None,
-        retries: int | bool | None,
-        timeout: int,
-    ) -> None:
-        self._repo = repo
-        self._api_url = api_url
-        self._base_branch = base_branch
-        self._token = token
-        self._app = app
-        self._retries = retries
-        self._timeout = timeout
+    ``retries`` and ``timeout`` are the connection's, named in the messages."""
+
+    repo: str
+    api_url: str
+    base_branch: str
+    token: Secret | None
+    app: AppCredentials | None
+    retries: int | bool | None
+    timeout: int
 
     def failure(
         self,
@@ -98,8 +90,8 @@ class ErrorTranslator:
         status = exc.status
         headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
         said = details(exc)
-        who = "the GitHub App" if self._app is not None else "PGDB_GITHUB_TOKEN"
-        grant = need.for_app if self._app is not None else need.for_pat
+        who = "the GitHub App" if self.app is not None else "PGDB_GITHUB_TOKEN"
+        grant = need.for_app if self.app is not None else need.for_pat
         if isinstance(exc, RateLimitExceededException) or (
             status in (403, 429) and _rate_limited(headers, said)
         ):
@@ -108,7 +100,7 @@ class ErrorTranslator:
             fix = (
                 "check PGDB_GITHUB_APP_ID, PGDB_GITHUB_APP_PRIVATE_KEY and"
                 " PGDB_GITHUB_INSTALLATION_ID"
-                if self._app is not None
+                if self.app is not None
                 else f"the token is wrong, expired or revoked: create one ({need.for_pat}) and"
                 " set PGDB_GITHUB_TOKEN"
             )
@@ -122,7 +114,7 @@ class ErrorTranslator:
         elif status == 404:
             if not repo_visible():
                 text = (
-                    f"repository {self._repo} was not found at {self._api_url}, or {who} cannot"
+                    f"repository {self.repo} was not found at {self.api_url}, or {who} cannot"
                     f" see it — check PGDB_GITHUB_REPO (owner/name) and PGDB_GITHUB_API_URL,"
                     f" and give {who} access to the repository ({grant})"
                 )
@@ -131,8 +123,8 @@ class ErrorTranslator:
         elif status == 409:
             if "empty" in said.lower():
                 text = (
-                    f"repository {self._repo} is empty — push a first commit to branch"
-                    f" {self._base_branch} (PGDB_GITOPS_BASE_BRANCH)"
+                    f"repository {self.repo} is empty — push a first commit to branch"
+                    f" {self.base_branch} (PGDB_GITOPS_BASE_BRANCH)"
                 )
             else:
                 return ConflictError(
@@ -147,7 +139,7 @@ class ErrorTranslator:
             )
         elif status >= 500:
             text = (
-                f"{what}: GitHub answered {status} {said} even after {self._retries}"
+                f"{what}: GitHub answered {status} {said} even after {self.retries}"
                 " retries — GitHub may be degraded (https://www.githubstatus.com); run the"
                 " command again later"
             )
@@ -164,8 +156,8 @@ class ErrorTranslator:
         return BackendUnavailable(
             SYSTEM,
             self.scrub(
-                f"{what}: no answer from {self._api_url}"
-                f" ({_network_reason(exc, self._timeout)}) — check PGDB_GITHUB_API_URL and"
+                f"{what}: no answer from {self.api_url}"
+                f" ({_network_reason(exc, self.timeout)}) — check PGDB_GITHUB_API_URL and"
                 " the network between the bot and GitHub, then run the command again"
             ),
         )
@@ -173,14 +165,14 @@ class ErrorTranslator:
     def app_login_failure(self, exc: GithubException | OSError) -> BackendUnavailable:
         """The installation token was refused or not fetched: said as a wrong App id, key or
         installation rather than as a failure of whatever call came first."""
-        assert self._app is not None
-        app = self._app
+        assert self.app is not None
+        app = self.app
         if isinstance(exc, OSError):
             return BackendUnavailable(
                 SYSTEM,
                 self.scrub(
-                    f"authenticating as GitHub App {app.app_id}: no answer from {self._api_url}"
-                    f" ({_network_reason(exc, self._timeout)}) — check PGDB_GITHUB_API_URL and"
+                    f"authenticating as GitHub App {app.app_id}: no answer from {self.api_url}"
+                    f" ({_network_reason(exc, self.timeout)}) — check PGDB_GITHUB_API_URL and"
                     " the network, then run the command again"
                 ),
             )
@@ -208,8 +200,8 @@ class ErrorTranslator:
     def scrub(self, text: str) -> str:
         """``text`` without any credential: the configured token, and anything shaped like
         a GitHub token (installation tokens come back in API answers)."""
-        if self._token is not None and self._token.reveal():
-            text = text.replace(self._token.reveal(), "***")
+        if self.token is not None and self.token.reveal():
+            text = text.replace(self.token.reveal(), "***")
         return _GITHUB_TOKENS.sub("***", text)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bot.adapters.infisical.place import Place
@@ -35,15 +36,13 @@ def mask(body: Mapping[str, Any], hidden: Iterable[str]) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+@dataclass(frozen=True)
 class ErrorTranslator:
-    """The errors of one store, naming its server, project, environment and prefix."""
+    """The errors of one store, naming its server, project, environment and prefix, and its
+    total time per operation."""
 
-    def __init__(self, *, place: Place, total: float) -> None:
-        self._url = place.url
-        self._project = place.project
-        self._env = place.env
-        self._prefix = place.prefix
-        self._total = total
+    place: Place
+    total: float
 
     def http_error(
         self, action: str, status: int, body: Any, said: str, *, login: bool, attempts: int
@@ -69,21 +68,23 @@ class ErrorTranslator:
             return BackendUnavailable(
                 SYSTEM,
                 f"the machine identity may not {action} ({said or kind or 'HTTP 403'}) — give it"
-                f" a role in project `{self._project}` that can read, create and edit secrets and"
-                f" create folders under {self._prefix} in environment `{self._env}`",
+                f" a role in project `{self.place.project}` that can read, create and edit"
+                f" secrets and create folders under {self.place.prefix} in environment"
+                f" `{self.place.env}`",
             )
         if status == 404:
             lowered = said.lower()
             if "environment" in lowered:
                 return BackendUnavailable(
                     SYSTEM,
-                    f"environment `{self._env}` was not found in project `{self._project}`"
-                    f" ({said}) — set PGDB_ENV to an environment slug of the project",
+                    f"environment `{self.place.env}` was not found in project"
+                    f" `{self.place.project}` ({said}) — set PGDB_ENV to an environment slug of"
+                    " the project",
                 )
             if "project" in lowered or "workspace" in lowered or action.startswith("look up"):
                 return BackendUnavailable(
                     SYSTEM,
-                    f"project `{self._project}` was not found ({said or 'HTTP 404'}) — set"
+                    f"project `{self.place.project}` was not found ({said or 'HTTP 404'}) — set"
                     " PGDB_INFISICAL_PROJECT to the project's slug (Project Settings) and add the"
                     " machine identity to that project",
                 )
@@ -102,14 +103,14 @@ class ErrorTranslator:
         return BackendUnavailable(
             SYSTEM,
             f"the server refused to {action}: HTTP {status} ({said or kind}) — check the"
-            f" server's logs for this request; PGDB_INFISICAL_URL ({self._url}) must be the"
+            f" server's logs for this request; PGDB_INFISICAL_URL ({self.place.url}) must be the"
             " Infisical API",
         )
 
     def no_answer(self, action: str, reason: str, *, attempts: int) -> BackendUnavailable:
         return BackendUnavailable(
             SYSTEM,
-            f"no answer from {self._url} to {action} after {attempts} tries ({reason}) — check"
+            f"no answer from {self.place.url} to {action} after {attempts} tries ({reason}) — check"
             " PGDB_INFISICAL_URL and that the Infisical server is up and reachable from the bot",
         )
 
@@ -117,7 +118,7 @@ class ErrorTranslator:
         why = f"; it asked to retry after {asked:.0f} s" if asked is not None else ""
         return BackendUnavailable(
             SYSTEM,
-            f"no complete answer from {self._url} to {action} within {self._total:.0f} s{why} —"
+            f"no complete answer from {self.place.url} to {action} within {self.total:.0f} s{why} —"
             " check that the Infisical server is up and not overloaded, then run the command"
             " again",
         )
@@ -126,7 +127,7 @@ class ErrorTranslator:
         return BackendUnavailable(
             SYSTEM,
             f"the answer to {action} is not JSON — check that PGDB_INFISICAL_URL"
-            f" ({self._url}) is the Infisical API and not a proxy or login page",
+            f" ({self.place.url}) is the Infisical API and not a proxy or login page",
         )
 
     def odd_answer(self, action: str, *, approval: bool, writes: str | None) -> BackendUnavailable:
@@ -135,14 +136,15 @@ class ErrorTranslator:
         if approval:
             return BackendUnavailable(
                 SYSTEM,
-                f"a secret approval policy covers {writes} (env {self._env}): Infisical answered"
-                " with an approval request instead of writing it — exempt the bot's machine"
-                f" identity from the policy (or move the policy off {self._prefix}), reject the"
-                " pending request in Infisical, then run the command again",
+                f"a secret approval policy covers {writes} (env {self.place.env}): Infisical"
+                " answered with an approval request instead of writing it — exempt the bot's"
+                " machine identity from the policy (or move the policy off"
+                f" {self.place.prefix}), reject the pending request in Infisical, then run the"
+                " command again",
             )
         return BackendUnavailable(
             SYSTEM,
             f"the answer to {action} is not what the Infisical API returns — check that"
-            f" PGDB_INFISICAL_URL ({self._url}) is the Infisical API and that its version is"
+            f" PGDB_INFISICAL_URL ({self.place.url}) is the Infisical API and that its version is"
             " supported",
         )

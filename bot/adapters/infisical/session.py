@@ -87,7 +87,7 @@ class InfisicalSession:
         sleep: Callable[[float], None],
     ) -> None:
         self.place = place
-        self._errors = ErrorTranslator(place=place, total=total)
+        self._errors = ErrorTranslator(place, total)
         self._client_id = client_id
         self._client_secret = client_secret
         self._total = total
