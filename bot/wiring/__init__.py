@@ -59,7 +59,7 @@ def build_secret_store(settings: Settings) -> SecretStore:
     infisical = settings.infisical_store()
     if infisical is not None:
         # imported here: the SDK (and boto3 under it) costs ~0.4 s at start when unused
-        from bot.adapters.infisical_secrets import InfisicalSecretStore
+        from bot.adapters.infisical.store import InfisicalSecretStore
 
         url, client_id, client_secret = infisical
         return InfisicalSecretStore(
@@ -85,9 +85,9 @@ def build_git_host(settings: Settings) -> GitHost:
     else the local repository."""
     if settings.github_enabled:
         # imported here: PyGithub (and cryptography under it) is not needed otherwise
-        from bot.adapters.github_host import host_from_settings
+        from bot.wiring.github import build_github_host
 
-        return host_from_settings(settings)
+        return build_github_host(settings)
     if settings.gitops_repo is None:
         raise ConfigError(f"missing configuration: PGDB_GITOPS_REPO {LOCAL_ONLY}")
     return LocalGitHost(settings.gitops_repo, base_branch=settings.gitops_base_branch)

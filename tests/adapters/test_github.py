@@ -24,13 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ruamel.yaml import YAML
 
 from bot.adapters.console_chat import ConsoleConversation
-from bot.adapters.github_host import (
-    AppCredentials,
-    GitHubHost,
-    RateLimitRetry,
-    host_from_settings,
-    load_private_key,
-)
+from bot.adapters.github.credentials import AppCredentials, load_private_key
+from bot.adapters.github.host import GitHubHost
+from bot.adapters.github.retry import RateLimitRetry
 from bot.adapters.no_cluster import NoCluster
 from bot.config import ConfigError, Settings
 from bot.core.errors import BackendUnavailable
@@ -54,6 +50,7 @@ from bot.core.ports import GitHost
 from bot.core.reply import Reply, StepState
 from bot.core.secret import Secret
 from bot.wiring import core_settings
+from bot.wiring.github import build_github_host
 from handlers.context import CommandContext, Requester, Services
 from handlers.create import run_create
 from handlers.status import run_status
@@ -806,20 +803,20 @@ def test_configuration_selects_github_and_says_what_is_missing(
     def settings(**values: Any) -> Settings:
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
-    token = host_from_settings(settings(github_repo="acme/gitops", github_token="ghp_abc"))
+    token = build_github_host(settings(github_repo="acme/gitops", github_token="ghp_abc"))
     assert token.repo == "acme/gitops" and token.api_url == "https://api.github.com"
     with pytest.raises(ConfigError, match="PGDB_GITHUB_TOKEN \\(or PGDB_GITHUB_APP_ID"):
-        host_from_settings(settings(github_repo="acme/gitops"))
+        build_github_host(settings(github_repo="acme/gitops"))
     with pytest.raises(ConfigError, match="PGDB_GITHUB_REPO"):
-        host_from_settings(settings(github_token="ghp_abc"))
+        build_github_host(settings(github_token="ghp_abc"))
     with pytest.raises(ConfigError, match="not both"):
-        host_from_settings(settings(github_repo="a/b", github_token="t", github_app_id="1"))
+        build_github_host(settings(github_repo="a/b", github_token="t", github_app_id="1"))
     with pytest.raises(
         ConfigError, match="PGDB_GITHUB_APP_PRIVATE_KEY, PGDB_GITHUB_INSTALLATION_ID"
     ):
-        host_from_settings(settings(github_repo="a/b", github_app_id="1"))
+        build_github_host(settings(github_repo="a/b", github_app_id="1"))
     with pytest.raises(ConfigError, match="PGDB_GITHUB_APP_PRIVATE_KEY: not an unencrypted PEM"):
-        host_from_settings(
+        build_github_host(
             settings(
                 github_repo="a/b",
                 github_app_id="1",
@@ -829,7 +826,7 @@ def test_configuration_selects_github_and_says_what_is_missing(
         )
     key_file = tmp_path / "app.pem"
     key_file.write_text(github_app_key)
-    app = host_from_settings(
+    app = build_github_host(
         settings(
             github_repo="a/b",
             github_app_id="1",

@@ -13,7 +13,8 @@ from infisical_sdk import InfisicalSDKClient
 from infisical_sdk.infisical_requests import APIError
 
 from bot.adapters.file_secrets import FileSecretStore
-from bot.adapters.infisical_secrets import ATTEMPTS, InfisicalSecretStore
+from bot.adapters.infisical.session import ATTEMPTS
+from bot.adapters.infisical.store import InfisicalSecretStore
 from bot.config import ConfigError, Settings
 from bot.core.errors import BackendUnavailable
 from bot.core.model import StoredCredentials

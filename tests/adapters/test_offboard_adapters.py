@@ -11,8 +11,9 @@ import pytest
 from psycopg import sql
 
 from bot.adapters.file_secrets import FileSecretStore
-from bot.adapters.github_host import GitHubHost
-from bot.adapters.infisical_secrets import ATTEMPTS, InfisicalSecretStore
+from bot.adapters.github.host import GitHubHost
+from bot.adapters.infisical.session import ATTEMPTS
+from bot.adapters.infisical.store import InfisicalSecretStore
 from bot.adapters.local_git import LocalGitHost
 from bot.adapters.postgres.roles import PostgresDatabase
 from bot.core.errors import BackendUnavailable, ConflictError, PermissionProblem

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from bot.adapters.console_chat import ConsoleConversation
-from bot.adapters.infisical_secrets import InfisicalSecretStore
+from bot.adapters.infisical.store import InfisicalSecretStore
 from bot.adapters.kube_source import KubeSource
 from bot.adapters.kubernetes import KubernetesCluster
 from bot.core.names import AppName
