@@ -17,14 +17,16 @@ import pytest
 
 from bot.adapters.file_secrets import FileSecretStore
 from bot.adapters.local_git import LocalGitHost
-from bot.adapters.mattermost import MattermostApi, MattermostPlatform
+from bot.adapters.mattermost.api import MattermostApi
+from bot.adapters.mattermost.platform import MattermostPlatform
 from bot.adapters.no_cluster import NoCluster
 from bot.adapters.pg_alerts import PostgresAlertStore
 from bot.adapters.postgres import MIGRATIONS, PostgresBotState, PostgresDatabase
-from bot.adapters.slack import SlackPlatform, SlackSettings
 from bot.config import Settings
 from bot.core.ports import AlertSink
+from bot.http_edge import EdgeAudit
 from bot.runner import CommandRunner
+from bot.wiring.chat import SlackConfig, command_intake, slack_platform
 from handlers.alerts import AlertLifecycle
 from handlers.context import Services
 from handlers.findings import Finding, Severity
@@ -108,8 +110,8 @@ def chat(
 ) -> Iterator[Chat]:
     services = offline_services(tmp_path, gitops_repo)
     runner = CommandRunner(workers=1)
-    slack = SlackPlatform(
-        config=SlackSettings(
+    slack = slack_platform(
+        SlackConfig(
             bot_token="xoxb-t",
             signing_secret="secret",
             app_token=None,
@@ -121,9 +123,10 @@ def chat(
     )
     api = MattermostApi(base_url=fake_mattermost.url, bot_token=BOT_TOKEN, timeout=5.0)
     mattermost = MattermostPlatform(
-        services=services,
-        runner=runner,
         api=api,
+        intake=command_intake(services),
+        runner=runner,
+        edge_audit=EdgeAudit(services.state),
         command_token="cmdtoken000000000000000001",
         ops_channel=MM_OPS,
         buttons=None,
