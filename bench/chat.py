@@ -415,7 +415,7 @@ IMPORT_STEPS = [
         "import bot.server, bot.wiring, bot.adapters.postgres.roles",
     ),
     ("+ slack_bolt", "import slack_bolt, slack_sdk"),
-    ("+ mattermost adapter", "import bot.adapters.mattermost"),
+    ("+ mattermost adapter", "import bot.adapters.mattermost.platform"),
     ("+ kubernetes", "import kubernetes"),
     ("+ infisical_sdk", "import infisical_sdk"),
     ("+ github (PyGithub)", "import github"),

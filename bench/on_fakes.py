@@ -16,9 +16,9 @@ from bench.fleet import Fleet
 from bench.measure import counting
 from bot.adapters.console_chat import ConsoleConversation
 from bot.core.manifests import database_path, secret_path
+from bot.core.model import Requester
 from bot.core.names import AppName
 from bot.wiring import instrumented
-from handlers.context import Requester
 from handlers.dispatch import dispatch
 from handlers.findings import diagnose
 from handlers.observe import observe

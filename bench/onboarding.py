@@ -9,8 +9,8 @@ from typing import Any
 from bench.fleet import Fleet
 from bench.measure import counting, median
 from bot.adapters.console_chat import ConsoleConversation
+from bot.core.model import Requester
 from bot.wiring import instrumented
-from handlers.context import Requester
 from handlers.dispatch import dispatch
 
 # The fewest port calls a first onboarding needs from each system, and why.

@@ -9,7 +9,8 @@ import time
 from typing import Any
 
 from bot.adapters.console_chat import ConsoleConversation
-from handlers.context import CommandContext, Requester, Services
+from bot.core.model import Requester
+from handlers.context import CommandContext, Services
 from handlers.status import run_status
 
 

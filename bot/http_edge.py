@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from bot.core.errors import PgdbError
 from bot.core.model import AuditEntry
 from bot.core.ports import BotState
-from bot.core.text import storable
+from bot.core.text import Refusal, storable
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,27 @@ class EdgeAudit:
         except queue.Full:
             with self._lock:
                 self._dropped += 1
+
+    def refused_body(self, *, platform: str, path: str, limit: int) -> None:
+        """A body over ``limit`` bytes, refused before it was read whole (so its sender is
+        unknown)."""
+        self.refused(
+            user=UNAUTHENTICATED,
+            platform=platform,
+            command=f"(a request body over {limit:,} bytes to {path})",
+            result="too large",
+            detail="refused before reading it whole",
+        )
+
+    def refused_command(self, refusal: Refusal, *, user: str, platform: str, text: str) -> None:
+        """A command refused before anything parsed or logged its text (``refuse_at_edge``)."""
+        self.refused(
+            user=user or UNAUTHENTICATED,
+            platform=platform,
+            command=f"/pgdb {text}",
+            result=refusal.outcome,
+            detail=refusal.message,
+        )
 
     def _start(self) -> None:
         with self._lock:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.core.errors import PgdbError
+from bot.core.model import Requester
 from bot.core.ports import GroupResolver
-from handlers.context import Requester
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,14 @@ import logging
 from datetime import datetime, timedelta
 
 from bot.core.errors import PgdbError
-from bot.core.model import ApprovalRequest, ApprovalStatus, AuditEntry, WorkflowStatus
+from bot.core.model import ApprovalRequest, ApprovalStatus, AuditEntry, Requester, WorkflowStatus
 from bot.core.names import AppName, parse_app_name
 from bot.core.ports import ApprovalStore
 from bot.core.reply import Alert, Button, Reply, StepState, error_reply
 from bot.core.text import is_number
 from handlers.access import Role, role_of
 from handlers.commands import UsageError
-from handlers.context import CommandContext, Requester, Services
+from handlers.context import CommandContext, Services
 from handlers.create import in_progress, run_create
 from handlers.lifecycle import CREATE
 from handlers.policy import namespace_policy

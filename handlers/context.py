@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bot.core.model import Requester
 from bot.core.ports import (
     UNMEASURED,
     AlertStore,
@@ -45,15 +46,6 @@ class Services:
     bot_role: str = ""  # the bot's own PostgreSQL role: never an app name
     clock: Callable[[], datetime] = utcnow
     metrics: Metrics = UNMEASURED  # commands and workflow steps, for /metrics
-
-
-@dataclass(frozen=True, kw_only=True)
-class Requester:
-    """The platform's stable user id (never a display name) and the platform's name."""
-
-    user_id: str
-    platform: str
-    is_console_owner: bool = False
 
 
 @dataclass(kw_only=True)

@@ -8,14 +8,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.core.errors import PgdbError
-from bot.core.model import AuditEntry
+from bot.core.model import AuditEntry, Requester
 from bot.core.names import InvalidAppName, InvalidNamespace
 from bot.core.ports import Conversation
 from bot.core.reply import Reply, error_reply
 from bot.core.text import refuse_at_edge, storable
 from handlers.access import Role, check_role
 from handlers.commands import Command, UsageError, parse
-from handlers.context import CommandContext, Requester, Services
+from handlers.context import CommandContext, Services
 from handlers.registry import ROUTES
 
 log = logging.getLogger(__name__)

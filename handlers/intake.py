@@ -6,28 +6,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 
 from bot.core.errors import PgdbError
-from bot.core.model import AuditEntry
+from bot.core.model import AuditEntry, Once, Requester
 from bot.core.ports import Conversation
 from bot.core.reply import Reply, error_reply
 from bot.core.text import storable
-from handlers.context import Requester, Services
+from handlers.context import Services
 from handlers.dispatch import dispatch
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Once:
-    """A request that runs at most once: its key (a digest, never the request itself) and the
-    end of its validity window, after which nobody can present it again."""
-
-    key: str
-    until: datetime
-    what: str  # for the requester and the log: "signed Slack request", "Mattermost button"
 
 
 def run_once(

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from bot.core.model import Requester
 from bot.core.reply import Reply, StepState
-from handlers.context import Requester, Services
+from handlers.context import Services
 from handlers.dispatch import dispatch
 
 _STATE_MARKS = {

@@ -549,3 +549,38 @@ class Observed(Generic[T]):
     @classmethod
     def not_configured(cls) -> Observed[T]:
         return cls(None, None, configured=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Requester:
+    """Who typed a command: the platform's stable user id (never a display name) and the
+    platform's name."""
+
+    user_id: str
+    platform: str
+    is_console_owner: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Once:
+    """A request that runs at most once: its key (a digest, never the request itself) and the
+    end of its validity window, after which nobody can present it again."""
+
+    key: str
+    until: datetime
+    what: str  # for the requester and the log: "signed Slack request", "Mattermost button"
+
+
+def thread_link(platform: str, channel: str, message: str) -> str:
+    """``<platform>:<channel>:<message>``: a command's message, as its conversation's
+    ``message_link`` names it so that a later reply can go to its thread."""
+    return f"{platform}:{channel}:{message}"
+
+
+def thread_of(link: str, *, platform: str) -> tuple[str, str] | None:
+    """The (channel, message) a :func:`thread_link` of ``platform`` names; None for another
+    platform's link or a malformed one."""
+    if not link.startswith(f"{platform}:"):
+        return None
+    channel, _, message = link.removeprefix(f"{platform}:").partition(":")
+    return (channel, message) if channel and message else None

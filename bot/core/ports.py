@@ -22,8 +22,10 @@ from bot.core.model import (
     GitSnapshot,
     KubeSecret,
     NewAlert,
+    Once,
     PasswordVerdict,
     Proposal,
+    Requester,
     ResyncResult,
     Silence,
     StoredCredentials,
@@ -475,3 +477,19 @@ class Leadership(Protocol):
         ...
 
     def release(self) -> None: ...
+
+
+class CommandIntake(Protocol):
+    """Where a chat adapter hands a command over, on a worker of the runner: the core runs it
+    (the composition root binds ``handlers.intake.run_once`` to the services of that platform).
+    The adapter only translates the platform's request into these arguments; every rule
+    (authorization, replays, audit) is the core's."""
+
+    def __call__(
+        self,
+        *,
+        text: str,
+        requester: Requester,
+        conversation: Conversation,
+        once: Once | None,
+    ) -> None: ...

@@ -163,15 +163,14 @@ def build_platforms(
     settings: Settings, services: Services, runner: CommandRunner
 ) -> list[ChatPlatform]:
     """Every chat platform whose variables are set; `run` serves them all at once."""
-    platforms: list[ChatPlatform] = []
-    from bot.adapters.mattermost import build_mattermost
+    # imported here: the chat adapters (slack_bolt under one) are for `pgdb-bot run` only
+    from bot.wiring.chat import build_mattermost, build_slack
 
+    platforms: list[ChatPlatform] = []
     mattermost = build_mattermost(settings, services, runner)
     if mattermost is not None:
         platforms.append(mattermost)
-    from bot.adapters.slack import slack_platform
-
-    slack = slack_platform(settings=settings, services=services, runner=runner)
+    slack = build_slack(settings, services, runner)
     if slack is not None:
         platforms.append(slack)
     return platforms

@@ -17,17 +17,19 @@ import pytest
 
 from bot.adapters.file_secrets import FileSecretStore
 from bot.adapters.local_git import LocalGitHost
-from bot.adapters.mattermost import MattermostApi, MattermostPlatform
+from bot.adapters.mattermost.api import MattermostApi
+from bot.adapters.mattermost.platform import MattermostPlatform
 from bot.adapters.no_cluster import NoCluster
 from bot.adapters.postgres.alerts import PostgresAlertStore
 from bot.adapters.postgres.migrations import MIGRATIONS, BotSchema
 from bot.adapters.postgres.roles import PostgresDatabase
 from bot.adapters.postgres.state import PostgresBotState
-from bot.adapters.slack import SlackPlatform, SlackSettings
 from bot.config import Settings
 from bot.core.ports import AlertSink
+from bot.http_edge import EdgeAudit
 from bot.runner import CommandRunner
 from bot.wiring import core_settings
+from bot.wiring.chat import SlackConfig, command_intake, slack_platform
 from handlers.alerts import AlertLifecycle
 from handlers.context import Services
 from handlers.findings import Finding, Severity
@@ -111,8 +113,8 @@ def chat(
 ) -> Iterator[Chat]:
     services = offline_services(tmp_path, gitops_repo)
     runner = CommandRunner(workers=1)
-    slack = SlackPlatform(
-        config=SlackSettings(
+    slack = slack_platform(
+        SlackConfig(
             bot_token="xoxb-t",
             signing_secret="secret",
             app_token=None,
@@ -124,9 +126,10 @@ def chat(
     )
     api = MattermostApi(base_url=fake_mattermost.url, bot_token=BOT_TOKEN, timeout=5.0)
     mattermost = MattermostPlatform(
-        services=services,
-        runner=runner,
         api=api,
+        intake=command_intake(services),
+        runner=runner,
+        edge_audit=EdgeAudit(services.state),
         command_token="cmdtoken000000000000000001",
         ops_channel=MM_OPS,
         buttons=None,

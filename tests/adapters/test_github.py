@@ -40,6 +40,7 @@ from bot.core.model import (
     PasswordVerdict,
     Proposal,
     ProposalState,
+    Requester,
     RoleInfo,
     StoredCredentials,
     WorkflowRecord,
@@ -51,7 +52,7 @@ from bot.core.reply import Reply, StepState
 from bot.core.secret import Secret
 from bot.wiring import core_settings
 from bot.wiring.github import build_github_host
-from handlers.context import CommandContext, Requester, Services
+from handlers.context import CommandContext, Services
 from handlers.create import run_create
 from handlers.status import run_status
 from tests.fixtures.github import FakeGitHub, Pull

@@ -18,25 +18,21 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from bot.adapters.mattermost import (
-    ButtonConfig,
-    MattermostApi,
-    MattermostConversation,
-    MattermostError,
-    MattermostGroups,
-    MattermostPlatform,
-    build_mattermost,
-    check_button,
-    render_alert,
-    render_reply,
-)
+from bot.adapters.mattermost.api import MattermostApi, MattermostError
+from bot.adapters.mattermost.buttons import ButtonConfig, check_button
+from bot.adapters.mattermost.conversation import MattermostConversation
+from bot.adapters.mattermost.groups import MattermostGroups
+from bot.adapters.mattermost.platform import MattermostPlatform
+from bot.adapters.mattermost.render import render_alert, render_reply
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.errors import BackendUnavailable
+from bot.core.model import Requester
 from bot.core.reply import Alert, Button, Reply, Step, StepState, error_reply
+from bot.http_edge import EdgeAudit
 from bot.pgcluster import free_port
 from bot.runner import CommandRunner
+from bot.wiring.chat import build_mattermost, command_intake
 from handlers.access import Role, role_of
-from handlers.context import Requester
 from tests.fixtures.bot import BotEnv
 from tests.fixtures.mattermost import BOT_TOKEN, FakeMattermost, mattermost_id
 
@@ -563,10 +559,12 @@ def test_every_page_of_groups_is_read_until_the_group_is_found(
 @pytest.fixture
 def platform(bot_env: BotEnv, fake_mattermost: FakeMattermost) -> Iterator[MattermostPlatform]:
     runner = CommandRunner(workers=2)
+    services = bot_env.services(operators=["operator0000000000000000001"])
     yield MattermostPlatform(
-        services=bot_env.services(operators=["operator0000000000000000001"]),
-        runner=runner,
         api=api_for(fake_mattermost),
+        intake=command_intake(services),
+        runner=runner,
+        edge_audit=EdgeAudit(services.state),
         command_token=COMMAND_TOKEN,
         ops_channel=OPS,
         buttons=BUTTONS,

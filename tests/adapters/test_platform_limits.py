@@ -12,8 +12,12 @@ import re
 
 import pytest
 
-from bot.adapters.mattermost import MattermostApi, MattermostConversation, render_reply
-from bot.adapters.slack import Messenger, SlackConversation, render, web_client
+from bot.adapters.mattermost.api import MattermostApi
+from bot.adapters.mattermost.conversation import MattermostConversation
+from bot.adapters.mattermost.render import render_reply
+from bot.adapters.slack.client import web_client
+from bot.adapters.slack.conversation import Messenger, SlackConversation
+from bot.adapters.slack.render import render
 from bot.core.reply import Reply
 from tests.fixtures.mattermost import BOT_TOKEN, MAX_MESSAGE_RUNES, FakeMattermost
 from tests.fixtures.slack import FakeSlack, block_text_size, size_error

@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bot.adapters.mattermost import button_context
+from bot.adapters.mattermost.buttons import button_context
 from bot.core.model import AuditEntry
 from bot.pgcluster import free_port
 from tests.fixtures.bot import BotEnv

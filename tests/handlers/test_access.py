@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from bot.core.errors import BackendUnavailable
+from bot.core.model import Requester
 from handlers.access import Role, RoleCheck, check_role, role_of
-from handlers.context import Requester
 
 
 class Groups:

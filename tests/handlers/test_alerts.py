@@ -19,12 +19,12 @@ from bot.adapters.postgres.alerts import PostgresAlertStore
 from bot.adapters.postgres.migrations import BotSchema
 from bot.config import load_settings
 from bot.core.errors import BackendUnavailable
-from bot.core.model import StoredCredentials
+from bot.core.model import Requester, StoredCredentials
 from bot.core.reply import Alert
 from bot.wiring import core_settings
 from handlers.alerts import AlertLifecycle, LogAlerts, PassReport
 from handlers.commands import UsageError
-from handlers.context import CommandContext, Requester, Services
+from handlers.context import CommandContext, Services
 from handlers.findings import Finding, Severity
 from handlers.silence import run_silence
 

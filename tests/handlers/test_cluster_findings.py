@@ -23,6 +23,7 @@ from bot.core.model import (
     GitSnapshot,
     PasswordResult,
     PasswordVerdict,
+    Requester,
     RoleInfo,
     StoredCredentials,
     WorkflowRecord,
@@ -30,7 +31,7 @@ from bot.core.model import (
 from bot.core.names import AppName
 from bot.core.secret import Secret
 from bot.wiring import core_settings
-from handlers.context import CommandContext, Requester, Services
+from handlers.context import CommandContext, Services
 from handlers.diagnose import exit_code
 from handlers.findings import Diagnosis, Finding, Severity, diagnose
 from handlers.observe import Observation

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from bot.adapters.console_chat import ConsoleConversation
+from bot.core.model import Requester
 from bot.core.names import AppName
 from bot.core.reply import Reply, StepState
-from handlers.context import CommandContext, Requester, Services
+from handlers.context import CommandContext, Services
 from handlers.create import run_create
 from tests.fixtures.bot import BotEnv
 from tests.fixtures.postgres import with_params

@@ -8,9 +8,10 @@ import io
 from datetime import timedelta
 
 from bot.adapters.console_chat import ConsoleConversation
+from bot.core.model import Requester
 from bot.core.names import AppName
 from bot.core.reply import Alert, Reply
-from handlers.context import CommandContext, Requester, Services
+from handlers.context import CommandContext, Services
 from handlers.create import run_create
 from handlers.findings import diagnose
 from handlers.follow import READY, STUCK, decide, follow_through

@@ -17,8 +17,9 @@ import pytest
 from bot.adapters.console_chat import ConsoleConversation
 from bot.adapters.kube_source import KubeSource
 from bot.adapters.kubernetes import KubernetesCluster
+from bot.core.model import Requester
 from bot.core.reply import Button, Reply, StepState
-from handlers.context import Requester, Services
+from handlers.context import Services
 from handlers.dispatch import dispatch
 from handlers.findings import diagnose
 from handlers.lifecycle import Lifecycle, lifecycle_of

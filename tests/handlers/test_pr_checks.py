@@ -6,8 +6,9 @@ import io
 import json
 
 from bot.adapters.console_chat import ConsoleConversation
+from bot.core.model import Requester
 from bot.core.names import AppName
-from handlers.context import CommandContext, Requester
+from handlers.context import CommandContext
 from handlers.create import run_create
 from handlers.findings import diagnose
 from handlers.observe import observe

@@ -23,11 +23,12 @@ from bot.adapters.console_chat import ConsoleConversation
 from bot.adapters.infisical.store import InfisicalSecretStore
 from bot.adapters.kube_source import KubeSource
 from bot.adapters.kubernetes import KubernetesCluster
+from bot.core.model import Requester
 from bot.core.names import AppName
 from bot.core.reply import Reply, StepState
 from bot.core.scram import scram_matches
 from bot.core.secret import Secret
-from handlers.context import CommandContext, Requester, Services, utcnow
+from handlers.context import CommandContext, Services, utcnow
 from handlers.create import run_create
 from handlers.findings import diagnose
 from handlers.lifecycle import Lifecycle, lifecycle_of
