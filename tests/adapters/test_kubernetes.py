@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -405,3 +407,21 @@ def test_the_fake_server_matches_the_clients_wire_details(fake_kube: FakeKuberne
     assert missing.value.status == 404 and '"kind": "Status"' in str(missing.value.body)
     secret = managed_secret("fresh", PASSWORD)
     assert fake_kube.put(secret)["metadata"]["resourceVersion"]
+
+
+def test_the_adapter_loads_no_typed_api_or_model_class() -> None:
+    """The typed API classes import ~250 model modules (~20 MiB for the process's life): every
+    call goes through the client's generic one instead (issue 17's footprint)."""
+    code = (
+        "import sys, bot.adapters.kubernetes.cluster, bot.adapters.kubernetes.lease\n"
+        "print(sorted(m for m in sys.modules if m.startswith('kubernetes.client.')"
+        " and m.split('.')[2] in ('models', 'api')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],  # this checkout's bot package
+    ).stdout
+    assert loaded.strip() == "['kubernetes.client.models']"  # the package only: lazy
