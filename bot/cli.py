@@ -100,8 +100,11 @@ def _run(settings: Settings) -> int:
         log.warning("no chat platform is configured: serving the health endpoints only")
     readiness = Readiness(readiness_checks(services))
     from bot.scheduler import build_scheduler
+    from bot.wiring.kubernetes import build_leadership
 
-    scheduler = build_scheduler(settings, services, platforms)
+    scheduler = build_scheduler(
+        settings, services, platforms, leadership=build_leadership(settings)
+    )
     scheduler.start()
     try:
         Server(

@@ -2,15 +2,14 @@
 ``PGDB_DIAGNOSE_INTERVAL`` (a duration or a 5-field cron), on the leader only.
 
 Leadership is a Kubernetes ``Lease`` when Kubernetes is configured, else a PostgreSQL advisory
-lock. A separate job renews it more often than it expires, so a follower takes over within a
-lease period when the leader dies; each pass asks again right before it runs.
+lock (the composition root chooses: ``bot.wiring.kubernetes.build_leadership``). A separate
+job renews it more often than it expires, so a follower takes over within a lease period when
+the leader dies; each pass asks again right before it runs.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -199,43 +198,20 @@ class DiagnosticsScheduler:
             log.exception("releasing leadership failed")
 
 
-def identity(settings: Settings) -> str:
-    """This replica's name in the Lease: the pod name when the Deployment gives it."""
-    return settings.pod_name or f"{socket.gethostname()}-{os.getpid()}"
-
-
 def build_scheduler(
     settings: Settings,
     services: Services,
     sinks: Sequence[AlertSink],
     *,
+    leadership: Leadership,
     store: AlertStore | None = None,
 ) -> DiagnosticsScheduler:
-    """The scheduler of ``pgdb-bot run``: alerts to every chat platform, or to the log."""
-    from bot.adapters.kube_source import select_source
-    from bot.adapters.postgres.alerts import PostgresAlertStore
-    from bot.adapters.postgres.migrations import BotSchema
-
-    dsn = settings.pg_dsn
-    assert dsn is not None, "build_services requires PGDB_PG_DSN"
-    leadership: Leadership
-    source = select_source(settings)
-    if source is not None:
-        from bot.adapters.kubernetes import KubernetesLease
-
-        leadership = KubernetesLease.connect(
-            source, settings=settings, identity=identity(settings), duration_seconds=LEASE_SECONDS
-        )
-    else:
-        from bot.adapters.postgres.leader import PostgresLeaderLock
-
-        leadership = PostgresLeaderLock(
-            dsn, key=f"pgdb-bot scheduler {settings.env}/{settings.state_schema}"
-        )
+    """The scheduler of ``pgdb-bot run``: alerts to every chat platform, or to the log;
+    ``leadership`` from the composition root (``bot.wiring.kubernetes.build_leadership``)."""
+    alerts = store or services.alerts
+    assert alerts is not None, "build_services gives the alert store"
     lifecycle = AlertLifecycle(
-        store=store
-        or services.alerts
-        or PostgresAlertStore(BotSchema(dsn, name=settings.state_schema)),
+        store=alerts,
         sinks=list(sinks) or [LogAlerts()],
         repeat=timedelta(seconds=settings.alert_repeat_seconds),
         environment=settings.env,

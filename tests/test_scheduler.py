@@ -16,8 +16,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from kubernetes.client import ApiClient, Configuration
 from prometheus_client import REGISTRY
 
-from bot.adapters.kube_source import KubeSource
-from bot.adapters.kubernetes import KubernetesCluster, KubernetesLease
+from bot.adapters.kubernetes.api import KubeApi
+from bot.adapters.kubernetes.lease import KubernetesLease
+from bot.adapters.kubernetes.source import KubeSource
 from bot.adapters.postgres.alerts import PostgresAlertStore
 from bot.adapters.postgres.leader import PostgresLeaderLock
 from bot.adapters.postgres.migrations import BotSchema
@@ -26,6 +27,7 @@ from bot.core.reply import Alert
 from bot.pgcluster import free_port
 from bot.scheduler import DiagnosticsScheduler, trigger_for
 from bot.wiring import core_settings
+from bot.wiring.kubernetes import connect_cluster
 from handlers.alerts import AlertLifecycle
 from handlers.context import Services
 from tests.fixtures.bot import BotEnv
@@ -62,7 +64,7 @@ class Channel:
 
 def lease(fake: FakeKubernetes, identity: str, clock: Clock) -> KubernetesLease:
     return KubernetesLease(
-        ApiClient(Configuration(host=fake.url)),
+        KubeApi(ApiClient(Configuration(host=fake.url)), where=fake.url),
         namespace="databases",
         name="pgdb-bot-dev",
         identity=identity,
@@ -205,7 +207,7 @@ def scheduler(
     services = dataclasses.replace(
         bot_env.services(),
         settings=core_settings(settings),
-        cluster=KubernetesCluster.connect(source, settings=settings),
+        cluster=connect_cluster(source, settings),
     )
     store = PostgresAlertStore(BotSchema(bot_env.dsn))
     return DiagnosticsScheduler(

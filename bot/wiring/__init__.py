@@ -11,7 +11,6 @@ from typing import cast
 from psycopg.conninfo import conninfo_to_dict
 
 from bot.adapters.file_secrets import FileSecretStore
-from bot.adapters.kube_source import select_source
 from bot.adapters.local_git import LocalGitHost
 from bot.adapters.postgres.alerts import PostgresAlertStore
 from bot.adapters.postgres.approvals import PostgresApprovalStore
@@ -31,6 +30,7 @@ from bot.core.ports import (
 from bot.core.secret import Secret
 from bot.metrics import Instrumented, PrometheusMetrics
 from bot.runner import CommandRunner
+from bot.wiring.kubernetes import build_cluster
 from handlers.context import Services
 from handlers.settings import Access, CoreSettings, Duration, Layout, Timing, WorkflowOptions
 
@@ -194,16 +194,3 @@ def instrumented(services: Services) -> Services:
         if services.approvals is not None
         else None,
     )
-
-
-def build_cluster(settings: Settings) -> Cluster:
-    """The Kubernetes adapter when a source is selected, else the "not configured" one (the
-    client library is imported only then)."""
-    source = select_source(settings)
-    if source is None:
-        from bot.adapters.no_cluster import NoCluster
-
-        return NoCluster()
-    from bot.adapters.kubernetes import KubernetesCluster
-
-    return KubernetesCluster.connect(source, settings=settings)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +14,14 @@ import pytest
 from kubernetes.client import ApiClient, Configuration, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from bot.adapters.kube_source import KubeSource, select_source
-from bot.adapters.kubernetes import KubernetesCluster, toggled_resync
+from bot.adapters.kubernetes.cluster import KubernetesCluster
+from bot.adapters.kubernetes.parse import toggled_resync
+from bot.adapters.kubernetes.source import KubeSource, select_source
 from bot.adapters.no_cluster import NoCluster
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.errors import BackendUnavailable
 from bot.core.secret import Secret
-from bot.wiring import build_cluster
+from bot.wiring.kubernetes import build_cluster, connect_cluster, kube_source
 from tests.fixtures.kubernetes import (
     CLUSTER,
     NAMESPACE,
@@ -47,9 +50,9 @@ def _no_pgdb_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 def connect(fake: FakeKubernetes, **settings: Any) -> KubernetesCluster:
     settings.setdefault("kube_timeout", "2s")
     config = load_settings(kubeconfig=fake.kubeconfig, **settings)
-    source = select_source(config)
+    source = kube_source(config)
     assert source is not None
-    return KubernetesCluster.connect(source, settings=config)
+    return connect_cluster(source, config)
 
 
 # --- choosing the configuration (PGDB_KUBERNETES=auto|on|off) ------------------------------
@@ -58,7 +61,7 @@ def connect(fake: FakeKubernetes, **settings: Any) -> KubernetesCluster:
 def test_auto_without_any_configuration_means_not_configured(tmp_path: Path) -> None:
     settings = Settings()
 
-    assert select_source(settings, environ={}, home=tmp_path) is None
+    assert select_source(mode=settings.kubernetes, environ={}, home=tmp_path) is None
     assert (
         isinstance(build_cluster(settings), NoCluster)
         or Path.home().joinpath(".kube", "config").exists()
@@ -67,13 +70,20 @@ def test_auto_without_any_configuration_means_not_configured(tmp_path: Path) -> 
 
 def test_on_without_any_configuration_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="PGDB_KUBERNETES=on but no Kubernetes configuration"):
-        select_source(Settings(kubernetes="on"), environ={}, home=tmp_path)
+        select_source(mode="on", environ={}, home=tmp_path)
 
 
 def test_off_wins_over_everything(fake_kube: FakeKubernetes, tmp_path: Path) -> None:
     settings = Settings(kubernetes="off", kubeconfig=fake_kube.kubeconfig)
 
-    assert select_source(settings, environ={"KUBECONFIG": str(fake_kube.kubeconfig)}) is None
+    assert (
+        select_source(
+            mode="off",
+            kubeconfig=fake_kube.kubeconfig,
+            environ={"KUBECONFIG": str(fake_kube.kubeconfig)},
+        )
+        is None
+    )
     assert isinstance(build_cluster(settings), NoCluster)
 
 
@@ -86,11 +96,11 @@ def test_the_sources_in_order(fake_kube: FakeKubernetes, tmp_path: Path) -> None
     in_cluster = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBECONFIG": "/nowhere:" + str(token)}
 
     explicit = select_source(
-        Settings(kubeconfig=fake_kube.kubeconfig), environ=in_cluster, token_file=token
+        mode="auto", kubeconfig=fake_kube.kubeconfig, environ=in_cluster, token_file=token
     )
-    pod = select_source(Settings(), environ=in_cluster, token_file=token, home=home)
-    env = select_source(Settings(), environ={"KUBECONFIG": "/nowhere:" + str(token)}, home=home)
-    default = select_source(Settings(kube_context="fake"), environ={}, home=home)
+    pod = select_source(mode="auto", environ=in_cluster, token_file=token, home=home)
+    env = select_source(mode="auto", environ={"KUBECONFIG": "/nowhere:" + str(token)}, home=home)
+    default = select_source(mode="auto", context="fake", environ={}, home=home)
 
     assert explicit == KubeSource(
         in_cluster=False, kubeconfig=fake_kube.kubeconfig, origin="PGDB_KUBECONFIG"
@@ -105,7 +115,7 @@ def test_a_kubeconfig_that_does_not_exist_or_does_not_load_names_the_variable(
     tmp_path: Path,
 ) -> None:
     with pytest.raises(ConfigError, match=r"PGDB_KUBECONFIG: .* is not a file"):
-        select_source(Settings(kubeconfig=tmp_path / "missing"))
+        kube_source(Settings(kubeconfig=tmp_path / "missing"))
     broken = tmp_path / "broken"
     broken.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
     with pytest.raises(ConfigError, match="PGDB_KUBECONFIG: cannot load"):
@@ -397,3 +407,21 @@ def test_the_fake_server_matches_the_clients_wire_details(fake_kube: FakeKuberne
     assert missing.value.status == 404 and '"kind": "Status"' in str(missing.value.body)
     secret = managed_secret("fresh", PASSWORD)
     assert fake_kube.put(secret)["metadata"]["resourceVersion"]
+
+
+def test_the_adapter_loads_no_typed_api_or_model_class() -> None:
+    """The typed API classes import ~250 model modules (~20 MiB for the process's life): every
+    call goes through the client's generic one instead (issue 17's footprint)."""
+    code = (
+        "import sys, bot.adapters.kubernetes.cluster, bot.adapters.kubernetes.lease\n"
+        "print(sorted(m for m in sys.modules if m.startswith('kubernetes.client.')"
+        " and m.split('.')[2] in ('models', 'api')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],  # this checkout's bot package
+    ).stdout
+    assert loaded.strip() == "['kubernetes.client.models']"  # the package only: lazy

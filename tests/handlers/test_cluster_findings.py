@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from bot.adapters.console_chat import ConsoleConversation
-from bot.adapters.kube_source import KubeSource
-from bot.adapters.kubernetes import KubernetesCluster
+from bot.adapters.kubernetes.cluster import KubernetesCluster
+from bot.adapters.kubernetes.source import KubeSource
 from bot.config import Settings, load_settings
 from bot.core.model import (
     DatabaseInfo,
@@ -31,6 +31,7 @@ from bot.core.model import (
 from bot.core.names import AppName
 from bot.core.secret import Secret
 from bot.wiring import core_settings
+from bot.wiring.kubernetes import connect_cluster
 from handlers.context import CommandContext, Services
 from handlers.diagnose import exit_code
 from handlers.findings import Diagnosis, Finding, Severity, diagnose
@@ -150,7 +151,7 @@ def _no_pgdb_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None
 
 def cluster_for(fake: FakeKubernetes, settings: Settings) -> KubernetesCluster:
     source = KubeSource(in_cluster=False, kubeconfig=fake.kubeconfig, origin="test")
-    return KubernetesCluster.connect(source, settings=settings)
+    return connect_cluster(source, settings)
 
 
 def services(

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 
 from bot.adapters.console_chat import ConsoleConversation
-from bot.adapters.kube_source import KubeSource
-from bot.adapters.kubernetes import KubernetesCluster
+from bot.adapters.kubernetes.source import KubeSource
 from bot.core.model import Requester
 from bot.core.reply import Button, Reply, StepState
+from bot.wiring.kubernetes import connect_cluster
 from handlers.context import Services
 from handlers.dispatch import dispatch
 from handlers.findings import diagnose
@@ -386,7 +386,7 @@ def with_kube(env: BotEnv, kube: FakeKubernetes) -> Services:
     services = env.services(kube_timeout="2s")
     assert kube.kubeconfig is not None
     source = KubeSource(in_cluster=False, kubeconfig=kube.kubeconfig, origin="test")
-    cluster = KubernetesCluster.connect(source, settings=env.settings(kube_timeout="2s"))
+    cluster = connect_cluster(source, env.settings(kube_timeout="2s"))
     return dataclasses.replace(services, cluster=cluster)
 
 

@@ -21,13 +21,13 @@ import pytest
 
 from bot.adapters.console_chat import ConsoleConversation
 from bot.adapters.infisical.store import InfisicalSecretStore
-from bot.adapters.kube_source import KubeSource
-from bot.adapters.kubernetes import KubernetesCluster
+from bot.adapters.kubernetes.source import KubeSource
 from bot.core.model import Requester
 from bot.core.names import AppName
 from bot.core.reply import Reply, StepState
 from bot.core.scram import scram_matches
 from bot.core.secret import Secret
+from bot.wiring.kubernetes import connect_cluster
 from handlers.context import CommandContext, Services, utcnow
 from handlers.create import run_create
 from handlers.findings import diagnose
@@ -79,7 +79,7 @@ def build(
     if kube is not None:
         assert kube.kubeconfig is not None
         source = KubeSource(in_cluster=False, kubeconfig=kube.kubeconfig, origin="test")
-        cluster = KubernetesCluster.connect(source, settings=env.settings(**settings))
+        cluster = connect_cluster(source, env.settings(**settings))
         services = dataclasses.replace(services, cluster=cluster)
     return services
 

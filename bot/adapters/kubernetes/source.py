@@ -1,6 +1,6 @@
-"""Whether, and how, the bot talks to Kubernetes (``PGDB_KUBERNETES=auto|on|off``).
+"""Whether, and how, the bot talks to Kubernetes: which credentials to load.
 
-Kept apart from the adapter so that choosing costs nothing: the kubernetes client (about a
+Kept apart from the client so that choosing costs nothing: the kubernetes client (about a
 second to import) is loaded only when a cluster is really configured.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError
 
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -33,25 +33,27 @@ class KubeSource:
 
 
 def select_source(
-    settings: Settings,
     *,
+    mode: str,
+    kubeconfig: Path | None = None,
+    context: str | None = None,
     environ: Mapping[str, str] | None = None,
     token_file: Path = IN_CLUSTER_TOKEN,
     home: Path | None = None,
 ) -> KubeSource | None:
-    """The source ``PGDB_KUBERNETES`` asks for; None when Kubernetes is off or, in ``auto``,
-    when nothing is there. ``on`` without any source is a configuration error.
+    """The source ``mode`` (``PGDB_KUBERNETES``: auto, on or off) asks for; None when
+    Kubernetes is off or, in ``auto``, when nothing is there. ``on`` without any source is a
+    configuration error.
 
-    Order: ``PGDB_KUBECONFIG`` (explicit, must exist), the in-cluster service account,
-    ``$KUBECONFIG``, ``~/.kube/config``.
+    Order: ``kubeconfig`` (``PGDB_KUBECONFIG``: explicit, must exist), the in-cluster service
+    account, ``$KUBECONFIG``, ``~/.kube/config``; ``context`` (``PGDB_KUBE_CONTEXT``) applies
+    to every kubeconfig.
     """
     env = os.environ if environ is None else environ
-    mode = settings.kubernetes
     if mode == "off":
         return None
-    context = settings.kube_context
-    if settings.kubeconfig is not None:
-        path = settings.kubeconfig.expanduser()
+    if kubeconfig is not None:
+        path = kubeconfig.expanduser()
         if not path.is_file():
             raise ConfigError(
                 f"PGDB_KUBECONFIG: {path} is not a file (point it at a kubeconfig, or unset it)"
