@@ -142,8 +142,8 @@ def _diagnose(settings: Settings, as_json: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from bot.config import ConfigError, load_settings
-    from bot.core.errors import PgdbError
+    from bot.config import load_settings
+    from bot.core.errors import ConfigError, PgdbError
 
     try:
         settings = load_settings()

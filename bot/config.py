@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.durations import parse_duration, parse_schedule
+from bot.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from bot.core.manifests import ManifestSettings
@@ -39,10 +40,6 @@ SECRET_SETTINGS = frozenset(
         "mattermost_command_token",
     }
 )
-
-
-class ConfigError(Exception):
-    """Invalid configuration; the message lists each offending variable."""
 
 
 def _split_commas(value: Any) -> Any:

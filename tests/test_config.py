@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import load_settings
+from bot.core.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

@@ -21,3 +21,7 @@ class PermissionProblem(PgdbError):
 
 class ConflictError(PgdbError):
     """The outside state changed under us (e.g. a branch moved); a re-run resolves it."""
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message lists each offending variable and what to set."""

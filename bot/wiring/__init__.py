@@ -17,7 +17,8 @@ from bot.adapters.postgres.approvals import PostgresApprovalStore
 from bot.adapters.postgres.migrations import BotSchema
 from bot.adapters.postgres.roles import PostgresDatabase
 from bot.adapters.postgres.state import PostgresBotState
-from bot.config import ConfigError, Settings
+from bot.config import Settings
+from bot.core.errors import ConfigError
 from bot.core.ports import (
     ApprovalStore,
     BotState,

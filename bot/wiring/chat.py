@@ -18,7 +18,8 @@ from bot.adapters.slack.client import web_client
 from bot.adapters.slack.conversation import Messenger
 from bot.adapters.slack.groups import SlackGroups
 from bot.adapters.slack.platform import SlackPlatform, SlackTokenRefused
-from bot.config import ConfigError, Settings
+from bot.config import Settings
+from bot.core.errors import ConfigError
 from bot.core.model import Once, Requester
 from bot.core.ports import CommandIntake, Conversation
 from bot.http_edge import EdgeAudit

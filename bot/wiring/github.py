@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from bot.adapters.github.credentials import AppCredentials, load_private_key
 from bot.adapters.github.host import GitHubHost
-from bot.config import ConfigError, Settings
+from bot.config import Settings
+from bot.core.errors import ConfigError
 from bot.core.secret import Secret
 
 

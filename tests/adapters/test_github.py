@@ -28,8 +28,8 @@ from bot.adapters.github.credentials import AppCredentials, load_private_key
 from bot.adapters.github.host import GitHubHost
 from bot.adapters.github.retry import RateLimitRetry
 from bot.adapters.no_cluster import NoCluster
-from bot.config import ConfigError, Settings
-from bot.core.errors import BackendUnavailable
+from bot.config import Settings
+from bot.core.errors import BackendUnavailable, ConfigError
 from bot.core.manifests import validate_database, validate_infisical_secret
 from bot.core.model import (
     AuditEntry,

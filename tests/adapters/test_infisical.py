@@ -15,8 +15,8 @@ from infisical_sdk.infisical_requests import APIError
 from bot.adapters.file_secrets import FileSecretStore
 from bot.adapters.infisical.session import ATTEMPTS
 from bot.adapters.infisical.store import InfisicalSecretStore
-from bot.config import ConfigError, Settings
-from bot.core.errors import BackendUnavailable
+from bot.config import Settings
+from bot.core.errors import BackendUnavailable, ConfigError
 from bot.core.model import StoredCredentials
 from bot.core.names import parse_app_name
 from bot.core.ports import SecretStore

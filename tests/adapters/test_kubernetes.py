@@ -18,8 +18,8 @@ from bot.adapters.kubernetes.cluster import KubernetesCluster
 from bot.adapters.kubernetes.parse import toggled_resync
 from bot.adapters.kubernetes.source import KubeSource, select_source
 from bot.adapters.no_cluster import NoCluster
-from bot.config import ConfigError, Settings, load_settings
-from bot.core.errors import BackendUnavailable
+from bot.config import Settings, load_settings
+from bot.core.errors import BackendUnavailable, ConfigError
 from bot.core.secret import Secret
 from bot.wiring.kubernetes import build_cluster, connect_cluster, kube_source
 from tests.fixtures.kubernetes import (

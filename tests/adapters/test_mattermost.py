@@ -24,8 +24,8 @@ from bot.adapters.mattermost.conversation import MattermostConversation
 from bot.adapters.mattermost.groups import MattermostGroups
 from bot.adapters.mattermost.platform import MattermostPlatform
 from bot.adapters.mattermost.render import render_alert, render_reply
-from bot.config import ConfigError, Settings, load_settings
-from bot.core.errors import BackendUnavailable
+from bot.config import Settings, load_settings
+from bot.core.errors import BackendUnavailable, ConfigError
 from bot.core.model import Requester
 from bot.core.reply import Alert, Button, Reply, Step, StepState, error_reply
 from bot.http_edge import EdgeAudit

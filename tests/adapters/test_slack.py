@@ -34,8 +34,8 @@ from bot.adapters.slack.inbound import normalize_command_text, signature_ok
 from bot.adapters.slack.platform import EVENTS_PATH, SlackPlatform
 from bot.adapters.slack.render import MAX_BLOCKS, SECTION_LIMIT, render, render_alert
 from bot.chat_updates import UpdateBudget
-from bot.config import ConfigError, Settings, load_settings
-from bot.core.errors import BackendUnavailable, PgdbError
+from bot.config import Settings, load_settings
+from bot.core.errors import BackendUnavailable, ConfigError, PgdbError
 from bot.core.model import Requester
 from bot.core.reply import Alert, Button, Reply, Step, StepState, error_reply
 from bot.pgcluster import free_port

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Settings, load_settings, pod_namespace
+from bot.config import Settings, load_settings, pod_namespace
+from bot.core.errors import ConfigError
 from bot.wiring import core_settings
 from handlers.policy import KUBERNETES_NEVER, namespace_policy, namespace_refusal
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from bot.adapters.no_cluster import NoCluster
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import Settings, load_settings
+from bot.core.errors import ConfigError
 from bot.core.model import (
     DatabaseState,
     GitSnapshot,

@@ -26,7 +26,7 @@ from kubernetes.config.kube_config import load_kube_config
 from urllib3.util.retry import Retry
 
 from bot.adapters.kubernetes.source import KubeSource
-from bot.config import ConfigError
+from bot.core.errors import ConfigError
 
 MAX_RETRY_AFTER: Final = 5.0
 MERGE_PATCH: Final = "application/merge-patch+json"
