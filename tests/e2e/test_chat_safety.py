@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from tests.e2e import test_mattermost_run as mm
 from tests.e2e.test_slack_run import CHANNEL, OPERATOR, final_message, running, slack_env
 from tests.fixtures.bot import BotEnv
@@ -29,10 +31,16 @@ ZWSP = "\u200b"
 
 
 def _audit(env: BotEnv) -> list[tuple[Any, ...]]:
-    return env.sql(
-        "SELECT username, platform, command, result, detail FROM pgdb_bot.audit_log ORDER BY id",
-        in_state_db=True,
-    )
+    """The audit rows so far; none while the bot has not yet created its schema (it does so
+    on its first command, which may still be running)."""
+    try:
+        return env.sql(
+            "SELECT username, platform, command, result, detail FROM pgdb_bot.audit_log "
+            "ORDER BY id",
+            in_state_db=True,
+        )
+    except psycopg.errors.UndefinedTable:
+        return []
 
 
 def _audited(env: BotEnv, *, count: int) -> list[tuple[Any, ...]]:
