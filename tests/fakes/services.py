@@ -23,8 +23,10 @@ from bot.core.ports import (
     ManagedDatabase,
     SecretStore,
 )
+from bot.core.reply import Reply
 from handlers.announce import Announcer
 from handlers.context import CommandContext, Requester, Services
+from handlers.dispatch import dispatch
 from tests.fakes.alert_store import MemoryAlertStore
 from tests.fakes.approval_store import MemoryApprovalStore
 from tests.fakes.bot_state import MemoryBotState
@@ -140,6 +142,24 @@ def command_context(
     ``RecordingConversation`` unless given)."""
     return CommandContext(
         services=services,
+        requester=Requester(user_id=user, platform=platform, is_console_owner=console_owner),
+        conversation=conversation or RecordingConversation(),
+    )
+
+
+def run_command(
+    services: Services,
+    text: str,
+    *,
+    user: str = "olga",
+    platform: str = "console",
+    console_owner: bool = False,
+    conversation: Conversation | None = None,
+) -> Reply:
+    """``text`` typed by ``user``, through the one entry point every chat platform calls."""
+    return dispatch(
+        services,
+        text=text,
         requester=Requester(user_id=user, platform=platform, is_console_owner=console_owner),
         conversation=conversation or RecordingConversation(),
     )
