@@ -12,7 +12,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import chat, diagnostics, footprint, on_fakes, onboarding, status
+from bench import chat, diagnostics, footprint, in_memory, on_fakes, onboarding, status
 from bench.fleet import FleetBuilder, private_cluster
 from bench.machine import describe
 
@@ -124,6 +124,8 @@ def main() -> int:
                     )
                 )
         results["diagnostics_on_fakes"] = fake_rows
+        _progress("the core alone, on the in-memory fakes")
+        results["core_on_fakes"] = in_memory.core_on_fakes(plan.fake_sizes)
         results["diagnostics"] = rows
         results["fleet_status"] = status_rows
         assert largest is not None
@@ -183,6 +185,12 @@ def main() -> int:
                 r["naive_calls"],
                 f"{r['ratio_naive_over_batched']}x",
             )
+        )
+    print("\n## The core alone (in-memory fakes of tests/fakes: no I/O)")
+    print(_row("apps", "first pass s", "next pass s", "fleet status s"))
+    for r in results["core_on_fakes"]:
+        print(
+            _row(r["apps"], r["first_pass_seconds"], r["steady_pass_seconds"], r["status_seconds"])
         )
     print("\n## Fleet `/pgdb status`, one workflow record per app")
     print(_row("apps", "median s", "max s", "reply chars", "reply lines"))
