@@ -16,7 +16,8 @@ pytest_plugins = [
 
 # Fixtures that need PostgreSQL or a loopback server (pytest follows their dependencies, so
 # bot_env, admin_dsn, state_dsn... are caught through these). A test using none of them runs in
-# `make test-fast` (`pytest -m "not server"`).
+# `make test-fast` (`pytest -m "not server"`); one that starts a server or the bot's process by
+# itself says so with `@pytest.mark.server`.
 SERVER_FIXTURES = frozenset(
     {
         "pg_superuser_dsn",
