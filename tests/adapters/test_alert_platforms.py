@@ -10,24 +10,20 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from bot.adapters.file_secrets import FileSecretStore
-from bot.adapters.local_git import LocalGitHost
 from bot.adapters.mattermost import MattermostApi, MattermostPlatform
-from bot.adapters.no_cluster import NoCluster
 from bot.adapters.pg_alerts import PostgresAlertStore
-from bot.adapters.postgres import MIGRATIONS, PostgresBotState, PostgresDatabase
+from bot.adapters.postgres import MIGRATIONS
 from bot.adapters.slack import SlackPlatform, SlackSettings
-from bot.config import Settings
 from bot.core.ports import AlertSink
 from bot.runner import CommandRunner
 from handlers.alerts import AlertLifecycle
 from handlers.context import Services
 from handlers.findings import Finding, Severity
+from tests.fakes.services import memory_services
 from tests.fixtures.mattermost import BOT_TOKEN, FakeMattermost
 from tests.fixtures.slack import FakeSlack, Message
 
@@ -89,24 +85,14 @@ class Chat:
         return slack + "\n" + mattermost
 
 
-def offline_services(tmp_path: Path, gitops_repo: Path) -> Services:
-    """Real adapters that these tests never reach (nothing is dispatched)."""
-    dsn = "postgresql://nobody@127.0.0.1:9/postgres"
-    return Services(
-        settings=Settings(),
-        secrets=FileSecretStore(tmp_path / "secrets", env="dev"),
-        database=PostgresDatabase(dsn),
-        state=PostgresBotState(dsn),
-        git=LocalGitHost(gitops_repo),
-        cluster=NoCluster(),
-    )
+def offline_services() -> Services:
+    """Ports these tests never reach (nothing is dispatched)."""
+    return memory_services()
 
 
 @pytest.fixture
-def chat(
-    slack_api: FakeSlack, fake_mattermost: FakeMattermost, tmp_path: Path, gitops_repo: Path
-) -> Iterator[Chat]:
-    services = offline_services(tmp_path, gitops_repo)
+def chat(slack_api: FakeSlack, fake_mattermost: FakeMattermost) -> Iterator[Chat]:
+    services = offline_services()
     runner = CommandRunner(workers=1)
     slack = SlackPlatform(
         config=SlackSettings(

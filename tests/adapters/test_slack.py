@@ -22,10 +22,6 @@ from ruamel.yaml import YAML
 from slack_sdk.signature import Clock, SignatureVerifier
 from starlette.applications import Starlette
 
-from bot.adapters.file_secrets import FileSecretStore
-from bot.adapters.local_git import LocalGitHost
-from bot.adapters.no_cluster import NoCluster
-from bot.adapters.postgres import PostgresBotState, PostgresDatabase
 from bot.adapters.slack import (
     EVENTS_PATH,
     MAX_BLOCKS,
@@ -51,6 +47,7 @@ from bot.pgcluster import free_port
 from bot.runner import CommandRunner
 from handlers.access import Role, role_of
 from handlers.context import Requester, Services
+from tests.fakes.services import memory_services
 from tests.fixtures.slack import FakeSlack, slack_signature
 
 # The official worked example (shared/reference/examples/slack_examples/signing_test_vector.txt)
@@ -319,17 +316,9 @@ def test_tokens_are_checked_without_being_echoed(monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def offline_services(tmp_path: Path, gitops_repo: Path) -> Services:
-    """Real adapters that are never reached in these tests (nothing is dispatched)."""
-    dsn = "postgresql://nobody@127.0.0.1:9/postgres"
-    return Services(
-        settings=Settings(),
-        secrets=FileSecretStore(tmp_path / "secrets", env="dev"),
-        database=PostgresDatabase(dsn),
-        state=PostgresBotState(dsn),
-        git=LocalGitHost(gitops_repo),
-        cluster=NoCluster(),
-    )
+def offline_services() -> Services:
+    """Ports that are never reached in these tests (nothing is dispatched)."""
+    return memory_services()
 
 
 def platform_for(
