@@ -125,19 +125,21 @@ class MemoryBotState(Faults):
     def workflows(self) -> list[WorkflowRecord]:
         self._enter("workflows")
         with self._lock:
-            latest = self._latest_rows()
-            found = []
-            for app, row in sorted(latest.items()):
-                mine = [w.record for w in self._workflows.values() if w.record.app == app]
-                creators = [r.requester for r in mine if r.kind == "create"]
-                found.append(
-                    replace(
-                        row.record,
-                        app_first_at=min(r.started_at for r in mine),
-                        app_requester=creators[0] if creators else None,
-                    )
+            first_at: dict[str, datetime] = {}
+            creator: dict[str, str] = {}
+            for row in self._workflows.values():  # oldest first
+                record = row.record
+                first_at.setdefault(record.app, record.started_at)
+                if record.kind == "create":
+                    creator.setdefault(record.app, record.requester)
+            return [
+                replace(
+                    row.record,
+                    app_first_at=first_at[app],
+                    app_requester=creator.get(app),
                 )
-            return found
+                for app, row in sorted(self._latest_rows().items())
+            ]
 
     def latest_workflow(self, app: AppName) -> WorkflowRecord | None:
         self._enter("latest_workflow")
