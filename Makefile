@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: console test lint bench clean
+.PHONY: console test test-fast lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ lint: $(BIN)/.installed
 
 test: lint
 	$(BIN)/pytest -q
+
+# The use cases over in-memory fakes and every other test that needs no PostgreSQL and no
+# server (tests/conftest.py marks the others `server`): under a minute.
+test-fast: $(BIN)/.installed
+	$(BIN)/pytest -q -m "not server"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

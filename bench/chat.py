@@ -23,7 +23,7 @@ from bench.fakes import fake_mattermost
 from bench.footprint import rss_mib
 from bench.measure import median, percentile
 from bot.pgcluster import free_port
-from tests.fixtures.mattermost import BOT_TOKEN
+from tests.fixtures.mattermost import BOT_TOKEN, FakeMattermost
 from tests.fixtures.slack import FakeSlack, slack_signature
 
 SIGNING_SECRET = "bench-signing-secret-1234"
@@ -400,11 +400,9 @@ def after_commands(
     }
 
 
-def _status_replies(mattermost: Any) -> int:
+def _status_replies(mattermost: FakeMattermost) -> int:
     """Status replies posted so far (a reply too long for one post starts with its title)."""
-    with mattermost._lock:
-        answers = [*mattermost.posts.values(), *mattermost.hooks]
-    return sum("pgdb status: " in json.dumps(answer) for answer in answers)
+    return sum("pgdb status: " in json.dumps(answer) for answer in mattermost.answers())
 
 
 IMPORT_STEPS = [

@@ -5,13 +5,11 @@ the benchmark's real throwaway cluster."""
 from __future__ import annotations
 
 import subprocess
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,37 +28,17 @@ from tests.fixtures.infisical import (
 )
 from tests.fixtures.kubernetes import (
     FakeKubernetes,
+    kubernetes_server,
     pg_cluster,
     seed_app,
     write_kubeconfig,
 )
-from tests.fixtures.kubernetes import _Handler as _KubeHandler
-from tests.fixtures.mattermost import FakeMattermost
-from tests.fixtures.mattermost import _Handler as _MattermostHandler
+from tests.fixtures.mattermost import FakeMattermost, mattermost_server
 
 
-@contextmanager
-def serving(fake: Any, handler_base: type) -> Iterator[Any]:
-    """Starts a dataclass fake (Kubernetes, Mattermost) as its pytest fixture does."""
-    handler = type("Handler", (handler_base,), {"fake": fake})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield fake
-    finally:
-        if hasattr(fake, "heal"):
-            fake.heal()
-        server.shutdown()
-        server.server_close()
-
-
-@contextmanager
-def fake_mattermost() -> Iterator[FakeMattermost]:
-    with serving(FakeMattermost(), _MattermostHandler) as fake:
-        yield fake
+def fake_mattermost() -> AbstractContextManager[FakeMattermost]:
+    """A fresh fake Mattermost on loopback, as its pytest fixture starts it."""
+    return mattermost_server(FakeMattermost())
 
 
 @dataclass
@@ -104,8 +82,7 @@ class FakeWorld:
 
     def clear(self) -> None:
         self.github.clear_calls()
-        with self.infisical._lock:
-            self.infisical.calls.clear()
+        self.infisical.clear_calls()
         self.kube.reset_calls()
 
 
@@ -135,7 +112,7 @@ def fake_world(
     _seed_infisical(project, apps, passwords)
     kube = FakeKubernetes()
     try:
-        with serving(kube, _KubeHandler):
+        with kubernetes_server(kube):
             kubeconfig = write_kubeconfig(root / "kubeconfig", kube.url)
             kube.put(pg_cluster())
             for app in apps:

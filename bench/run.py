@@ -6,37 +6,54 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import chat, diagnostics, footprint, on_fakes, onboarding, status
+from bench import chat, diagnostics, footprint, in_memory, on_fakes, onboarding, status
 from bench.fleet import FleetBuilder, private_cluster
 from bench.machine import describe
 
-FULL = {
-    "sizes": [10, 100, 1000, 5000],
-    "max_databases": 500,
-    "password_apps": 1000,
-    "fake_sizes": [100, 1000],
-    "fake_onboard_runs": 3,
-    "naive_sample": 100,
-    "ack_help": True,
-    "ack_bursts": {1: 20, 10: 5, 50: 4, 200: 2},
-    "commands": 1000,
-}
-QUICK = {
-    "sizes": [10, 100],
-    "max_databases": 20,
-    "password_apps": 100,
-    "fake_sizes": [10, 100],
-    "fake_onboard_runs": 2,
-    "naive_sample": 20,
-    "ack_help": False,
-    "ack_bursts": {1: 3, 10: 1, 50: 1, 200: 1},
-    "commands": 100,
-}
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """How much of each benchmark to run."""
+
+    sizes: list[int]
+    max_databases: int
+    password_apps: int
+    fake_sizes: list[int]
+    fake_onboard_runs: int
+    naive_sample: int
+    ack_help: bool
+    ack_bursts: dict[int, int]
+    commands: int
+
+
+FULL = Plan(
+    sizes=[10, 100, 1000, 5000],
+    max_databases=500,
+    password_apps=1000,
+    fake_sizes=[100, 1000],
+    fake_onboard_runs=3,
+    naive_sample=100,
+    ack_help=True,
+    ack_bursts={1: 20, 10: 5, 50: 4, 200: 2},
+    commands=1000,
+)
+QUICK = Plan(
+    sizes=[10, 100],
+    max_databases=20,
+    password_apps=100,
+    fake_sizes=[10, 100],
+    fake_onboard_runs=2,
+    naive_sample=20,
+    ack_help=False,
+    ack_bursts={1: 3, 10: 1, 50: 1, 200: 1},
+    commands=100,
+)
 
 
 def _row(*cells: object) -> str:
@@ -56,12 +73,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    results: dict[str, Any] = {"plan": plan}
+    results: dict[str, Any] = {"plan": asdict(plan)}
     with private_cluster() as (cluster, root):
         import psycopg
 
         with psycopg.connect(cluster.dsn()) as conn:
-            version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+            row = conn.execute("SHOW server_version").fetchone()
+            version = str(row[0]) if row else "unknown"
         results["machine"] = describe(version)
         print("machine:", ", ".join(f"{k}={v}" for k, v in results["machine"].items()))
 
@@ -70,9 +88,9 @@ def main() -> int:
         fake_rows: list[dict[str, Any]] = []
         largest = None
         builder = FleetBuilder(cluster, root)
-        for size in plan["sizes"]:
+        for size in plan.sizes:
             _progress(f"diagnostics at {size} apps")
-            fleet = builder.grow(apps=size, databases=min(size, plan["max_databases"]))
+            fleet = builder.grow(apps=size, databases=min(size, plan.max_databases))
             largest = fleet
             services = fleet.services()
             services.database.observe()  # connection warm-up
@@ -95,29 +113,31 @@ def main() -> int:
                     "ratio_naive_over_batched": round(naive_seconds / seconds, 1),
                 }
             )
-            if size in plan["fake_sizes"]:
+            if size in plan.fake_sizes:
                 _progress(f"diagnostics on the fakes at {size} apps")
                 fake_rows.append(
                     on_fakes.fleet_on_fakes(
                         fleet,
                         size=size,
-                        with_naive=size == max(plan["fake_sizes"]),
-                        naive_sample=plan["naive_sample"],
+                        with_naive=size == max(plan.fake_sizes),
+                        naive_sample=plan.naive_sample,
                     )
                 )
         results["diagnostics_on_fakes"] = fake_rows
+        _progress("the core alone, on the in-memory fakes")
+        results["core_on_fakes"] = in_memory.core_on_fakes(plan.fake_sizes)
         results["diagnostics"] = rows
         results["fleet_status"] = status_rows
         assert largest is not None
         _progress("password checks")
         results["password_checks"] = diagnostics.password_checks(
-            largest, min(plan["password_apps"], len(largest.apps))
+            largest, min(plan.password_apps, len(largest.apps))
         )
         _progress("onboarding")
         results["onboarding"] = onboarding.onboard(largest, runs=5)
         _progress("onboarding on the fakes")
         results["onboarding_on_fakes"] = on_fakes.onboarding_on_fakes(
-            largest, runs=plan["fake_onboard_runs"]
+            largest, runs=plan.fake_onboard_runs
         )
         _progress("footprint")
         results["footprint"] = footprint.footprint(largest, starts=2 if args.quick else 3)
@@ -126,9 +146,9 @@ def main() -> int:
             "PGDB_GITOPS_REPO": str(largest.root / "gitops"),
             "PGDB_SECRETS_DIR": str(largest.root / "secrets"),
         }
-        _progress(f"footprint after {plan['commands']} commands")
+        _progress(f"footprint after {plan.commands} commands")
         results["footprint_after_commands"] = chat.after_commands(
-            largest.root, fleet_env, commands=plan["commands"]
+            largest.root, fleet_env, commands=plan.commands
         )
         results["import_rss"] = chat.import_rss()
         _progress("footprint with every platform and system configured")
@@ -137,8 +157,8 @@ def main() -> int:
         results["ack"] = chat.ack_latency(
             largest.root,
             fleet_env | {"PGDB_SECRETS_DIR": str(largest.root / "ack-secrets")},
-            rounds=plan["ack_bursts"],
-            help_rows=plan["ack_help"],
+            rounds=plan.ack_bursts,
+            help_rows=plan.ack_help,
         )
 
     print()
@@ -165,6 +185,12 @@ def main() -> int:
                 r["naive_calls"],
                 f"{r['ratio_naive_over_batched']}x",
             )
+        )
+    print("\n## The core alone (in-memory fakes of tests/fakes: no I/O)")
+    print(_row("apps", "first pass s", "next pass s", "fleet status s"))
+    for r in results["core_on_fakes"]:
+        print(
+            _row(r["apps"], r["first_pass_seconds"], r["steady_pass_seconds"], r["status_seconds"])
         )
     print("\n## Fleet `/pgdb status`, one workflow record per app")
     print(_row("apps", "median s", "max s", "reply chars", "reply lines"))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import psycopg
@@ -28,7 +29,7 @@ def tool(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def rendered() -> list[dict[str, object]]:
+def rendered() -> list[dict[str, Any]]:
     out = subprocess.run(
         [tool("kubectl"), "kustomize", str(ROOT / "deploy")],
         capture_output=True,
@@ -38,7 +39,7 @@ def rendered() -> list[dict[str, object]]:
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
-def test_kustomize_builds_and_builtin_objects_validate(rendered: list[dict[str, object]]) -> None:
+def test_kustomize_builds_and_builtin_objects_validate(rendered: list[dict[str, Any]]) -> None:
     kinds = sorted(str(doc["kind"]) for doc in rendered)
     assert kinds == sorted(
         [
@@ -60,9 +61,9 @@ def test_kustomize_builds_and_builtin_objects_validate(rendered: list[dict[str, 
             kubernetes_validate.validate(doc, "1.30.0", strict=True)
 
 
-def test_the_pod_runs_unprivileged_with_probes(rendered: list[dict[str, object]]) -> None:
+def test_the_pod_runs_unprivileged_with_probes(rendered: list[dict[str, Any]]) -> None:
     deployment = next(d for d in rendered if d["kind"] == "Deployment")
-    spec = deployment["spec"]  # type: ignore[index]
+    spec = deployment["spec"]
     assert spec["replicas"] == 2
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -75,12 +76,12 @@ def test_the_pod_runs_unprivileged_with_probes(rendered: list[dict[str, object]]
 
 
 def test_rbac_reads_and_patches_only_what_the_bot_needs(
-    rendered: list[dict[str, object]],
+    rendered: list[dict[str, Any]],
 ) -> None:
     role = next(d for d in rendered if d["kind"] == "Role")
     verbs = {
         (group, resource): set(rule["verbs"])
-        for rule in role["rules"]  # type: ignore[index]
+        for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
     }

@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.server  # builds a wheel, a venv, and starts the bot
 
 
 def test_the_wheel_installs_into_a_clean_venv_and_starts(tmp_path: Path) -> None:

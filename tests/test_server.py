@@ -16,6 +16,8 @@ import pytest
 
 from bot.pgcluster import free_port
 
+pytestmark = pytest.mark.server  # `pgdb-bot run` as a subprocess
+
 
 def _env(tmp_path: Path, dsn: str, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PGDB_")}

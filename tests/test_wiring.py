@@ -12,7 +12,7 @@ from handlers.settings import CoreSettings, Duration
 
 
 def defaults() -> Settings:
-    return Settings(_env_file=None)  # type: ignore[call-arg]
+    return Settings(_env_file=None)
 
 
 def test_the_slices_defaults_are_the_configurations_defaults(
@@ -24,7 +24,7 @@ def test_the_slices_defaults_are_the_configurations_defaults(
 
 
 def test_each_slice_carries_what_the_operator_configured() -> None:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         namespace="db",
         cluster="pg-main",

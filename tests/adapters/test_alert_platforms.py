@@ -10,29 +10,22 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from bot.adapters.file_secrets import FileSecretStore
-from bot.adapters.local_git import LocalGitHost
 from bot.adapters.mattermost.api import MattermostApi
 from bot.adapters.mattermost.platform import MattermostPlatform
-from bot.adapters.no_cluster import NoCluster
 from bot.adapters.postgres.alerts import PostgresAlertStore
 from bot.adapters.postgres.migrations import MIGRATIONS, BotSchema
-from bot.adapters.postgres.roles import PostgresDatabase
-from bot.adapters.postgres.state import PostgresBotState
-from bot.config import Settings
 from bot.core.ports import AlertSink
 from bot.http_edge import EdgeAudit
 from bot.runner import CommandRunner
-from bot.wiring import core_settings
 from bot.wiring.chat import SlackConfig, command_intake, slack_platform
 from handlers.alerts import AlertLifecycle
 from handlers.context import Services
 from handlers.findings import Finding, Severity
+from tests.fakes.services import memory_services
 from tests.fixtures.mattermost import BOT_TOKEN, FakeMattermost
 from tests.fixtures.slack import FakeSlack, Message
 
@@ -94,24 +87,14 @@ class Chat:
         return slack + "\n" + mattermost
 
 
-def offline_services(tmp_path: Path, gitops_repo: Path) -> Services:
-    """Real adapters that these tests never reach (nothing is dispatched)."""
-    dsn = "postgresql://nobody@127.0.0.1:9/postgres"
-    return Services(
-        settings=core_settings(Settings()),
-        secrets=FileSecretStore(tmp_path / "secrets", env="dev"),
-        database=PostgresDatabase(dsn),
-        state=PostgresBotState(BotSchema(dsn)),
-        git=LocalGitHost(gitops_repo),
-        cluster=NoCluster(),
-    )
+def offline_services() -> Services:
+    """Ports these tests never reach (nothing is dispatched)."""
+    return memory_services()
 
 
 @pytest.fixture
-def chat(
-    slack_api: FakeSlack, fake_mattermost: FakeMattermost, tmp_path: Path, gitops_repo: Path
-) -> Iterator[Chat]:
-    services = offline_services(tmp_path, gitops_repo)
+def chat(slack_api: FakeSlack, fake_mattermost: FakeMattermost) -> Iterator[Chat]:
+    services = offline_services()
     runner = CommandRunner(workers=1)
     slack = slack_platform(
         SlackConfig(

@@ -12,10 +12,10 @@ import pytest
 
 from bot.adapters.console_chat import ConsoleConversation, run_console
 from bot.config import load_settings
-from bot.core.model import AuditEntry
 from bot.core.reply import Reply, Step, StepState, error_reply
-from bot.wiring import core_settings
 from handlers.context import Services
+from tests.fakes.bot_state import MemoryBotState
+from tests.fakes.services import memory_services
 
 
 def printed(out: io.StringIO) -> list[str]:
@@ -167,16 +167,6 @@ def test_nothing_but_the_title_until_final() -> None:
 # --- run_console, with commands that need no backend --------------------------------------
 
 
-class State:
-    """The bot state port, recording the audit log only."""
-
-    def __init__(self) -> None:
-        self.audit: list[AuditEntry] = []
-
-    def record_audit(self, entry: AuditEntry) -> None:
-        self.audit.append(entry)
-
-
 class Unused:
     configured = False
 
@@ -185,23 +175,25 @@ class Unused:
 
 
 @pytest.fixture
-def state() -> State:
-    return State()
+def state() -> MemoryBotState:
+    """The bot state port: its audit log is what these tests read."""
+    return MemoryBotState()
 
 
 @pytest.fixture
-def services(state: State, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Services:
+def services(state: MemoryBotState, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Services:
     for name in list(os.environ):
         if name.upper().startswith("PGDB_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    return Services(
-        settings=core_settings(load_settings()),
+    return memory_services(
+        settings=load_settings(),
         secrets=Unused(),
         database=Unused(),
-        state=state,  # type: ignore[arg-type]
+        state=state,
         git=Unused(),
         cluster=Unused(),
+        bot_role="",
     )
 
 
@@ -211,7 +203,7 @@ def console(services: Services, text: str, *, user: str | None = None) -> tuple[
     return code, out.getvalue()
 
 
-def test_piped_commands_are_echoed_and_answered(services: Services, state: State) -> None:
+def test_piped_commands_are_echoed_and_answered(services: Services, state: MemoryBotState) -> None:
     code, out = console(services, "/pgdb help\nfrobnicate\n")
     assert code == 0
     lines = out.splitlines()
@@ -225,20 +217,20 @@ def test_piped_commands_are_echoed_and_answered(services: Services, state: State
     assert state.audit[1].correlation_id in lines[-2]
 
 
-def test_blank_lines_and_comments_are_skipped(services: Services, state: State) -> None:
+def test_blank_lines_and_comments_are_skipped(services: Services, state: MemoryBotState) -> None:
     code, out = console(services, "\n   \n# a comment\n")
     assert (code, out, state.audit) == (0, "", [])
 
 
 @pytest.mark.parametrize("word", ["exit", "quit"])
-def test_exit_stops_reading(services: Services, state: State, word: str) -> None:
+def test_exit_stops_reading(services: Services, state: MemoryBotState, word: str) -> None:
     code, out = console(services, f"help\n{word}\nhelp\n")
     assert code == 0
     assert out.count("> help") == 1
     assert len(state.audit) == 1
 
 
-def test_console_owner_is_an_operator(services: Services, state: State) -> None:
+def test_console_owner_is_an_operator(services: Services, state: MemoryBotState) -> None:
     _, out = console(services, "rotate pg-admin\n")
     # past authorization (an operator command): the app name is checked next, before any backend
     assert "! Invalid app name" in out and "Not allowed" not in out
@@ -246,7 +238,9 @@ def test_console_owner_is_an_operator(services: Services, state: State) -> None:
     assert state.audit[0].platform == "console"
 
 
-def test_acting_as_another_user_follows_the_lists(services: Services, state: State) -> None:
+def test_acting_as_another_user_follows_the_lists(
+    services: Services, state: MemoryBotState
+) -> None:
     _, out = console(services, "diagnose\n", user="alice-the-tester")
     assert "! Not allowed" in out
     assert "`/pgdb diagnose` is for operators" in out
@@ -255,7 +249,7 @@ def test_acting_as_another_user_follows_the_lists(services: Services, state: Sta
     assert state.audit[0].result == "refused"
 
 
-def test_an_unparsable_command_is_audited(services: Services, state: State) -> None:
+def test_an_unparsable_command_is_audited(services: Services, state: MemoryBotState) -> None:
     console(services, "create 'docspell\n")
     assert state.audit[0].command == "(unparsable)"
     assert state.audit[0].result == "usage"

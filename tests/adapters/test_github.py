@@ -12,9 +12,7 @@ import logging
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,34 +25,26 @@ from bot.adapters.console_chat import ConsoleConversation
 from bot.adapters.github.credentials import AppCredentials, load_private_key
 from bot.adapters.github.host import GitHubHost
 from bot.adapters.github.retry import RateLimitRetry
-from bot.adapters.no_cluster import NoCluster
 from bot.config import Settings
 from bot.core.errors import BackendUnavailable, ConfigError
 from bot.core.manifests import validate_database, validate_infisical_secret
 from bot.core.model import (
-    AuditEntry,
     CheckResult,
     CheckState,
-    DatabaseState,
-    PasswordResult,
-    PasswordVerdict,
     Proposal,
     ProposalState,
     Requester,
-    RoleInfo,
-    StoredCredentials,
-    WorkflowRecord,
-    WorkflowStatus,
 )
 from bot.core.names import AppName
 from bot.core.ports import GitHost
 from bot.core.reply import Reply, StepState
 from bot.core.secret import Secret
-from bot.wiring import core_settings
 from bot.wiring.github import build_github_host
 from handlers.context import CommandContext, Services
 from handlers.create import run_create
 from handlers.status import run_status
+from tests.fakes.faults import FakeClock
+from tests.fakes.services import MemoryWorld, memory_services
 from tests.fixtures.github import FakeGitHub, Pull
 from tests.fixtures.gitrepo import MANIFESTS, PROJECT_ROOT
 
@@ -62,102 +52,6 @@ APP = AppName("docspell")
 BRANCH = "pgdb/docspell"
 CONTEXTS = ["pgdb/secret", "pgdb/role", "pgdb/manifests"]
 KUBECTL = PROJECT_ROOT / ".venv" / "bin" / "kubectl"
-
-
-# --- in-memory doubles of the other ports ---------------------------------------------------
-
-
-class MemorySecrets:
-    kind = "memory"
-
-    def __init__(self) -> None:
-        self.stored: dict[str, StoredCredentials] = {}
-
-    def location(self, app: AppName) -> str:
-        return f"/postgresql/{app} (env dev, memory)"
-
-    def read_all(self) -> dict[str, StoredCredentials]:
-        return dict(self.stored)
-
-    def read(self, app: AppName) -> StoredCredentials | None:
-        return self.stored.get(app)
-
-    def write(self, app: AppName, *, username: str, password: Secret, database: str) -> None:
-        self.stored[app] = StoredCredentials(
-            username=username, password=password, database=database
-        )
-
-
-class MemoryDatabase:
-    def __init__(self) -> None:
-        self.roles: dict[str, RoleInfo] = {}
-
-    def observe(self) -> DatabaseState:
-        return DatabaseState(
-            roles=dict(self.roles),
-            databases={},
-            bot_role="pgdb_bot",
-            bot_is_superuser=True,
-            server_version=170000,
-        )
-
-    def check_passwords(
-        self, candidates: Any, *, state: DatabaseState
-    ) -> dict[str, PasswordVerdict]:
-        return {
-            app: PasswordVerdict(result=PasswordResult.MATCH, method="verifier")
-            for app in candidates
-        }
-
-    def create_role(self, role: AppName, *, password: Secret) -> None:
-        self.roles[role] = RoleInfo(name=role, can_login=True)
-
-    def enable_login(self, role: AppName, *, password: Secret) -> None:
-        self.roles[role] = RoleInfo(name=role, can_login=True)
-
-
-class MemoryState:
-    def __init__(self) -> None:
-        self.records: dict[int, WorkflowRecord] = {}
-
-    def ping(self) -> None:
-        return None
-
-    def record_audit(self, entry: AuditEntry) -> None:
-        return None
-
-    def audit_entries(self, *, limit: int = 100) -> list[AuditEntry]:
-        return []
-
-    def start_workflow(self, *, app: AppName, kind: str, requester: str) -> int:
-        at = datetime.now(UTC) - timedelta(days=1)
-        number = len(self.records) + 1
-        self.records[number] = WorkflowRecord(
-            id=number,
-            app=app,
-            kind=kind,
-            requester=requester,
-            status=WorkflowStatus.RUNNING,
-            step="",
-            detail="",
-            started_at=at,
-            updated_at=at,
-        )
-        return number
-
-    def update_workflow(self, workflow_id: int, **_: Any) -> None:
-        return None
-
-    def workflows(self) -> list[WorkflowRecord]:
-        return list(self.records.values())
-
-    def latest_workflow(self, app: AppName) -> WorkflowRecord | None:
-        mine = [r for r in self.records.values() if r.app == app]
-        return mine[-1] if mine else None
-
-    @contextmanager
-    def app_lock(self, app: AppName) -> Iterator[bool]:
-        yield True
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -187,23 +81,13 @@ def host(fake_github: FakeGitHub) -> GitHubHost:
 
 
 @pytest.fixture
-def world() -> tuple[MemorySecrets, MemoryDatabase, MemoryState]:
-    return MemorySecrets(), MemoryDatabase(), MemoryState()
+def world() -> MemoryWorld:
+    """The other ports, in memory; the fake GitHub dates its objects from the real clock."""
+    return MemoryWorld(clock=FakeClock(datetime.now(UTC)))
 
 
-def services_for(
-    git: GitHost, world: tuple[MemorySecrets, MemoryDatabase, MemoryState]
-) -> Services:
-    secrets, database, state = world
-    return Services(
-        settings=core_settings(Settings(_env_file=None)),  # type: ignore[call-arg]
-        secrets=secrets,
-        database=database,
-        state=state,
-        git=git,
-        cluster=NoCluster(),
-        bot_role="pgdb_bot",
-    )
+def services_for(git: GitHost, world: MemoryWorld) -> Services:
+    return memory_services(world, git=git)
 
 
 def context(services: Services) -> CommandContext:
@@ -214,7 +98,7 @@ def context(services: Services) -> CommandContext:
     )
 
 
-def create(git: GitHost, world: tuple[MemorySecrets, MemoryDatabase, MemoryState]) -> Reply:
+def create(git: GitHost, world: MemoryWorld) -> Reply:
     return run_create(context(services_for(git, world)), APP, extra_namespace=None, dry_run=False)
 
 
@@ -252,7 +136,7 @@ THREE_FILES = sorted(
 
 
 def test_first_run_opens_one_pull_request_with_one_commit_on_the_base(
-    fake_github: FakeGitHub, host: GitHubHost, world: Any, tmp_path: Path
+    fake_github: FakeGitHub, host: GitHubHost, world: MemoryWorld, tmp_path: Path
 ) -> None:
     base = fake_github.branch_sha("main")
 
@@ -263,8 +147,8 @@ def test_first_run_opens_one_pull_request_with_one_commit_on_the_base(
     [pr] = fake_github.open_pulls()
     assert (pr.head, pr.base, pr.title) == (BRANCH, "main", "pgdb: onboard docspell")
     assert "correlation id" in pr.body and "<password>" in pr.body
-    assert world[0].stored[APP].password is not None
-    assert world[0].stored[APP].password.reveal() not in pr.body
+    password = world.secrets.password(APP)
+    assert password is not None and password not in pr.body
     assert pr.labels == ["pgdb", "onboarding"]
     assert (pr.reviewers, pr.teams) == (["alice"], ["platform"])
     assert head_parent(fake_github) == base
@@ -293,7 +177,7 @@ def test_first_run_opens_one_pull_request_with_one_commit_on_the_base(
 
 
 def test_a_rerun_reuses_the_pull_request_and_writes_nothing(
-    fake_github: FakeGitHub, host: GitHubHost, world: Any
+    fake_github: FakeGitHub, host: GitHubHost, world: MemoryWorld
 ) -> None:
     create(host, world)
     head = fake_github.branch_sha(BRANCH)
@@ -314,7 +198,7 @@ def test_a_rerun_reuses_the_pull_request_and_writes_nothing(
 
 
 def test_manifests_already_on_the_base_need_no_branch_and_no_pull_request(
-    fake_github: FakeGitHub, host: GitHubHost, world: Any
+    fake_github: FakeGitHub, host: GitHubHost, world: MemoryWorld
 ) -> None:
     create(host, world)
     fake_github.merge(1)
@@ -332,7 +216,7 @@ def test_manifests_already_on_the_base_need_no_branch_and_no_pull_request(
 
 
 def test_a_branch_without_a_pull_request_is_rebuilt_and_proposed(
-    fake_github: FakeGitHub, host: GitHubHost, world: Any
+    fake_github: FakeGitHub, host: GitHubHost, world: MemoryWorld
 ) -> None:
     main = fake_github.branch_sha("main")
     assert main is not None
@@ -349,7 +233,7 @@ def test_a_branch_without_a_pull_request_is_rebuilt_and_proposed(
 
 
 def test_a_branch_behind_the_base_is_rebuilt_on_it_in_the_same_pull_request(
-    fake_github: FakeGitHub, host: GitHubHost, world: Any
+    fake_github: FakeGitHub, host: GitHubHost, world: MemoryWorld
 ) -> None:
     create(host, world)
     old_head = fake_github.branch_sha(BRANCH)
@@ -385,7 +269,7 @@ def test_a_branch_behind_the_base_is_rebuilt_on_it_in_the_same_pull_request(
 
 
 def test_a_closed_pull_request_is_left_alone_and_a_new_one_opened(
-    fake_github: FakeGitHub, host: GitHubHost, world: Any
+    fake_github: FakeGitHub, host: GitHubHost, world: MemoryWorld
 ) -> None:
     create(host, world)
     fake_github.close(1)
@@ -402,7 +286,7 @@ def test_a_closed_pull_request_is_left_alone_and_a_new_one_opened(
 
 
 def test_a_failure_between_the_commit_and_the_pull_request_is_finished_by_a_rerun(
-    fake_github: FakeGitHub, host: GitHubHost, world: Any
+    fake_github: FakeGitHub, host: GitHubHost, world: MemoryWorld
 ) -> None:
     fake_github.fail("POST", r"/pulls$", status=502, times=10)
 
@@ -426,7 +310,7 @@ def test_a_failure_between_the_commit_and_the_pull_request_is_finished_by_a_reru
 
 
 def test_a_pull_request_created_but_unanswered_is_found_not_duplicated(
-    fake_github: FakeGitHub, host: GitHubHost, world: Any
+    fake_github: FakeGitHub, host: GitHubHost, world: MemoryWorld
 ) -> None:
     # GitHub creates the pull request, the answer is lost, PyGithub retries the POST: 422
     fake_github.drop("POST", r"/pulls$", after=True)
@@ -653,7 +537,10 @@ ALL_WRITE = {
 
 
 def test_as_a_github_app_the_checks_are_also_check_runs(
-    fake_github: FakeGitHub, github_app_key: str, world: Any, caplog: pytest.LogCaptureFixture
+    fake_github: FakeGitHub,
+    github_app_key: str,
+    world: MemoryWorld,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     fake_github.register_app(
@@ -683,7 +570,10 @@ def test_as_a_github_app_the_checks_are_also_check_runs(
 
 
 def test_an_app_without_the_checks_permission_still_onboards(
-    fake_github: FakeGitHub, github_app_key: str, world: Any, caplog: pytest.LogCaptureFixture
+    fake_github: FakeGitHub,
+    github_app_key: str,
+    world: MemoryWorld,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake_github.register_app(
         app_id=123,
@@ -766,7 +656,7 @@ def test_the_snapshot_costs_the_same_few_calls_whatever_the_number_of_apps(
 
 
 def test_status_shows_the_pull_request_with_its_checks(
-    fake_github: FakeGitHub, host: GitHubHost, world: Any
+    fake_github: FakeGitHub, host: GitHubHost, world: MemoryWorld
 ) -> None:
     create(host, world)
     services = services_for(host, world)
@@ -802,7 +692,7 @@ def test_configuration_selects_github_and_says_what_is_missing(
     github_app_key: str, tmp_path: Path
 ) -> None:
     def settings(**values: Any) -> Settings:
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     token = build_github_host(settings(github_repo="acme/gitops", github_token="ghp_abc"))
     assert token.repo == "acme/gitops" and token.api_url == "https://api.github.com"
@@ -842,7 +732,7 @@ def test_configuration_selects_github_and_says_what_is_missing(
         load_private_key("/no/such/file.pem")
 
 
-def test_calls_per_operation(fake_github: FakeGitHub, world: Any) -> None:
+def test_calls_per_operation(fake_github: FakeGitHub, world: MemoryWorld) -> None:
     """The numbers the README gives: a first create, a re-run, one app's status."""
     host = token_host(fake_github)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from infisical_sdk import InfisicalSDKClient
@@ -91,6 +92,7 @@ def failure(store: InfisicalSecretStore, password: str = PASSWORD) -> BackendUna
 # --- the fake speaks what the SDK speaks ----------------------------------------------------
 
 
+@pytest.mark.server
 def test_the_recorded_wire_sequence_replays_through_the_real_sdk() -> None:
     """shared/reference/integrations.md §1.6, call for call, through infisicalsdk unpatched."""
     fake = FakeInfisical().start()
@@ -368,6 +370,7 @@ def test_a_token_that_expires_mid_write_is_renewed_and_the_write_finishes(
     ]
 
 
+@pytest.mark.server
 def test_a_token_about_to_expire_is_renewed_before_it_is_refused() -> None:
     fake = FakeInfisical(token_ttl=1).start()
     try:
@@ -600,13 +603,13 @@ def test_no_password_reaches_a_log_or_an_error(
 # --- configuration and wiring ------------------------------------------------------------------
 
 
-def infisical_settings(tmp_path: Path, **values: object) -> Settings:
+def infisical_settings(tmp_path: Path, **values: Any) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         pg_dsn="postgresql://bot@127.0.0.1/postgres",
         gitops_repo=tmp_path / "gitops",
         state_dir=tmp_path / "state",
-        **values,  # type: ignore[arg-type]
+        **values,
     )
 
 

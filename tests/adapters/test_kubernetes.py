@@ -92,7 +92,8 @@ def test_the_sources_in_order(fake_kube: FakeKubernetes, tmp_path: Path) -> None
     token.write_text("t")
     home = tmp_path / "home"
     (home / ".kube").mkdir(parents=True)
-    (home / ".kube" / "config").write_text(fake_kube.kubeconfig.read_text())  # type: ignore[union-attr]
+    assert fake_kube.kubeconfig is not None
+    (home / ".kube" / "config").write_text(fake_kube.kubeconfig.read_text())
     in_cluster = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBECONFIG": "/nowhere:" + str(token)}
 
     explicit = select_source(
@@ -272,7 +273,8 @@ def test_an_unreachable_api_server_says_where_and_what_to_check(
     fake_kube: FakeKubernetes, tmp_path: Path
 ) -> None:
     kubeconfig = tmp_path / "dead"
-    text = fake_kube.kubeconfig.read_text()  # type: ignore[union-attr]
+    assert fake_kube.kubeconfig is not None
+    text = fake_kube.kubeconfig.read_text()
     kubeconfig.write_text(text.replace(fake_kube.url, "http://127.0.0.1:9"))
     config = load_settings(kubeconfig=kubeconfig, kube_timeout="2s")
     cluster = build_cluster(config)

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from unittest.mock import ANY
 
 import httpx
@@ -344,7 +345,7 @@ def private(message: str, *, title: str) -> Reply:
 
 
 def conversation(
-    fake: FakeMattermost, *, min_interval: float = 1.0, **options: object
+    fake: FakeMattermost, *, min_interval: float = 1.0, **options: Any
 ) -> MattermostConversation:
     return MattermostConversation(
         api=api_for(fake),
@@ -353,7 +354,7 @@ def conversation(
         root_id=None,
         buttons=BUTTONS,
         min_interval=min_interval,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 
@@ -736,6 +737,7 @@ def test_the_follow_through_replies_in_the_thread_of_the_command_post(
     [progress] = fake_mattermost.posts_in(CHANNEL)
     link = talk.message_link
     assert link == f"mattermost:{CHANNEL}:{progress['id']}"
+    assert link is not None
 
     assert platform.reply_in_thread("slack:C1:1.2", "not mine") is False
     assert platform.reply_in_thread(link, "`docspell` is ready") is True
@@ -760,8 +762,8 @@ def test_an_undelivered_alert_is_reported_so_it_is_sent_again(
 # --- configuration --------------------------------------------------------------------------
 
 
-def settings(**values: str) -> Settings:
-    return Settings(pg_dsn="postgresql://x@127.0.0.1/x", **values)  # type: ignore[arg-type]
+def settings(**values: Any) -> Settings:
+    return Settings(pg_dsn="postgresql://x@127.0.0.1/x", **values)
 
 
 def test_mattermost_is_off_unless_configured(bot_env: BotEnv) -> None:

@@ -715,6 +715,7 @@ def test_a_blocked_statement_times_out_with_a_clear_message(state_dsn: str) -> N
 # --- the private cluster -----------------------------------------------------------------------
 
 
+@pytest.mark.server
 def test_private_cluster_starts_stops_and_keeps_its_data() -> None:
     directory = Path(tempfile.mkdtemp(prefix="pgdb-trust-"))
     directory.chmod(0o755)
@@ -735,6 +736,7 @@ def test_private_cluster_starts_stops_and_keeps_its_data() -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.mark.server
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to another OS user")
 def test_private_cluster_refuses_a_directory_the_postgres_user_cannot_reach() -> None:
     private = Path(tempfile.mkdtemp(prefix="pgdb-private-"))  # mode 0700, owned by root

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from unittest.mock import ANY
 from urllib.parse import urlencode
 
@@ -21,12 +22,6 @@ from ruamel.yaml import YAML
 from slack_sdk.signature import Clock, SignatureVerifier
 from starlette.applications import Starlette
 
-from bot.adapters.file_secrets import FileSecretStore
-from bot.adapters.local_git import LocalGitHost
-from bot.adapters.no_cluster import NoCluster
-from bot.adapters.postgres.migrations import BotSchema
-from bot.adapters.postgres.roles import PostgresDatabase
-from bot.adapters.postgres.state import PostgresBotState
 from bot.adapters.slack.client import web_client
 from bot.adapters.slack.conversation import Messenger, SlackConversation
 from bot.adapters.slack.groups import SlackGroups
@@ -40,10 +35,10 @@ from bot.core.model import Requester
 from bot.core.reply import Alert, Button, Reply, Step, StepState, error_reply
 from bot.pgcluster import free_port
 from bot.runner import CommandRunner
-from bot.wiring import core_settings
 from bot.wiring.chat import SlackConfig, build_slack, slack_config, slack_platform
 from handlers.access import Role, role_of
 from handlers.context import Services
+from tests.fakes.services import memory_services
 from tests.fixtures.slack import FakeSlack, slack_signature
 
 # The official worked example (shared/reference/examples/slack_examples/signing_test_vector.txt)
@@ -97,8 +92,8 @@ def test_the_official_signing_example_verifies() -> None:
         {"timestamp": "١٥٣١٤٢٠٦١٨"},  # digits, but not ASCII ones
     ],
 )
-def test_anything_else_is_refused(change: dict[str, object]) -> None:
-    assert not vector_ok(**change)  # type: ignore[arg-type]
+def test_anything_else_is_refused(change: dict[str, Any]) -> None:
+    assert not vector_ok(**change)
 
 
 def test_the_vector_agrees_with_slack_sdk_and_the_test_signer() -> None:
@@ -149,7 +144,7 @@ def test_progress_shows_each_step_with_its_state() -> None:
         "type": "section",
         "text": {"type": "mrkdwn", "text": "*Onboarding `docspell`*"},
     }
-    steps = blocks[1]["text"]["text"]  # type: ignore[index]
+    steps = blocks[1]["text"]["text"]
     assert steps.splitlines() == [
         "✅ *Credentials* · _done_",
         "stored",
@@ -312,17 +307,9 @@ def test_tokens_are_checked_without_being_echoed(monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def offline_services(tmp_path: Path, gitops_repo: Path) -> Services:
-    """Real adapters that are never reached in these tests (nothing is dispatched)."""
-    dsn = "postgresql://nobody@127.0.0.1:9/postgres"
-    return Services(
-        settings=core_settings(Settings()),
-        secrets=FileSecretStore(tmp_path / "secrets", env="dev"),
-        database=PostgresDatabase(dsn),
-        state=PostgresBotState(BotSchema(dsn)),
-        git=LocalGitHost(gitops_repo),
-        cluster=NoCluster(),
-    )
+def offline_services() -> Services:
+    """Ports that are never reached in these tests (nothing is dispatched)."""
+    return memory_services()
 
 
 def platform_for(
@@ -477,10 +464,12 @@ def test_groups_decide_roles_and_a_slack_outage_is_an_error_not_a_refusal(
 # --- progress in place --------------------------------------------------------------------
 
 
-def messenger_for(fake: FakeSlack, *, interval: float = 0.3, **budget: float) -> Messenger:
+def messenger_for(
+    fake: FakeSlack, *, interval: float = 0.3, per_minute: float = 40, burst: float = 20
+) -> Messenger:
     return Messenger(
         client=web_client(token="xoxb-t", api_url=fake.api_url),
-        budget=UpdateBudget(per_minute=budget.get("per_minute", 40), burst=budget.get("burst", 20)),
+        budget=UpdateBudget(per_minute=per_minute, burst=burst),
         min_interval=interval,
     )
 

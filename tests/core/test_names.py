@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bot.core.names import (
@@ -14,9 +16,9 @@ from bot.core.names import (
 )
 
 
-def refusal(raw: str, **kwargs: object) -> str:
+def refusal(raw: str, **kwargs: Any) -> str:
     with pytest.raises(InvalidAppName) as caught:
-        parse_app_name(raw, **kwargs)  # type: ignore[arg-type]
+        parse_app_name(raw, **kwargs)
     return str(caught.value)
 
 

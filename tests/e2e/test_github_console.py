@@ -96,7 +96,7 @@ def test_create_opens_exactly_one_pull_request_with_the_three_files(
 
 def test_local_mode_makes_no_demo_repository_when_github_is_the_host(tmp_path: Path) -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         pg_dsn="postgresql://nobody@127.0.0.1:1/postgres",
         state_dir=tmp_path / "state",
         secrets_dir=tmp_path / "secrets",

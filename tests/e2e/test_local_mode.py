@@ -15,6 +15,8 @@ import pytest
 from bot.localmode import private_cluster_dir
 from bot.pgcluster import find_binary, free_port
 
+pytestmark = pytest.mark.server  # the console as a subprocess, on a real PostgreSQL
+
 
 def console(state_dir: Path, commands: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PGDB_", "PG"))}

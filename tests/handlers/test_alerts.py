@@ -1,32 +1,26 @@
-"""The alert lifecycle (SPEC §6.2) on the real alert state in PostgreSQL: each finding announced
-once, reminders at most every PGDB_ALERT_REPEAT, one "resolved" in the alert's thread; nothing
+"""The alert lifecycle (SPEC §6.2) on the real alert state in PostgreSQL (and, through
+test_alerts_memory.py, on the in-memory one): each finding announced once, reminders at most every PGDB_ALERT_REPEAT, one "resolved" in the alert's thread; nothing
 twice across a restart or with two leaders at once; flapping and silences do not spam."""
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
-from bot.adapters.console_chat import ConsoleConversation
-from bot.adapters.no_cluster import NoCluster
 from bot.adapters.postgres.alerts import PostgresAlertStore
 from bot.adapters.postgres.migrations import BotSchema
-from bot.config import load_settings
-from bot.core.errors import BackendUnavailable
-from bot.core.model import Requester, StoredCredentials
+from bot.core.ports import AlertStore
 from bot.core.reply import Alert
-from bot.wiring import core_settings
 from handlers.alerts import AlertLifecycle, LogAlerts, PassReport
 from handlers.commands import UsageError
-from handlers.context import CommandContext, Services
 from handlers.findings import Finding, Severity
 from handlers.silence import run_silence
+from tests.fakes.services import MemoryWorld, command_context, memory_services
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 PASS = timedelta(minutes=5)
@@ -78,11 +72,18 @@ class Channel:
 
 
 @pytest.fixture
-def store(state_dsn: str) -> PostgresAlertStore:
-    return PostgresAlertStore(BotSchema(state_dsn))
+def open_store(state_dsn: str) -> Callable[[], AlertStore]:
+    """A new handle on the alert state each call: a new process on the same database
+    (test_alerts_memory.py replays these tests on the in-memory store)."""
+    return lambda: PostgresAlertStore(BotSchema(state_dsn))
 
 
-def lifecycle(store: PostgresAlertStore, *sinks: Channel) -> AlertLifecycle:
+@pytest.fixture
+def store(open_store: Callable[[], AlertStore]) -> AlertStore:
+    return open_store()
+
+
+def lifecycle(store: AlertStore, *sinks: Channel) -> AlertLifecycle:
     return AlertLifecycle(store=store, sinks=list(sinks), repeat=REPEAT)
 
 
@@ -96,7 +97,7 @@ class Clock:
 
 
 def test_one_alert_then_reminders_then_one_resolved_in_its_thread(
-    store: PostgresAlertStore,
+    store: AlertStore,
 ) -> None:
     chat = Channel()
     alerts = lifecycle(store, chat)
@@ -128,28 +129,30 @@ def test_one_alert_then_reminders_then_one_resolved_in_its_thread(
     assert store.open_alerts() == []
 
 
-def test_a_restart_sends_nothing_twice(state_dsn: str) -> None:
+def test_a_restart_sends_nothing_twice(open_store: Callable[[], AlertStore]) -> None:
     chat = Channel()
     clock = Clock()
-    lifecycle(PostgresAlertStore(BotSchema(state_dsn)), chat).process([finding()], at=clock.now)
+    lifecycle(open_store(), chat).process([finding()], at=clock.now)
 
     # a new process: new store, new lifecycle, same database
-    restarted = lifecycle(PostgresAlertStore(BotSchema(state_dsn)), chat)
+    restarted = lifecycle(open_store(), chat)
     restarted.process([finding()], at=clock.tick())
     restarted.process([finding()], at=clock.tick())
     assert len(chat.posts) == 1
 
-    again = lifecycle(PostgresAlertStore(BotSchema(state_dsn)), chat)
+    again = lifecycle(open_store(), chat)
     again.process([], at=clock.tick())
     again.process([], at=clock.tick())
-    lifecycle(PostgresAlertStore(BotSchema(state_dsn)), chat).process([], at=clock.tick())
+    lifecycle(open_store(), chat).process([], at=clock.tick())
 
     assert [a.resolved for a in chat.posts] == [False, True]
 
 
-def test_two_leaders_at_once_announce_each_alert_once(state_dsn: str) -> None:
+def test_two_leaders_at_once_announce_each_alert_once(
+    open_store: Callable[[], AlertStore],
+) -> None:
     chat = Channel()
-    leaders = [lifecycle(PostgresAlertStore(BotSchema(state_dsn)), chat) for _ in range(4)]
+    leaders = [lifecycle(open_store(), chat) for _ in range(4)]
     findings = [finding(app=f"app{i}") for i in range(5)]
     reports: list[PassReport] = []
     start = threading.Barrier(len(leaders))
@@ -168,7 +171,7 @@ def test_two_leaders_at_once_announce_each_alert_once(state_dsn: str) -> None:
     assert [announced.count(f"`app{i}`") for i in range(5)] == [1] * 5
 
 
-def test_a_finding_flapping_every_pass_is_announced_once(store: PostgresAlertStore) -> None:
+def test_a_finding_flapping_every_pass_is_announced_once(store: AlertStore) -> None:
     chat = Channel()
     alerts = lifecycle(store, chat)
     clock = Clock()
@@ -180,7 +183,7 @@ def test_a_finding_flapping_every_pass_is_announced_once(store: PostgresAlertSto
 
 
 def test_a_slow_flap_reopens_in_the_thread_and_waits_longer_each_time(
-    store: PostgresAlertStore,
+    store: AlertStore,
 ) -> None:
     chat = Channel()
     alerts = lifecycle(store, chat)
@@ -210,7 +213,7 @@ def test_a_slow_flap_reopens_in_the_thread_and_waits_longer_each_time(
     assert chat.posts[-1].thread is None
 
 
-def test_findings_of_a_system_not_observed_are_not_resolved(store: PostgresAlertStore) -> None:
+def test_findings_of_a_system_not_observed_are_not_resolved(store: AlertStore) -> None:
     chat = Channel()
     alerts = lifecycle(store, chat)
     clock = Clock()
@@ -223,7 +226,7 @@ def test_findings_of_a_system_not_observed_are_not_resolved(store: PostgresAlert
 
 
 def test_silenced_findings_are_not_announced_until_the_silence_ends(
-    store: PostgresAlertStore,
+    store: AlertStore,
 ) -> None:
     chat = Channel()
     alerts = lifecycle(store, chat)
@@ -248,7 +251,7 @@ def test_silenced_findings_are_not_announced_until_the_silence_ends(
 
 
 def test_an_announced_alert_resolved_under_a_silence_stays_quiet(
-    store: PostgresAlertStore,
+    store: AlertStore,
 ) -> None:
     chat = Channel()
     alerts = lifecycle(store, chat)
@@ -265,7 +268,7 @@ def test_an_announced_alert_resolved_under_a_silence_stays_quiet(
 
 
 def test_a_platform_down_gets_the_alert_on_a_later_pass_the_other_at_once(
-    store: PostgresAlertStore,
+    store: AlertStore,
 ) -> None:
     up, down = Channel(name="slack"), Channel(name="mattermost", down=True)
     clock = Clock()
@@ -281,7 +284,7 @@ def test_a_platform_down_gets_the_alert_on_a_later_pass_the_other_at_once(
     assert alert.threads == {"slack": "slack-1", "mattermost": "mattermost-1"}
 
 
-def test_info_findings_are_never_alerted(store: PostgresAlertStore) -> None:
+def test_info_findings_are_never_alerted(store: AlertStore) -> None:
     chat = Channel()
     orphan = Finding(kind="orphan_role", app=None, severity=Severity.INFO, message="m", remedy="r")
 
@@ -291,7 +294,7 @@ def test_info_findings_are_never_alerted(store: PostgresAlertStore) -> None:
 
 
 def test_without_a_chat_platform_alerts_go_to_the_log(
-    store: PostgresAlertStore, caplog: pytest.LogCaptureFixture
+    store: AlertStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="pgdb_bot.alerts")
     alerts = AlertLifecycle(store=store, sinks=[LogAlerts()], repeat=REPEAT)
@@ -310,47 +313,18 @@ def test_without_a_chat_platform_alerts_go_to_the_log(
 # --- /pgdb silence ------------------------------------------------------------------------
 
 
-class _Unreachable:
-    """A system this test does not need: every read fails the way an unreachable one does."""
-
-    def __getattr__(self, name: str) -> Any:
-        def fail(*_: Any, **__: Any) -> Any:
-            raise BackendUnavailable("test", f"{name} is not used here")
-
-        return fail
-
-
-class _OneApp:
-    """A secret store that knows `docspell`: what makes it a known app to silence."""
-
-    kind = "test"
-
-    def read_all(self) -> dict[str, StoredCredentials]:
-        return {"docspell": StoredCredentials(username="docspell")}
-
-
-def silence(store: PostgresAlertStore, target: str, duration: str) -> str:
-    services = Services(
-        settings=core_settings(load_settings()),
-        secrets=_OneApp(),  # type: ignore[arg-type]
-        database=_Unreachable(),  # type: ignore[arg-type]
-        state=_Unreachable(),  # type: ignore[arg-type]
-        git=_Unreachable(),  # type: ignore[arg-type]
-        cluster=NoCluster(),
-        alerts=store,
-        bot_role="pgdb_bot",
-        clock=lambda: T0,
-    )
-    ctx = CommandContext(
-        services=services,
-        requester=Requester(user_id="olga", platform="test"),
-        conversation=ConsoleConversation(io.StringIO()),
-    )
+def silence(store: AlertStore, target: str, duration: str) -> str:
+    world = MemoryWorld()
+    world.secrets.put("docspell", "pw")  # what makes it a known app to silence
+    for unused in (world.database, world.state, world.git):
+        unused.fail()  # every read fails the way an unreachable system does
+    services = memory_services(world, alerts=store, clock=lambda: T0)
+    ctx = command_context(services, platform="test")
     reply = run_silence(ctx, target, duration)
     return "\n".join([reply.title, *reply.lines])
 
 
-def test_silence_command_by_app_or_kind_and_lifting_it(store: PostgresAlertStore) -> None:
+def test_silence_command_by_app_or_kind_and_lifting_it(store: AlertStore) -> None:
     text = silence(store, "docspell", "2h")
     assert text.startswith("Silenced alerts about `docspell` for 2h")
     assert "2026-03-01 10:00 UTC" in text and "/pgdb silence docspell off" in text
@@ -376,7 +350,7 @@ def test_silence_command_by_app_or_kind_and_lifting_it(store: PostgresAlertStore
     ],
 )
 def test_silence_refuses_bad_arguments(
-    store: PostgresAlertStore, target: str, duration: str, words: str
+    store: AlertStore, target: str, duration: str, words: str
 ) -> None:
     with pytest.raises(UsageError, match=words):
         silence(store, target, duration)

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,21 +15,11 @@ import pytest
 from bot.adapters.console_chat import ConsoleConversation
 from bot.adapters.kubernetes.cluster import KubernetesCluster
 from bot.adapters.kubernetes.source import KubeSource
-from bot.config import Settings, load_settings
+from bot.config import Settings
 from bot.core.model import (
-    DatabaseInfo,
-    DatabaseState,
-    GitSnapshot,
-    PasswordResult,
-    PasswordVerdict,
     Requester,
-    RoleInfo,
-    StoredCredentials,
-    WorkflowRecord,
 )
 from bot.core.names import AppName
-from bot.core.secret import Secret
-from bot.wiring import core_settings
 from bot.wiring.kubernetes import connect_cluster
 from handlers.context import CommandContext, Services
 from handlers.diagnose import exit_code
@@ -38,6 +27,9 @@ from handlers.findings import Diagnosis, Finding, Severity, diagnose
 from handlers.observe import Observation
 from handlers.repair import run_repair
 from handlers.status import CheckOutcome, app_checks, run_status
+from tests.fakes.faults import FakeClock
+from tests.fakes.git_host import MANIFESTS
+from tests.fakes.services import MemoryWorld, memory_services, memory_settings
 from tests.fixtures.kubernetes import (
     FakeKubernetes,
     ago,
@@ -59,86 +51,18 @@ def password(app: str = APP) -> str:
     return f"pw-of-{app}-0123456789abcdefghijklmnop"
 
 
-# --- the world outside Kubernetes: healthy, built by hand ----------------------------------
+# --- the world outside Kubernetes: healthy, in memory ----------------------------------------
 
 
-class Secrets:
-    kind = "test"
-
-    def __init__(self, stored: Mapping[str, StoredCredentials]) -> None:
-        self.stored = dict(stored)
-
-    def location(self, app: str) -> str:
-        return f"/postgresql/{app} (env dev)"
-
-    def read_all(self) -> dict[str, StoredCredentials]:
-        return dict(self.stored)
-
-
-class Database:
-    def __init__(self, state: DatabaseState) -> None:
-        self.state = state
-
-    def observe(self) -> DatabaseState:
-        return self.state
-
-    def check_passwords(
-        self, candidates: Mapping[str, Secret], *, state: DatabaseState
-    ) -> dict[str, PasswordVerdict]:
-        return {
-            app: PasswordVerdict(result=PasswordResult.MATCH, method="verifier")
-            for app in candidates
-        }
-
-
-class Git:
-    kind = "test"
-
-    def __init__(self, snapshot: GitSnapshot) -> None:
-        self.value = snapshot
-
-    def snapshot(self, *, manifests_path: str) -> GitSnapshot:
-        return self.value
-
-
-class State:
-    def __init__(self, workflows: list[WorkflowRecord] | None = None) -> None:
-        self.records = workflows or []
-
-    def workflows(self) -> list[WorkflowRecord]:
-        return self.records
-
-    @contextmanager
-    def app_lock(self, app: str) -> Iterator[bool]:
-        yield True
-
-
-def on_base(*apps: str) -> GitSnapshot:
-    files = {f"databases/{a}.yaml" for a in apps} | {f"credentials/{a}-secret.yaml" for a in apps}
+def on_base(*apps: str) -> dict[str, str | None]:
+    """The apps' manifests on the base branch, listed in the kustomization."""
+    files: dict[str, str | None] = {}
+    for app in apps:
+        files[f"{MANIFESTS}/databases/{app}.yaml"] = f"# Database {app}\n"
+        files[f"{MANIFESTS}/credentials/{app}-secret.yaml"] = f"# InfisicalSecret {app}\n"
     resources = "".join(f"  - databases/{a}.yaml\n  - credentials/{a}-secret.yaml\n" for a in apps)
-    return GitSnapshot(
-        base_branch="main",
-        base_sha="0" * 40,
-        files=frozenset(files),
-        kustomization="kind: Kustomization\nresources:\n" + resources,
-    )
-
-
-def pg_state(
-    *apps: str, without_database: tuple[str, ...] = (), without_role: tuple[str, ...] = ()
-) -> DatabaseState:
-    names = ("postgres", BOT, *[a for a in apps if a not in without_role])
-    roles = [RoleInfo(name=n, can_login=True) for n in names]
-    return DatabaseState(
-        roles={r.name: r for r in roles},
-        databases={
-            n: DatabaseInfo(name=n, owner=n if n in apps else "postgres")
-            for n in ("postgres", *[a for a in apps if a not in without_database])
-        },
-        bot_role=BOT,
-        bot_is_superuser=True,
-        server_version=170000,
-    )
+    files[f"{MANIFESTS}/kustomization.yaml"] = "kind: Kustomization\nresources:\n" + resources
+    return files
 
 
 @pytest.fixture(autouse=True)
@@ -165,24 +89,19 @@ def services(
 ) -> Services:
     """``apps`` onboarded everywhere but in Kubernetes, which the fake holds."""
     settings.setdefault("kube_timeout", "2s")
-    config = load_settings(kubeconfig=fake.kubeconfig, **settings)
+    config = memory_settings(kubeconfig=fake.kubeconfig, **settings)
     passwords = {a: password(a) for a in apps} if stored is None else dict(stored)
-    return Services(
-        settings=core_settings(config),
-        secrets=Secrets(  # type: ignore[arg-type]
-            {
-                a: StoredCredentials(username=a, password=Secret(p), database=a)
-                for a, p in passwords.items()
-            }
-        ),
-        database=Database(  # type: ignore[arg-type]
-            pg_state(*apps, without_database=without_database, without_role=without_role)
-        ),
-        state=State(),  # type: ignore[arg-type]
-        git=Git(on_base(*(apps if merged is None else merged))),  # type: ignore[arg-type]
-        cluster=cluster_for(fake, config),
-        bot_role=BOT,
-    )
+    # the fake API server's objects are dated from the real clock
+    world = MemoryWorld(clock=FakeClock(datetime.now(UTC)))
+    for app, stored_password in passwords.items():
+        world.secrets.put(app, stored_password)
+    for app in apps:
+        if app not in without_role:
+            world.database.add_role(app, password=passwords.get(app, password(app)))
+        if app not in without_database:
+            world.database.add_database(app, owner=app)
+    world.git.push(on_base(*(apps if merged is None else merged)))
+    return memory_services(world, settings=config, cluster=cluster_for(fake, config))
 
 
 def observe_now(svc: Services) -> Observation:

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from bot.config import Settings, load_settings
 from bot.core.errors import BackendUnavailable
 from bot.core.model import (
     DatabaseInfo,
@@ -32,11 +31,13 @@ from bot.core.model import (
     WorkflowStatus,
 )
 from bot.core.secret import Secret
-from bot.wiring import core_settings
 from handlers.context import Services
 from handlers.diagnose import as_json, exit_code, render
 from handlers.findings import Diagnosis, Finding, Severity, diagnose
 from handlers.observe import Observation
+from tests.fakes.database import MemoryDatabase
+from tests.fakes.secret_store import MemorySecretStore
+from tests.fakes.services import memory_services, memory_settings
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 BOT = "pgdb_bot"
@@ -47,19 +48,13 @@ REPAIR = f"/pgdb repair {APP} --yes"
 # --- test doubles of the ports diagnose() reads --------------------------------------------
 
 
-class Secrets:
-    kind = "test"
-
-    def location(self, app: str) -> str:
-        return f"/postgresql/{app} (env dev)"
-
-
-class Database:
+class Database(MemoryDatabase):
     """Answers password checks from a table; records what it was asked."""
 
     def __init__(
         self, verdicts: Mapping[str, PasswordResult] | None = None, *, down: bool = False
     ) -> None:
+        super().__init__(bot_role=BOT)
         self.verdicts = dict(verdicts or {})
         self.down = down
         self.asked: list[dict[str, Secret]] = []
@@ -99,11 +94,10 @@ def _no_pgdb_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None
 
 
 def services(database: Database | None = None, **settings: Any) -> Services:
-    config: Settings = load_settings(**settings)
-    return Services(
-        settings=core_settings(config),
-        secrets=Secrets(),  # type: ignore[arg-type]
-        database=database or Database(),  # type: ignore[arg-type]
+    return memory_services(
+        settings=memory_settings(**settings),
+        secrets=MemorySecretStore(),
+        database=database or Database(),
         state=Unused(),
         git=Unused(),
         cluster=Unused(),

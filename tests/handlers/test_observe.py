@@ -10,7 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from bot.core.model import StoredCredentials
 from bot.core.names import AppName
 from bot.core.ports import SecretStore
+from bot.core.secret import Secret
+from handlers.context import Services
 from handlers.observe import observe
+from tests.fakes.services import memory_services
 from tests.fixtures.bot import BotEnv
 
 
@@ -33,12 +36,25 @@ class GatedStore:
         assert self.go.wait(30)
         return self.inner.read_all()
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
+    def read(self, app: AppName) -> StoredCredentials | None:
+        return self.inner.read(app)
+
+    def write(self, app: AppName, *, username: str, password: Secret, database: str) -> None:
+        self.inner.write(app, username=username, password=password, database=database)
+
+    def delete(self, app: AppName) -> bool:
+        return self.inner.delete(app)
 
 
 def test_concurrent_callers_share_the_observation_in_flight(bot_env: BotEnv) -> None:
-    base = bot_env.services()
+    shares_the_flight(bot_env.services())
+
+
+def test_concurrent_callers_share_the_observation_in_flight_in_memory() -> None:
+    shares_the_flight(memory_services())
+
+
+def shares_the_flight(base: Services) -> None:
     store = GatedStore(base.secrets)
     services = dataclasses.replace(base, secrets=store)
 

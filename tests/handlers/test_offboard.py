@@ -17,6 +17,7 @@ import pytest
 from bot.adapters.console_chat import ConsoleConversation
 from bot.adapters.kubernetes.source import KubeSource
 from bot.core.model import Requester
+from bot.core.names import AppName
 from bot.core.reply import Button, Reply, StepState
 from bot.wiring.kubernetes import connect_cluster
 from handlers.context import Services
@@ -78,7 +79,7 @@ def merge_offboarding(env: BotEnv) -> None:
     git(env.repo, "merge", "-q", "--no-ff", "-m", "Merge offboarding", BRANCH)
 
 
-def findings_for(services: Services, app: str) -> list[tuple[str, str]]:
+def findings_for(services: Services, app: str | None) -> list[tuple[str, str]]:
     found = diagnose(observe(services), services, respect_grace=False).findings
     return [(f.kind, f.message) for f in found if f.app == app]
 
@@ -148,7 +149,7 @@ def test_offboard_keeps_the_data_and_create_brings_it_back(bot_env: BotEnv) -> N
     listing = run(services, "/pgdb list")
     assert any(line.startswith("⚪ docspell: offboarded") for line in listing.lines)
     assert findings_for(services, "docspell") == []
-    assert "orphan_database" not in {k for k, _ in findings_for(services, None)}  # type: ignore[arg-type]
+    assert "orphan_database" not in {k for k, _ in findings_for(services, None)}
 
     refs = bot_env.git("for-each-ref")
     again = run(services, "/pgdb offboard docspell --yes")
@@ -253,7 +254,7 @@ def test_a_base_that_moved_rebuilds_the_offboarding_commit(bot_env: BotEnv) -> N
     assert run(services, "/pgdb create paperless").ok  # another onboarding merged meanwhile
     git(bot_env.repo, "merge", "-q", "--no-ff", "-m", "Merge paperless", "pgdb/paperless")
     # re-run of a not yet finished offboarding: the record says done, but the branch is stale
-    services.state.start_workflow(app="docspell", kind="offboard", requester="olga")  # type: ignore[arg-type]
+    services.state.start_workflow(app=AppName("docspell"), kind="offboard", requester="olga")
 
     again = run(services, "/pgdb offboard docspell --yes")
 
@@ -466,7 +467,7 @@ def test_offboard_waits_while_a_rotation_is_unfinished_so_the_rerun_keeps_its_pa
 
     assert bot_env.git("for-each-ref") == refs
     assert bot_env.can_login("docspell", old)  # not set to NOLOGIN
-    latest = services.state.latest_workflow("docspell")  # type: ignore[arg-type]
+    latest = services.state.latest_workflow(AppName("docspell"))
     assert lifecycle_of(latest) is Lifecycle.ROTATION_INCOMPLETE
     finished = run(services, "/pgdb rotate docspell --yes")
     assert finished.ok, explain(finished)

@@ -6,69 +6,40 @@ would say so: the proposal is "pending", so no other finding fires.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from bot.adapters.no_cluster import NoCluster
-from bot.config import Settings, load_settings
+from bot.config import load_settings
 from bot.core.errors import ConfigError
 from bot.core.model import (
     DatabaseState,
     GitSnapshot,
     Observed,
-    PasswordResult,
-    PasswordVerdict,
     Proposal,
     ProposalState,
     RoleInfo,
     StoredCredentials,
 )
 from bot.core.secret import Secret
-from bot.wiring import core_settings
 from handlers.context import Services
 from handlers.findings import Finding, Severity, diagnose
 from handlers.observe import Observation
+from tests.fakes.services import MemoryWorld
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 APP = "docspell"
 URL = "https://github.example/acme/gitops/pull/12"
-
-
-class Secrets:
-    kind = "test"
-
-    def location(self, app: str) -> str:
-        return f"/postgresql/{app} (env dev)"
-
-
-class Database:
-    def check_passwords(
-        self, candidates: Mapping[str, Secret], *, state: DatabaseState
-    ) -> dict[str, PasswordVerdict]:
-        return {
-            a: PasswordVerdict(result=PasswordResult.MATCH, method="verifier") for a in candidates
-        }
-
-
-class Git:
-    """Only the name of the host: the assessment reads the snapshot from the observation."""
-
-    kind = "test"
+PASSWORD = "p" * 40
 
 
 def services(**settings: Any) -> Services:
-    return Services(
-        settings=core_settings(Settings(_env_file=None, **settings)),  # type: ignore[call-arg]
-        secrets=Secrets(),  # type: ignore[arg-type]
-        database=Database(),  # type: ignore[arg-type]
-        state=None,  # type: ignore[arg-type]
-        git=Git(),  # type: ignore[arg-type]
-        cluster=NoCluster(),
-        bot_role="pgdb_bot",
-    )
+    """The ports diagnose() asks, holding what ``observation`` shows (the role and its
+    password)."""
+    world = MemoryWorld()
+    world.database.add_role(APP, password=PASSWORD)
+    return world.services(**settings)
 
 
 def pull_request(
@@ -94,7 +65,7 @@ def observation(proposal: Proposal) -> Observation:
     )
     return Observation(
         secrets=Observed.ok(
-            {APP: StoredCredentials(username=APP, password=Secret("p" * 40), database=APP)}
+            {APP: StoredCredentials(username=APP, password=Secret(PASSWORD), database=APP)}
         ),
         database=Observed.ok(
             DatabaseState(

@@ -609,15 +609,16 @@ class Client:
     errors: list[str] = field(default_factory=list)
 
 
-def _params(env: BotEnv, password: str) -> dict[str, object]:
-    params: dict[str, object] = dict(psycopg.conninfo.conninfo_to_dict(env.superuser_dsn))
-    params.update(user=APP, password=password, dbname="postgres", connect_timeout=3)
-    return params
+def _dsn(env: BotEnv, password: str) -> str:
+    """The app's own connection: its role and password, on the server the bot manages."""
+    return with_params(
+        env.superuser_dsn, user=APP, password=password, dbname="postgres", connect_timeout="3"
+    )
 
 
 def held_connection(env: BotEnv, password: str, stop: threading.Event, client: Client) -> None:
     """One connection opened before the rotation, used every 20 ms until the end."""
-    with psycopg.connect(**_params(env, password), autocommit=True) as conn:  # type: ignore[arg-type]
+    with psycopg.connect(_dsn(env, password), autocommit=True) as conn:
         while not stop.is_set():
             try:
                 conn.execute("SELECT 1").fetchone()
@@ -633,7 +634,7 @@ def reconnect_loop(env: BotEnv, services: Services, stop: threading.Event, clien
     while not stop.is_set():
         password = stored_password(services) or ""
         try:
-            with psycopg.connect(**_params(env, password), autocommit=True) as conn:  # type: ignore[arg-type]
+            with psycopg.connect(_dsn(env, password), autocommit=True) as conn:
                 conn.execute("SELECT 1").fetchone()
             client.events.append((time.monotonic(), True))
         except psycopg.OperationalError:
@@ -645,7 +646,7 @@ def fixed_password_loop(env: BotEnv, password: str, stop: threading.Event, clien
     """A pod that read the password at start (env from the Secret) and never restarts."""
     while not stop.is_set():
         try:
-            with psycopg.connect(**_params(env, password), autocommit=True) as conn:  # type: ignore[arg-type]
+            with psycopg.connect(_dsn(env, password), autocommit=True) as conn:
                 conn.execute("SELECT 1").fetchone()
             client.events.append((time.monotonic(), True))
         except psycopg.OperationalError:
