@@ -41,7 +41,7 @@ from handlers.lifecycle import AppHistory
 from handlers.observe import manifests_on_base
 from handlers.pr_checks import role_check, secret_check
 from handlers.rotate import refuse_during_rotation
-from handlers.workflow import StepStopped, run_steps, stop_at
+from handlers.workflow import StepStopped, fail_step, run_steps, stop_at
 
 log = logging.getLogger(__name__)
 
@@ -708,12 +708,7 @@ def _dry_run(
 
 
 def _stopped_before_writing(reply: Reply, key: str, cause: str) -> Reply:
-    failed = reply.step(key)
-    failed.state, failed.detail = StepState.FAILED, cause
-    for step in reply.steps:
-        if step.state is StepState.PENDING:
-            step.state = StepState.SKIPPED
-    reply.ok = False
+    failed = fail_step(reply, key, cause)
     reply.title = f"{reply.title}: stopped"
     reply.lines.append(
         f"Stopped at step “{failed.label}”: {cause}. Nothing was changed; run the same "

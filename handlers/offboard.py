@@ -39,7 +39,7 @@ from handlers.context import CommandContext, Services
 from handlers.lifecycle import OFFBOARD, SECRET_DELETED, Lifecycle, lifecycle_of
 from handlers.observe import known_apps, observe
 from handlers.rotate import refuse_during_rotation
-from handlers.workflow import StepStopped, run_steps, stop_at
+from handlers.workflow import StepStopped, fail_step, run_steps, stop_at
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +137,8 @@ def _rotating(ctx: CommandContext, app: AppName, blocked: str) -> Reply:
 
 
 def _refused(app: AppName, reply: Reply, cause: str) -> Reply:
-    reply.ok = False
     reply.title = f"Offboard `{app}`: refused"
-    step = reply.step("manifests")
-    step.state, step.detail = StepState.FAILED, cause
-    for s in reply.steps:
-        if s.state is StepState.PENDING:
-            s.state = StepState.SKIPPED
+    fail_step(reply, "manifests", cause)
     reply.lines.append("Nothing was changed.")
     return reply
 

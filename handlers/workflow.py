@@ -82,17 +82,23 @@ def run_steps(
     return None
 
 
+def fail_step(reply: Reply, key: str, cause: str) -> Step:
+    """Step ``key`` failed with ``cause``; the steps not reached are skipped. The failed step."""
+    failed = reply.step(key)
+    failed.state, failed.detail = StepState.FAILED, cause
+    for step in reply.steps:
+        if step.state is StepState.PENDING:
+            step.state = StepState.SKIPPED
+    reply.ok = False
+    return failed
+
+
 def stop_at(
     ctx: CommandContext, reply: Reply, workflow_id: int, step: str, *, cause: str, resume: str
 ) -> Reply:
     """Stop the workflow at ``step``: the step failed with ``cause``, the rest is skipped, the
     record says so, and the reply ends with ``resume`` (how a re-run finishes the work)."""
-    failed = reply.step(step)
-    failed.state, failed.detail = StepState.FAILED, cause
-    for s in reply.steps:
-        if s.state is StepState.PENDING:
-            s.state = StepState.SKIPPED
-    reply.ok = False
+    failed = fail_step(reply, step, cause)
     reply.lines.append(f"Stopped at step “{failed.label}”: {cause}. {resume}")
     try:
         ctx.services.state.update_workflow(
