@@ -19,7 +19,8 @@ from bot.adapters.local_git import LocalGitHost, init_demo_repo
 from bot.adapters.no_cluster import NoCluster
 from bot.adapters.postgres import PostgresBotState, PostgresDatabase
 from bot.config import Settings
-from bot.core.manifests import add_resources, build_manifest_set
+from bot.core.manifests.kustomization import add_resources
+from bot.core.manifests.onboarding import build_manifest_set
 from bot.core.names import AppName
 from bot.core.secret import Secret, generate_password
 from bot.pgcluster import PrivateCluster

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.core.errors import PgdbError
-from bot.core.manifests import secret_name
+from bot.core.manifests.layout import secret_name
 from bot.core.model import (
     DatabaseState,
     InfisicalSecretResource,

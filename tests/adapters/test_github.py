@@ -34,7 +34,7 @@ from bot.adapters.github_host import (
 from bot.adapters.no_cluster import NoCluster
 from bot.config import ConfigError, Settings
 from bot.core.errors import BackendUnavailable
-from bot.core.manifests import validate_database, validate_infisical_secret
+from bot.core.manifests.validate import validate_database, validate_infisical_secret
 from bot.core.model import (
     AuditEntry,
     CheckResult,

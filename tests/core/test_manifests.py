@@ -15,26 +15,22 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from bot.core.manifests import (
+from bot.core.manifests.kustomization import (
+    add_resources,
+    listed_resources,
+    remove_resources,
+    validate_kustomization,
+)
+from bot.core.manifests.layout import ManifestSettings, database_path, secret_name, secret_path
+from bot.core.manifests.onboarding import build_manifest_set, on_base
+from bot.core.manifests.render import add_secret_namespace, render_database, render_infisical_secret
+from bot.core.manifests.validate import (
     CLUSTER_SCHEMA,
     DATABASE_SCHEMA,
     INFISICAL_SCHEMA,
-    ManifestSettings,
-    add_resources,
-    add_secret_namespace,
-    build_manifest_set,
-    database_path,
-    listed_resources,
     load_schema,
-    on_base,
-    remove_resources,
-    render_database,
-    render_infisical_secret,
-    secret_name,
-    secret_path,
     validate_database,
     validate_infisical_secret,
-    validate_kustomization,
 )
 from bot.core.names import AppName, parse_app_name
 
@@ -427,7 +423,7 @@ def test_a_broken_infisical_secret_names_the_field(change: Any, expected: str) -
 
 
 def test_vendored_schemas_are_package_data_with_recorded_provenance() -> None:
-    folder = importlib_resources.files("bot.core").joinpath("schemas")
+    folder = importlib_resources.files("bot.core.manifests").joinpath("schemas")
     sources = folder.joinpath("SOURCES.md").read_text("utf-8")
     for filename in (DATABASE_SCHEMA, CLUSTER_SCHEMA, INFISICAL_SCHEMA):
         digest = hashlib.sha256(folder.joinpath(filename).read_bytes()).hexdigest()
@@ -860,7 +856,7 @@ def test_fast_path_writes_what_the_exact_path_writes(monkeypatch: pytest.MonkeyP
     for adding, removing, listing and validating."""
     import random
 
-    from bot.core import manifests
+    from bot.core.manifests import kustomization
 
     rng = random.Random(9)
     cases = [_generated_kustomization(rng) for _ in range(120)]
@@ -870,7 +866,7 @@ def test_fast_path_writes_what_the_exact_path_writes(monkeypatch: pytest.MonkeyP
         existing = listed_resources(text)
         # never all of them: emptying a list is the exact path's job alone
         removed = rng.sample(existing, min(len(existing) - 1, rng.randint(1, 3)))
-        taken += manifests._scan(text) is not None
+        taken += kustomization._scan(text) is not None
         fast.append(
             (
                 add_resources(text, extra),
@@ -883,7 +879,7 @@ def test_fast_path_writes_what_the_exact_path_writes(monkeypatch: pytest.MonkeyP
         )
     assert taken > 100, "the generated files should nearly all take the fast path"
 
-    monkeypatch.setattr(manifests, "_scan", lambda text: None)
+    monkeypatch.setattr(kustomization, "_scan", lambda text: None)
     for (text, extra), (added, added_one, kept, listed, problems, removed) in zip(
         cases, fast, strict=True
     ):

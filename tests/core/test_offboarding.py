@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from bot.core.manifests import ManifestSettings, build_manifest_set, render_database
-from bot.core.names import AppName
-from bot.core.offboarding import (
+from bot.core.manifests.layout import ManifestSettings
+from bot.core.manifests.offboarding import (
     database_patches,
     offboard_branch,
     orphaned_copies,
     reclaim_problem,
     removal,
 )
+from bot.core.manifests.onboarding import build_manifest_set
+from bot.core.manifests.render import render_database
+from bot.core.names import AppName
 
 APP = AppName("docspell")
 FOLDER = "apps/04-databases/postgresql-shared/base"

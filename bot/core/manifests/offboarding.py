@@ -1,7 +1,7 @@
 """What offboarding changes in the GitOps repository, and what makes it unsafe (issue 10).
 
-Pure code, text in and text out, like :mod:`bot.core.manifests`: the handler reads the base
-branch, these functions decide.
+Pure code, text in and text out, like the rest of :mod:`bot.core.manifests`: the handler reads
+the base branch, these functions decide.
 """
 
 from __future__ import annotations
@@ -14,12 +14,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from bot.core.manifests import (
-    KUSTOMIZATION_FILE,
-    database_path,
-    remove_resources,
-    secret_path,
-)
+from bot.core.manifests.kustomization import remove_resources
+from bot.core.manifests.layout import KUSTOMIZATION_FILE, database_path, secret_path
 from bot.core.names import OFFBOARD_BRANCH_PREFIX, AppName
 
 
