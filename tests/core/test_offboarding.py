@@ -123,6 +123,7 @@ def test_a_kustomization_without_database_patches_is_safe() -> None:
     other = BASE + "patches:\n  - target: {kind: Cluster}\n    path: cluster.yaml\n"
     assert database_patches(other, APP, read=FILES.get) == []
     assert database_patches("", APP, read=FILES.get) == []
-    assert database_patches("patches: [unclosed", APP, read=FILES.get) == [
-        "kustomization.yaml is not valid YAML, so its patches cannot be checked"
-    ]
+    for unsure in ("patches: [unclosed", "patches: !custom []\n"):
+        assert database_patches(unsure, APP, read=FILES.get) == [
+            "kustomization.yaml is not valid YAML, so its patches cannot be checked"
+        ]

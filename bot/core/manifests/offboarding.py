@@ -14,7 +14,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from bot.core.manifests.kustomization import remove_resources
+from bot.core.manifests.kustomization import NotYaml, parse_kustomization, remove_resources
 from bot.core.manifests.layout import KUSTOMIZATION_FILE, database_path, secret_path
 from bot.core.names import OFFBOARD_BRANCH_PREFIX, AppName
 
@@ -107,10 +107,12 @@ def database_patches(
     file's text by its path relative to the kustomization, None when it does not exist.
     """
     try:
-        documents = _documents(kustomization)
-    except YAMLError:
+        parsed = parse_kustomization(kustomization)
+    except NotYaml:
+        parsed = None
+    if parsed is None or parsed.unknown_tag is not None:  # what kustomize makes of `!x` is unsure
         return ["kustomization.yaml is not valid YAML, so its patches cannot be checked"]
-    root = documents[0] if documents and isinstance(documents[0], dict) else {}
+    root = parsed.data if isinstance(parsed.data, dict) else {}
     found: list[str] = []
     for field_name in PATCH_FIELDS:
         entries = root.get(field_name)

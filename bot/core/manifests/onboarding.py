@@ -15,7 +15,6 @@ from bot.core.manifests.kustomization import (
     listed_set,
     new_kustomization,
     normalized,
-    validate_kustomization,
 )
 from bot.core.manifests.layout import (
     KUSTOMIZATION_FILE,
@@ -25,7 +24,11 @@ from bot.core.manifests.layout import (
     secret_path,
 )
 from bot.core.manifests.render import render_database, render_infisical_secret
-from bot.core.manifests.validate import validate_database, validate_infisical_secret
+from bot.core.manifests.validate import (
+    validate_database,
+    validate_infisical_secret,
+    validate_kustomization,
+)
 from bot.core.names import AppName
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources as importlib_resources
 from typing import TYPE_CHECKING, Any, Final
@@ -17,7 +18,18 @@ from typing import TYPE_CHECKING, Any, Final
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from bot.core.manifests.layout import DNS1123_LABEL, DNS1123_SUBDOMAIN, ManifestSettings
+from bot.core.manifests.kustomization import (
+    KUSTOMIZE_API_VERSION,
+    NotYaml,
+    normalized,
+    parse_kustomization,
+)
+from bot.core.manifests.layout import (
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+    ManifestSettings,
+    relative_path_problem,
+)
 from bot.core.manifests.render import DATABASE_API_VERSION, INFISICAL_API_VERSION
 from bot.core.manifests.yaml_text import describe, one_line
 
@@ -117,9 +129,24 @@ def _load_manifest(text: str) -> tuple[dict[str, Any] | None, list[str]]:
     return data, []
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """A custom resource kind the bot writes, and the vendored schema of its CRD."""
+
+    api_version: str
+    kind: str
+    schema: str
+
+
+_DATABASE: Final = _Kind(DATABASE_API_VERSION, "Database", DATABASE_SCHEMA)
+_INFISICAL_SECRET: Final = _Kind(INFISICAL_API_VERSION, "InfisicalSecret", INFISICAL_SCHEMA)
+
+
 def _validate_object(
-    text: str, *, api_version: str, kind: str, schema: str, namespace: str | None
+    text: str, of: _Kind, *, settings: ManifestSettings | None
 ) -> tuple[dict[str, Any] | None, list[str]]:
+    api_version, kind = of.api_version, of.kind
+    namespace = settings.namespace if settings else None
     data, errors = _load_manifest(text)
     if data is None:
         return None, errors
@@ -144,7 +171,7 @@ def _validate_object(
         elif namespace is not None and ns != namespace:
             errors.append(f"metadata.namespace: expected {namespace!r}, got {ns!r}")
     body = {k: v for k, v in data.items() if k not in ("status", "apiVersion", "kind")}
-    for error in _validator(schema).iter_errors(body):
+    for error in _validator(of.schema).iter_errors(body):
         errors.extend(_schema_messages(error))
     return data, errors
 
@@ -160,13 +187,7 @@ def validate_database(text: str, *, settings: ManifestSettings | None = None) ->
     ``settings``, the namespace and cluster must be ours: the CNPG controller ignores a Database
     whose cluster is not in its namespace, leaving it without status forever.
     """
-    data, errors = _validate_object(
-        text,
-        api_version=DATABASE_API_VERSION,
-        kind="Database",
-        schema=DATABASE_SCHEMA,
-        namespace=settings.namespace if settings else None,
-    )
+    data, errors = _validate_object(text, _DATABASE, settings=settings)
     spec = data.get("spec") if data else None
     if isinstance(spec, dict):
         db_name = spec.get("name")
@@ -189,13 +210,7 @@ def validate_infisical_secret(text: str, *, settings: ManifestSettings | None = 
     ``projectSlug`` / ``projectId``; ``creationPolicy`` spelled ``Owner`` or ``Orphan`` (anything
     else silently means Orphan); and no ``Owner`` across namespaces.
     """
-    data, errors = _validate_object(
-        text,
-        api_version=INFISICAL_API_VERSION,
-        kind="InfisicalSecret",
-        schema=INFISICAL_SCHEMA,
-        namespace=settings.namespace if settings else None,
-    )
+    data, errors = _validate_object(text, _INFISICAL_SECRET, settings=settings)
     spec = data.get("spec") if data else None
     if not isinstance(spec, dict):
         if data is not None and "spec" not in data:
@@ -241,3 +256,46 @@ def validate_infisical_secret(text: str, *, settings: ManifestSettings | None = 
             "and projectId"
         )
     return _finish(errors)
+
+
+def validate_kustomization(text: str) -> list[str]:
+    """Problems with a kustomization file (well-formed mapping, unique relative resources)."""
+    try:
+        parsed = parse_kustomization(text)
+    except NotYaml as exc:
+        return [f"not valid YAML: {exc.reason}"]
+    if parsed.unknown_tag is not None:
+        return [f"not valid YAML: {parsed.unknown_tag}"]
+    data = parsed.data
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        return [f"(document): expected a mapping, got {describe(data)}"]
+    errors: list[str] = []
+    kind = data.get("kind")
+    if kind is not None and kind != "Kustomization":
+        errors.append(f"kind: expected 'Kustomization', got {kind!r}")
+    api_version = data.get("apiVersion")
+    if api_version is not None and api_version != KUSTOMIZE_API_VERSION:
+        errors.append(f"apiVersion: expected {KUSTOMIZE_API_VERSION!r}, got {api_version!r}")
+    resources = data.get("resources")
+    if resources is None:
+        return errors
+    if not isinstance(resources, list):
+        return [*errors, f"resources: expected a list of paths, got {describe(resources)}"]
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(resources):
+        where = f"resources[{index}]"
+        if not isinstance(entry, str):
+            errors.append(f"{where}: expected a path, got {describe(entry)}")
+            continue
+        problem = relative_path_problem(entry)
+        if problem:
+            errors.append(f"{where}: {entry!r} {problem}")
+            continue
+        key = normalized(entry)
+        if key in seen:
+            errors.append(f"{where}: {entry!r} is already listed at resources[{seen[key]}]")
+        else:
+            seen[key] = index
+    return errors
