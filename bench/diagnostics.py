@@ -10,7 +10,7 @@ import psycopg
 from bench.fleet import Fleet
 from bench.measure import counting
 from bot.adapters.postgres.roles import PostgresDatabase
-from bot.core.manifests import database_path, secret_path
+from bot.core.manifests.layout import database_path, secret_path
 from bot.core.names import AppName
 from bot.wiring import instrumented
 from handlers.context import Services

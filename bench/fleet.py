@@ -21,7 +21,8 @@ from bot.adapters.postgres.migrations import BotSchema
 from bot.adapters.postgres.roles import PostgresDatabase
 from bot.adapters.postgres.state import PostgresBotState
 from bot.config import Settings
-from bot.core.manifests import add_resources, build_manifest_set
+from bot.core.manifests.kustomization import add_resources
+from bot.core.manifests.onboarding import build_manifest_set
 from bot.core.names import AppName
 from bot.core.secret import Secret, generate_password
 from bot.pgcluster import PrivateCluster

@@ -15,7 +15,7 @@ from bench.fakes import FakeWorld, fake_world, services_on
 from bench.fleet import Fleet
 from bench.measure import counting
 from bot.adapters.console_chat import ConsoleConversation
-from bot.core.manifests import database_path, secret_path
+from bot.core.manifests.layout import database_path, secret_path
 from bot.core.model import Requester
 from bot.core.names import AppName
 from bot.wiring import instrumented

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -16,9 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.durations import parse_duration, parse_schedule
 from bot.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from bot.core.manifests import ManifestSettings
+from bot.core.manifests.layout import ManifestSettings
 
 CommaList = Annotated[list[str], NoDecode]
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -487,9 +485,6 @@ class Settings(BaseSettings):
 
     @property
     def manifest_settings(self) -> ManifestSettings:
-        # here, not at the top: the manifests' schemas (jsonschema, ruamel) load only when used
-        from bot.core.manifests import ManifestSettings
-
         return ManifestSettings(
             namespace=self.namespace,
             cluster=self.cluster,

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core.manifests import database_path, listed_set, on_base, secret_name, secret_path
+from bot.core.manifests.kustomization import listed_set
+from bot.core.manifests.layout import database_path, secret_name, secret_path
+from bot.core.manifests.onboarding import on_base
 from bot.core.model import (
     PRIVILEGED_ROLES,
     DatabaseState,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.core.manifests import secret_name
+from bot.core.manifests.layout import secret_name
 from bot.core.model import (
     LOADED_TOKEN,
     ClusterSnapshot,

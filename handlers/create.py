@@ -11,15 +11,9 @@ import posixpath
 from dataclasses import dataclass, replace
 
 from bot.core.errors import PgdbError
-from bot.core.manifests import (
-    KUSTOMIZATION_FILE,
-    ManifestSet,
-    add_secret_namespace,
-    build_manifest_set,
-    database_path,
-    secret_name,
-    secret_path,
-)
+from bot.core.manifests.layout import KUSTOMIZATION_FILE, database_path, secret_name, secret_path
+from bot.core.manifests.onboarding import ManifestSet, build_manifest_set
+from bot.core.manifests.render import add_secret_namespace
 from bot.core.model import (
     CheckResult,
     CheckState,

@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from bot.core.errors import PgdbError
-from bot.core.manifests import listed_set, on_base
+from bot.core.manifests.kustomization import listed_set
+from bot.core.manifests.onboarding import on_base
 from bot.core.model import (
     ApprovalRequest,
     ClusterSnapshot,

@@ -18,7 +18,14 @@ import posixpath
 from dataclasses import dataclass, field
 
 from bot.core.errors import PgdbError
-from bot.core.manifests import KUSTOMIZATION_FILE, database_path, secret_name, secret_path
+from bot.core.manifests.layout import KUSTOMIZATION_FILE, database_path, secret_name, secret_path
+from bot.core.manifests.offboarding import (
+    database_patches,
+    offboard_branch,
+    orphaned_copies,
+    reclaim_problem,
+    removal,
+)
 from bot.core.model import (
     GitSnapshot,
     Proposal,
@@ -27,13 +34,6 @@ from bot.core.model import (
     WorkflowStatus,
 )
 from bot.core.names import AppName
-from bot.core.offboarding import (
-    database_patches,
-    offboard_branch,
-    orphaned_copies,
-    reclaim_problem,
-    removal,
-)
 from bot.core.reply import Button, Reply, Step, StepState, error_reply
 from handlers.context import CommandContext, Services
 from handlers.lifecycle import OFFBOARD, SECRET_DELETED, Lifecycle, lifecycle_of

@@ -11,7 +11,7 @@ brings back an offboarded app (``create`` does, §11).
 from __future__ import annotations
 
 from bot.core.errors import PgdbError
-from bot.core.manifests import secret_name
+from bot.core.manifests.layout import secret_name
 from bot.core.names import AppName
 from bot.core.reply import Button, Reply, Step, StepState
 from bot.core.secret import generate_password

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from bot.core.errors import PgdbError
-from bot.core.manifests import secret_name
+from bot.core.manifests.layout import secret_name
 from bot.core.model import (
     DatabaseState,
     InfisicalSecretResource,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.core.manifests import ManifestSettings
+from bot.core.manifests.layout import ManifestSettings
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from psycopg import sql
 
-from bot.core.manifests import validate_infisical_secret
+from bot.core.manifests.validate import validate_infisical_secret
 from tests.fixtures.postgres import with_params
 
 ROOT = Path(__file__).resolve().parents[1]

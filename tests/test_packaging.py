@@ -35,7 +35,7 @@ def test_the_wheel_installs_into_a_clean_venv_and_starts(tmp_path: Path) -> None
         [
             str(venv / "bin/python"),
             "-c",
-            "from bot.core.manifests import load_schema;"
+            "from bot.core.manifests.validate import load_schema;"
             "print(sorted(load_schema('postgresql.cnpg.io_v1_database.json')['properties']))",
         ],
         capture_output=True,

@@ -27,7 +27,7 @@ from bot.adapters.github.host import GitHubHost
 from bot.adapters.github.retry import RateLimitRetry
 from bot.config import Settings
 from bot.core.errors import BackendUnavailable, ConfigError
-from bot.core.manifests import validate_database, validate_infisical_secret
+from bot.core.manifests.validate import validate_database, validate_infisical_secret
 from bot.core.model import (
     CheckResult,
     CheckState,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from bot.core.manifests import ManifestSettings, build_manifest_set, render_database
-from bot.core.names import AppName
-from bot.core.offboarding import (
+from bot.core.manifests.layout import ManifestSettings
+from bot.core.manifests.offboarding import (
     database_patches,
     offboard_branch,
     orphaned_copies,
     reclaim_problem,
     removal,
 )
+from bot.core.manifests.onboarding import build_manifest_set
+from bot.core.manifests.render import render_database
+from bot.core.names import AppName
 
 APP = AppName("docspell")
 FOLDER = "apps/04-databases/postgresql-shared/base"
@@ -121,6 +123,7 @@ def test_a_kustomization_without_database_patches_is_safe() -> None:
     other = BASE + "patches:\n  - target: {kind: Cluster}\n    path: cluster.yaml\n"
     assert database_patches(other, APP, read=FILES.get) == []
     assert database_patches("", APP, read=FILES.get) == []
-    assert database_patches("patches: [unclosed", APP, read=FILES.get) == [
-        "kustomization.yaml is not valid YAML, so its patches cannot be checked"
-    ]
+    for unsure in ("patches: [unclosed", "patches: !custom []\n"):
+        assert database_patches(unsure, APP, read=FILES.get) == [
+            "kustomization.yaml is not valid YAML, so its patches cannot be checked"
+        ]

@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 
 from bot import localmode
 from bot.config import Settings
-from bot.core.manifests import validate_database, validate_infisical_secret
+from bot.core.manifests.validate import validate_database, validate_infisical_secret
 from tests.fixtures.bot import BotEnv
 from tests.fixtures.github import FakeGitHub
 from tests.fixtures.gitrepo import MANIFESTS, PROJECT_ROOT

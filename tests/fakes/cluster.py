@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.core.errors import BackendUnavailable
-from bot.core.manifests import secret_name
+from bot.core.manifests.layout import secret_name
 from bot.core.model import (
     HEALTHY_PHASE,
     READY_TO_SYNC,

@@ -1,7 +1,7 @@
 """What offboarding changes in the GitOps repository, and what makes it unsafe (issue 10).
 
-Pure code, text in and text out, like :mod:`bot.core.manifests`: the handler reads the base
-branch, these functions decide.
+Pure code, text in and text out, like the rest of :mod:`bot.core.manifests`: the handler reads
+the base branch, these functions decide.
 """
 
 from __future__ import annotations
@@ -14,12 +14,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from bot.core.manifests import (
-    KUSTOMIZATION_FILE,
-    database_path,
-    remove_resources,
-    secret_path,
-)
+from bot.core.manifests.kustomization import NotYaml, parse_kustomization, remove_resources
+from bot.core.manifests.layout import KUSTOMIZATION_FILE, database_path, secret_path
 from bot.core.names import OFFBOARD_BRANCH_PREFIX, AppName
 
 
@@ -111,10 +107,12 @@ def database_patches(
     file's text by its path relative to the kustomization, None when it does not exist.
     """
     try:
-        documents = _documents(kustomization)
-    except YAMLError:
+        parsed = parse_kustomization(kustomization)
+    except NotYaml:
+        parsed = None
+    if parsed is None or parsed.unknown_tag is not None:  # what kustomize makes of `!x` is unsure
         return ["kustomization.yaml is not valid YAML, so its patches cannot be checked"]
-    root = documents[0] if documents and isinstance(documents[0], dict) else {}
+    root = parsed.data if isinstance(parsed.data, dict) else {}
     found: list[str] = []
     for field_name in PATCH_FIELDS:
         entries = root.get(field_name)
