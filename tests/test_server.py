@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from bot.pgcluster import free_port
+from tests.fixtures.postgres import dsn_user, fresh_database, with_params
 
 
 def _env(tmp_path: Path, dsn: str, port: int, **extra: str) -> dict[str, str]:
@@ -47,7 +48,10 @@ def running_bot(
     tmp_path: Path, pg_superuser_dsn: str, gitops_repo: Path
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
-    env = _env(tmp_path, pg_superuser_dsn, port, PGDB_GITOPS_REPO=str(gitops_repo))
+    # its own schema in a database of this run's, not in the shared server's `postgres`
+    database = fresh_database(pg_superuser_dsn, owner=dsn_user(pg_superuser_dsn))
+    dsn = with_params(pg_superuser_dsn, dbname=database)
+    env = _env(tmp_path, dsn, port, PGDB_GITOPS_REPO=str(gitops_repo))
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "run"],
         env=env,
