@@ -2,13 +2,18 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Exact versions of every dependency (see its header); CI and the Dockerfile use it too.
+CONSTRAINTS := constraints.txt
+# Parallel pytest workers (pytest-xdist). The suite mostly waits on subprocesses and servers,
+# so more workers than cores pays off; each has its own name prefix on the test server.
+TEST_JOBS ?= 4
 
-.PHONY: console test lint bench clean
+.PHONY: console test lint bench clean constraints
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --upgrade pip -c $(CONSTRAINTS)
+	$(BIN)/pip install --quiet -e '.[dev]' -c $(CONSTRAINTS)
 	touch $@
 
 console: $(BIN)/.installed
@@ -21,7 +26,18 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_JOBS) --dist worksteal
+
+# Re-resolve constraints.txt: the newest versions pyproject.toml allows, in a scratch venv.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/pip install --quiet --upgrade pip
+	.venv-constraints/bin/pip install --quiet -e '.[dev]'
+	{ grep '^#' $(CONSTRAINTS); .venv-constraints/bin/pip freeze --all --exclude-editable \
+	  | grep -v '^setuptools=='; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf .venv-constraints
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -21,7 +21,8 @@ def test_the_wheel_installs_into_a_clean_venv_and_starts(tmp_path: Path) -> None
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
-        [str(venv / "bin/pip"), "install", "-q", str(wheel)],
+        # at the versions the Dockerfile installs
+        [str(venv / "bin/pip"), "install", "-q", "-c", str(ROOT / "constraints.txt"), str(wheel)],
         check=True,
         capture_output=True,
         timeout=600,
