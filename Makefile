@@ -25,8 +25,10 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Bytecode is written (it is git-ignored) even where PYTHONDONTWRITEBYTECODE is set: otherwise
+# every worker rewrites every test module's asserts and each bot subprocess recompiles the bot.
 test: lint
-	$(BIN)/pytest -q -n $(TEST_JOBS) --dist worksteal
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -n $(TEST_JOBS) --dist worksteal
 
 # Re-resolve constraints.txt: the newest versions pyproject.toml allows, in a scratch venv.
 constraints:
