@@ -32,14 +32,15 @@ def _env(tmp_path: Path, dsn: str, port: int, **extra: str) -> dict[str, str]:
 
 def wait_until_healthy(port: int, process: subprocess.Popen[str], *, timeout: float = 20) -> None:
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise AssertionError(f"pgdb-bot run exited early: {process.communicate()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
+    with httpx.Client(timeout=1) as client:  # one client: each new one loads the CA bundle
+        while time.monotonic() < end:
+            if process.poll() is not None:
+                raise AssertionError(f"pgdb-bot run exited early: {process.communicate()}")
+            try:
+                if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
     raise AssertionError("pgdb-bot run did not become healthy")
 
 
@@ -101,11 +102,12 @@ def test_run_refuses_to_start_without_a_git_host(tmp_path: Path, pg_superuser_ds
 def readyz_once_checked(port: int, *, timeout: float = 20) -> httpx.Response:
     """/readyz once the background check has finished a round (it answers "starting" before)."""
     end = time.monotonic() + timeout
-    while True:
-        answer = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
-        if "starting" not in answer.text or time.monotonic() > end:
-            return answer
-        time.sleep(0.1)
+    with httpx.Client(timeout=1) as client:  # one client: each new one loads the CA bundle
+        while True:
+            answer = client.get(f"http://127.0.0.1:{port}/readyz")
+            if "starting" not in answer.text or time.monotonic() > end:
+                return answer
+            time.sleep(0.1)
 
 
 def test_readyz_and_metrics(running_bot: tuple[subprocess.Popen[str], int]) -> None:
