@@ -5,10 +5,11 @@
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY bot ./bot
 COPY handlers ./handlers
-RUN pip wheel --wheel-dir /wheels .
+# The runtime dependencies at the exact versions of constraints.txt (what `make test` tested).
+RUN pip wheel --wheel-dir /wheels -c constraints.txt .
 
 FROM python:3.11-slim-bookworm
 LABEL org.opencontainers.image.title="pgdb-bot" \

@@ -2,13 +2,18 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Exact versions of every dependency (see its header); CI and the Dockerfile use it too.
+CONSTRAINTS := constraints.txt
+# Parallel pytest workers (pytest-xdist). The suite mostly waits on subprocesses and servers,
+# so more workers than cores pays off; each has its own name prefix on the test server.
+TEST_JOBS ?= 4
 
-.PHONY: console test test-fast lint bench clean
+.PHONY: console test test-fast lint bench clean constraints
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --upgrade pip -c $(CONSTRAINTS)
+	$(BIN)/pip install --quiet -e '.[dev]' -c $(CONSTRAINTS)
 	touch $@
 
 console: $(BIN)/.installed
@@ -20,8 +25,21 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Bytecode is written (it is git-ignored) even where PYTHONDONTWRITEBYTECODE is set: otherwise
+# every worker rewrites every test module's asserts and each bot subprocess recompiles the bot.
 test: lint
-	$(BIN)/pytest -q
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -n $(TEST_JOBS) --dist worksteal
+
+# Re-resolve constraints.txt: the newest versions pyproject.toml allows, in a scratch venv.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/pip install --quiet --upgrade pip
+	.venv-constraints/bin/pip install --quiet -e '.[dev]'
+	{ grep '^#' $(CONSTRAINTS); .venv-constraints/bin/pip freeze --all --exclude-editable \
+	  | grep -v '^setuptools=='; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf .venv-constraints
 
 # The use cases over in-memory fakes and every other test that needs no PostgreSQL and no
 # server (tests/conftest.py marks the others `server`): under a minute.

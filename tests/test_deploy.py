@@ -16,6 +16,7 @@ import yaml
 from psycopg import sql
 
 from bot.core.manifests.validate import validate_infisical_secret
+from bot.core.secret import generate_password
 from tests.fixtures.postgres import with_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,13 +102,15 @@ def test_dockerfile_lints_clean_and_runs_as_non_root() -> None:
 
 
 def test_bot_role_sql_makes_a_createrole_account_that_can_run_the_bot(
-    pg_superuser_dsn: str, clean_roles: None
+    scram_superuser_dsn: str, scram_clean_roles: None
 ) -> None:
+    # On the session's private cluster: the script creates the fixed role `pgdb_bot` and grants
+    # it every login role on the server, which must not happen on a server others use.
     database = f"pgdb_sql_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_superuser_dsn, autocommit=True) as conn:
+    with psycopg.connect(scram_superuser_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
         conn.execute("CREATE ROLE t_handmade LOGIN")
-    target = with_params(pg_superuser_dsn, dbname=database)
+    target = with_params(scram_superuser_dsn, dbname=database)
     for _ in range(2):  # safe to run again
         subprocess.run(
             ["psql", target, "-q", "-f", str(ROOT / "deploy/sql/bot-role.sql")],
@@ -126,13 +129,18 @@ def test_bot_role_sql_makes_a_createrole_account_that_can_run_the_bot(
             "JOIN pg_roles b ON b.oid = m.member "
             "WHERE r.rolname = 't_handmade' AND b.rolname = 'pgdb_bot'"
         ).fetchone()
+        # the script's next step, by hand as its comment says (`\password pgdb_bot`)
+        password = generate_password()
+        verifier = conn.pgconn.encrypt_password(
+            password.reveal().encode(), b"pgdb_bot", b"scram-sha-256"
+        ).decode()
+        conn.execute(sql.SQL("ALTER ROLE pgdb_bot PASSWORD {}").format(sql.Literal(verifier)))
     assert attrs == (False, True, True)
     assert owner == ("pgdb_bot",)
     assert admin == (True,)
-    with psycopg.connect(with_params(pg_superuser_dsn, user="pgdb_bot", dbname=database)) as conn:
+    bot = with_params(target, user="pgdb_bot", password=password.reveal())
+    with psycopg.connect(bot) as conn:
         conn.execute("CREATE TABLE pgdb_bot.probe (id int)")  # it owns its schema
-    with psycopg.connect(pg_superuser_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database)))
 
 
 def test_the_optional_argocd_rbac_validates() -> None:

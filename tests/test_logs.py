@@ -86,9 +86,13 @@ def test_redaction_takes_linear_time_whatever_the_input(text: str) -> None:
     import time
 
     def seconds(sample: str) -> float:
-        start = time.perf_counter()
-        redact(sample)
-        return time.perf_counter() - start
+        """The best of three: a run preempted by a busy machine is not the code's time."""
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            redact(sample)
+            best = min(best, time.perf_counter() - start)
+        return best
 
     once, four = seconds(text), seconds(text * 4)
     assert once < 0.25, f"{once:.3f}s"

@@ -15,6 +15,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from kubernetes.client import ApiClient, Configuration
 from prometheus_client import REGISTRY
+from psycopg.conninfo import conninfo_to_dict
 
 from bot.adapters.kubernetes.api import KubeApi
 from bot.adapters.kubernetes.lease import KubernetesLease
@@ -139,8 +140,9 @@ def test_the_postgres_lock_moves_when_the_leaders_session_dies(
         with psycopg.connect(pg_superuser_dsn, autocommit=True) as conn:
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = 'pgdb-bot leader' AND pid IN"
-                " (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)"
+                " WHERE application_name = 'pgdb-bot leader' AND datname = %s AND pid IN"
+                " (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)",
+                (conninfo_to_dict(state_dsn)["dbname"],),  # this test's leaders only
             )
         time.sleep(0.2)
 

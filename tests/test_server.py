@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from bot.pgcluster import free_port
+from tests.fixtures.postgres import dsn_user, fresh_database, with_params
 
 pytestmark = pytest.mark.server  # `pgdb-bot run` as a subprocess
 
@@ -33,14 +34,15 @@ def _env(tmp_path: Path, dsn: str, port: int, **extra: str) -> dict[str, str]:
 
 def wait_until_healthy(port: int, process: subprocess.Popen[str], *, timeout: float = 20) -> None:
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise AssertionError(f"pgdb-bot run exited early: {process.communicate()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
+    with httpx.Client(timeout=1) as client:  # one client: each new one loads the CA bundle
+        while time.monotonic() < end:
+            if process.poll() is not None:
+                raise AssertionError(f"pgdb-bot run exited early: {process.communicate()}")
+            try:
+                if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
     raise AssertionError("pgdb-bot run did not become healthy")
 
 
@@ -49,7 +51,10 @@ def running_bot(
     tmp_path: Path, pg_superuser_dsn: str, gitops_repo: Path
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
-    env = _env(tmp_path, pg_superuser_dsn, port, PGDB_GITOPS_REPO=str(gitops_repo))
+    # its own schema in a database of this run's, not in the shared server's `postgres`
+    database = fresh_database(pg_superuser_dsn, owner=dsn_user(pg_superuser_dsn))
+    dsn = with_params(pg_superuser_dsn, dbname=database)
+    env = _env(tmp_path, dsn, port, PGDB_GITOPS_REPO=str(gitops_repo))
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "run"],
         env=env,
@@ -99,11 +104,12 @@ def test_run_refuses_to_start_without_a_git_host(tmp_path: Path, pg_superuser_ds
 def readyz_once_checked(port: int, *, timeout: float = 20) -> httpx.Response:
     """/readyz once the background check has finished a round (it answers "starting" before)."""
     end = time.monotonic() + timeout
-    while True:
-        answer = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
-        if "starting" not in answer.text or time.monotonic() > end:
-            return answer
-        time.sleep(0.1)
+    with httpx.Client(timeout=1) as client:  # one client: each new one loads the CA bundle
+        while True:
+            answer = client.get(f"http://127.0.0.1:{port}/readyz")
+            if "starting" not in answer.text or time.monotonic() > end:
+                return answer
+            time.sleep(0.1)
 
 
 def test_readyz_and_metrics(running_bot: tuple[subprocess.Popen[str], int]) -> None:

@@ -192,16 +192,19 @@ def running(
     bot = Bot(process=process, url=url, port=port, log=log, slack=slack, mattermost=mattermost)
     try:
         end = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"pgdb-bot run exited:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < end, f"pgdb-bot run never became healthy:\n{log.read_text()}"
-            time.sleep(0.05)
+        with httpx.Client(timeout=1) as client:  # one client: each new one loads the CA bundle
+            while True:
+                if process.poll() is not None:
+                    raise AssertionError(f"pgdb-bot run exited:\n{log.read_text()}")
+                try:
+                    if client.get(f"{url}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < end, (
+                    f"pgdb-bot run never became healthy:\n{log.read_text()}"
+                )
+                time.sleep(0.05)
         yield bot
     finally:
         bot.stop()
@@ -233,14 +236,16 @@ def polled(url: str, *, every: float = 0.05) -> Iterator[list[float]]:
     stop = threading.Event()
 
     def poll() -> None:
-        while not stop.is_set():
-            start = time.monotonic()
-            try:
-                ok = httpx.get(url, timeout=5).status_code == 200
-            except httpx.TransportError:
-                ok = False
-            latencies.append(time.monotonic() - start if ok else 99.0)
-            stop.wait(every)
+        # one client: a client per call would time its own set-up (its CA bundle) as well
+        with httpx.Client(timeout=5) as client:
+            while not stop.is_set():
+                start = time.monotonic()
+                try:
+                    ok = client.get(url).status_code == 200
+                except httpx.TransportError:
+                    ok = False
+                latencies.append(time.monotonic() - start if ok else 99.0)
+                stop.wait(every)
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
@@ -434,11 +439,13 @@ def test_with_postgresql_blackholed_45_readiness_probes_do_not_delay_an_ack(
     ):
         port = dsn.rsplit(":", 1)[1].split("/")[0]
 
-        def not_answering() -> bool:
-            answer = httpx.get(f"{bot.url}/readyz", timeout=1)
-            return answer.status_code == 503 and "PostgreSQL" in answer.text
+        with httpx.Client(timeout=1) as client:
 
-        wait_until(not_answering, timeout=15)
+            def not_answering() -> bool:
+                answer = client.get(f"{bot.url}/readyz")
+                return answer.status_code == 503 and "PostgreSQL" in answer.text
+
+            wait_until(not_answering, timeout=15)
 
         # one client for the probes (a client per probe would time its own TLS set-up)
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)

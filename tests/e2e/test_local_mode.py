@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from bot.localmode import private_cluster_dir
 from bot.pgcluster import find_binary, free_port
@@ -83,19 +84,23 @@ def test_no_reachable_server_starts_a_private_one(unreachable_state_dir: Path) -
 
 
 def test_a_reachable_local_server_is_used(
-    tmp_path: Path, clean_roles: None, pg_superuser_dsn: str
+    tmp_path: Path, scram_superuser_dsn: str, scram_clean_roles: None
 ) -> None:
+    # The session's private cluster stands in for a developer's local server (with a password,
+    # as Debian sets it up): the bot writes its own schema into its `postgres` database.
+    server = conninfo_to_dict(scram_superuser_dsn)
     out = console(
         tmp_path / "state",
         "/pgdb create t-localmode\n",
         PGHOST="127.0.0.1",
-        PGPORT="5432",
-        PGUSER="postgres",
+        PGPORT=str(server["port"]),
+        PGUSER=str(server["user"]),
+        PGPASSWORD=str(server["password"]),
     )
 
     assert out.returncode == 0, out.stderr
     assert "the local server at" in out.stderr
     assert "Onboarded `t-localmode`" in out.stdout
-    with psycopg.connect(pg_superuser_dsn, autocommit=True) as conn:  # leave no trace behind
+    with psycopg.connect(scram_superuser_dsn, autocommit=True) as conn:  # leave no trace behind
         conn.execute("DELETE FROM pgdb_bot.workflows WHERE app = 't-localmode'")
         conn.execute("DELETE FROM pgdb_bot.audit_log WHERE app = 't-localmode'")

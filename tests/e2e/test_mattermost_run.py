@@ -141,14 +141,15 @@ def _running_bot(
 
 def _wait_until_healthy(bot: RunningBot, *, timeout: float = 30) -> None:
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if bot.process.poll() is not None:
-            raise AssertionError(f"pgdb-bot run exited early:\n{bot.log.read_text()}")
-        try:
-            if httpx.get(f"{bot.url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
+    with httpx.Client(timeout=1) as client:  # one client: each new one loads the CA bundle
+        while time.monotonic() < end:
+            if bot.process.poll() is not None:
+                raise AssertionError(f"pgdb-bot run exited early:\n{bot.log.read_text()}")
+            try:
+                if client.get(f"{bot.url}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
     raise AssertionError(f"pgdb-bot run did not become healthy:\n{bot.log.read_text()}")
 
 

@@ -54,13 +54,14 @@ class Bot:
             )
         url = f"http://127.0.0.1:{self.env['PGDB_HTTP_PORT']}/healthz"
         end = time.monotonic() + 30
-        while time.monotonic() < end:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
+        with httpx.Client(timeout=1) as client:  # one client: each new one loads the CA bundle
+            while time.monotonic() < end:
+                assert self.process.poll() is None, self.log.read_text()
+                try:
+                    if client.get(url).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    time.sleep(0.1)
         raise AssertionError(f"pgdb-bot run did not start:\n{self.log.read_text()}")
 
     def stop(self) -> None:

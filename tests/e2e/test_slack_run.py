@@ -96,14 +96,15 @@ def signed(body: bytes, *, secret: str = SECRET, age: int = 0) -> dict[str, str]
 
 def wait_healthy(process: subprocess.Popen[str], port: int) -> None:
     end = time.monotonic() + 30
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise AssertionError(f"pgdb-bot run exited: {process.communicate()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
+    with httpx.Client(timeout=1) as client:  # one client: each new one loads the CA bundle
+        while time.monotonic() < end:
+            if process.poll() is not None:
+                raise AssertionError(f"pgdb-bot run exited: {process.communicate()}")
+            try:
+                if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
     raise AssertionError("pgdb-bot run did not become healthy")
 
 
