@@ -44,7 +44,7 @@ import psycopg
 from psycopg import sql
 
 from bot.core.secret import generate_password
-from bot.adapters.postgres import PostgresDatabase
+from bot.adapters.postgres.roles import PostgresDatabase
 from tests.fixtures.postgres import dsn_user, fresh_database, run_prefix, unique_app
 
 HERE = Path(__file__).parent
