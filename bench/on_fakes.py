@@ -3,6 +3,7 @@ tests/fixtures (real PostgreSQL): HTTP calls per system as the fakes recorded th
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from bot.core.manifests.layout import database_path, secret_path
 from bot.core.model import Requester
 from bot.core.names import AppName
 from bot.wiring import instrumented
+from bot.wiring.github import build_github_host
 from handlers.dispatch import dispatch
 from handlers.findings import diagnose
 from handlers.observe import observe
@@ -49,10 +51,12 @@ MINIMUM_HTTP = {
 def onboard_on_fakes(fleet: Fleet, world: FakeWorld, *, runs: int) -> dict[str, Any]:
     """`/pgdb create` in-process through handlers.dispatch on services built by
     bot.wiring.build_services; the first run pays the logins, the next ones are steady."""
-    raw = services_on(world, fleet)
     # GitHub writes are spaced by 1 s in production (GitHub's guidance for integrations); the
     # tests turn that off against the fake, and so does this: the spacing is reported apart.
-    raw.git._throttle = False  # type: ignore[attr-defined]
+    raw = dataclasses.replace(
+        services_on(world, fleet),
+        git=build_github_host(world.settings(fleet), throttle=False),
+    )
     services = instrumented(raw)
     results: list[dict[str, Any]] = []
     for i in range(runs):
