@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from bot.pgcluster import free_port
+from tests.fixtures.bot import wait_healthy
 from tests.fixtures.postgres import dsn_user, fresh_database, with_params
 
 pytestmark = pytest.mark.server  # `pgdb-bot run` as a subprocess
@@ -30,20 +31,6 @@ def _env(tmp_path: Path, dsn: str, port: int, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
-
-
-def wait_until_healthy(port: int, process: subprocess.Popen[str], *, timeout: float = 20) -> None:
-    end = time.monotonic() + timeout
-    with httpx.Client(timeout=1) as client:  # one client: each new one loads the CA bundle
-        while time.monotonic() < end:
-            if process.poll() is not None:
-                raise AssertionError(f"pgdb-bot run exited early: {process.communicate()}")
-            try:
-                if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-    raise AssertionError("pgdb-bot run did not become healthy")
 
 
 @pytest.fixture
@@ -63,7 +50,7 @@ def running_bot(
         text=True,
     )
     try:
-        wait_until_healthy(port, process)
+        wait_healthy(process, port, timeout=20)
         yield process, port
     finally:
         if process.poll() is None:
@@ -134,7 +121,7 @@ def test_readyz_names_the_backend_that_is_down(tmp_path: Path, gitops_repo: Path
         text=True,
     )
     try:
-        wait_until_healthy(port, process)
+        wait_healthy(process, port, timeout=20)
         ready = readyz_once_checked(port)
     finally:
         process.terminate()

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from bot.pgcluster import free_port
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, wait_healthy
 from tests.fixtures.slack import FakeSlack, FakeSocketMode, Message, slack_signature
 
 SECRET = "e2e-signing-secret-1234"
@@ -92,20 +92,6 @@ def signed(body: bytes, *, secret: str = SECRET, age: int = 0) -> dict[str, str]
         "X-Slack-Request-Timestamp": str(timestamp),
         "X-Slack-Signature": slack_signature(secret, body, timestamp),
     }
-
-
-def wait_healthy(process: subprocess.Popen[str], port: int) -> None:
-    end = time.monotonic() + 30
-    with httpx.Client(timeout=1) as client:  # one client: each new one loads the CA bundle
-        while time.monotonic() < end:
-            if process.poll() is not None:
-                raise AssertionError(f"pgdb-bot run exited: {process.communicate()}")
-            try:
-                if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-    raise AssertionError("pgdb-bot run did not become healthy")
 
 
 @contextmanager
