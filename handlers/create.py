@@ -14,6 +14,7 @@ from bot.core.errors import PgdbError
 from bot.core.manifests.layout import KUSTOMIZATION_FILE, database_path, secret_name, secret_path
 from bot.core.manifests.onboarding import ManifestSet, build_manifest_set
 from bot.core.manifests.render import add_secret_namespace
+from bot.core.manifests.runbook_page import RUNBOOK_PAGE, read_page
 from bot.core.model import (
     CheckResult,
     CheckState,
@@ -417,6 +418,7 @@ def plan_manifests(
             settings=settings.layout.manifests,
             base_kustomization=snapshot.kustomization,
             extra_namespace=extra_namespace,
+            runbook_page=_runbook_page(ctx, app, snapshot),
         )
         manifests = _keep_hand_written(ctx, manifests, snapshot, extra_namespace=extra_namespace)
     except ValueError as exc:  # a file on the base branch the bot cannot edit: says what to fix
@@ -447,7 +449,9 @@ def plan_manifests(
             proposal=proposal,
         )
     relative = (posixpath.relpath(p, manifests.manifests_path) for p in manifests.files)
-    changed = [r for r in relative if r not in snapshot.files or r == KUSTOMIZATION_FILE]
+    changed = [
+        r for r in relative if r not in snapshot.files or r in (KUSTOMIZATION_FILE, RUNBOOK_PAGE)
+    ]
     return ManifestsPlan(
         act=Act.DO,
         detail=f"commit {', '.join(changed)} on branch {branch}"
@@ -457,6 +461,19 @@ def plan_manifests(
             else ""
         ),
         manifests=manifests,
+    )
+
+
+def _runbook_page(ctx: CommandContext, app: AppName, snapshot: GitSnapshot) -> str | None:
+    """The runbook page on the base branch, to add the app's line to; None when the folder has
+    none, or when the app's manifests are on the base already (the line alone is no change)."""
+    if manifests_on_base(snapshot, app):
+        return None
+    git = ctx.services.git
+    return read_page(
+        snapshot.files,
+        folder=ctx.services.settings.layout.gitops_path,
+        read=lambda path: git.read_file(ref=snapshot.base_sha, path=path),
     )
 
 

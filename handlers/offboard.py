@@ -26,6 +26,7 @@ from bot.core.manifests.offboarding import (
     reclaim_problem,
     removal,
 )
+from bot.core.manifests.runbook_page import read_page
 from bot.core.model import (
     GitSnapshot,
     Proposal,
@@ -215,6 +216,11 @@ def _plan_manifests(ctx: CommandContext, app: AppName) -> _Plan:
             folder=folder,
             files_on_base=snapshot.files,
             kustomization=snapshot.kustomization,
+            runbook_page=read_page(
+                snapshot.files,
+                folder=folder,
+                read=lambda path: git.read_file(ref=snapshot.base_sha, path=path),
+            ),
         )
     except ValueError as exc:
         raise Refused(
