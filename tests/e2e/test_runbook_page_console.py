@@ -1,12 +1,15 @@
-"""The runbook page in the GitOps folder, through the console: `/pgdb create` proposes the
-app's line in "Applications déployées" with the manifests, `/pgdb offboard` proposes its
-removal, and the rest of the page reaches the branches byte for byte."""
+"""The runbook page in the GitOps folder, through the console (local git, then the fake
+GitHub): `/pgdb create` proposes the app's line in "Applications déployées" with the
+manifests, `/pgdb offboard` proposes its removal, and the rest of the page reaches the
+branches byte for byte."""
 
 from __future__ import annotations
 
 import subprocess
 
+from tests.e2e.test_github_console import github_env
 from tests.fixtures.bot import BotEnv
+from tests.fixtures.github import FakeGitHub
 from tests.fixtures.gitrepo import MANIFESTS, git
 
 PAGE_PATH = f"{MANIFESTS}/README.md"
@@ -91,3 +94,25 @@ def test_the_line_alone_is_no_reason_for_a_proposal(bot_env: BotEnv) -> None:
     assert "the manifests are already on branch main" in again.stdout, again.stdout
     assert bot_env.git("rev-parse", "pgdb/nextcloud") == branch
     assert page(bot_env, "main") == PAGE
+
+
+def test_on_github_the_pull_requests_carry_the_page(
+    bot_env: BotEnv, fake_github: FakeGitHub
+) -> None:
+    env = github_env(fake_github)
+    fake_github.commit_on("main", {PAGE_PATH: PAGE.decode()}, "The runbook page")
+
+    created = bot_env.console("/pgdb create nextcloud", **env)
+
+    assert "Onboarded `nextcloud`" in created.stdout, created.stdout + created.stderr
+    [onboarding] = fake_github.open_pulls()
+    shown = fake_github.git("show", f"{onboarding.head}:{PAGE_PATH}")
+    assert shown.encode() == WITH_LINE
+    fake_github.merge(onboarding.number)
+
+    done = bot_env.console("/pgdb offboard nextcloud --yes", **env)
+
+    assert "Offboarded `nextcloud`" in done.stdout, done.stdout + done.stderr
+    [offboarding] = fake_github.open_pulls()
+    assert offboarding.head == "pgdb-offboard/nextcloud"
+    assert fake_github.git("show", f"{offboarding.head}:{PAGE_PATH}").encode() == PAGE
