@@ -77,10 +77,13 @@ class Section:
 SETTINGS_GROUPS = (
     Group(
         title="PostgreSQL and the bot's own state",
-        fields=("pg_dsn", "state_schema", "state_dir"),
+        fields=("pg_dsn", "state_dsn", "state_schema", "state_dir"),
         intro="The database account's SQL is in [deploying.md](deploying.md#the-database-account).",
     ),
-    Group(title="The shared cluster", fields=("env", "namespace", "cluster")),
+    Group(
+        title="The environment and its shared cluster",
+        fields=("config", "env", "namespace", "cluster"),
+    ),
     Group(
         title="GitOps repository: a local git repository or GitHub",
         fields=("gitops_*", "github_*", "pr_stale_after"),
