@@ -55,6 +55,10 @@ class Settings(BaseSettings):
 
     pg_dsn: str | None = None
     env: str = "dev"
+    # Environments (README "Environments"): a YAML file declaring dev, staging, prod…; without
+    # it, these variables define the single environment
+    config: Path | None = None
+    state_dsn: str | None = None  # the bot's own state; default PGDB_PG_DSN
     namespace: str = "databases"
     cluster: str = "postgresql-shared"
     gitops_repo: Path | None = None
@@ -135,7 +139,7 @@ class Settings(BaseSettings):
         "requesters", "operators", "deny_names", "ignore_roles", "secret_namespaces", mode="before"
     )(_split_commas)
 
-    @field_validator("pg_dsn")
+    @field_validator("pg_dsn", "state_dsn")
     @classmethod
     def _dsn(cls, value: str | None) -> str | None:
         # Parsed for real (libpq syntax) when the adapter is wired; here only emptiness.

@@ -82,7 +82,8 @@ def build_leadership(settings: Settings) -> Leadership:
             timeout=parse_duration(settings.kube_timeout),
         )
     from bot.adapters.postgres.leader import PostgresLeaderLock
+    from bot.environments import state_dsn_of
 
-    dsn = settings.pg_dsn
+    dsn = state_dsn_of(settings)  # the bot's own state, shared by every environment
     assert dsn is not None, "build_services requires PGDB_PG_DSN"
     return PostgresLeaderLock(dsn, key=f"pgdb-bot scheduler {settings.env}/{settings.state_schema}")
