@@ -421,15 +421,15 @@ def plan_manifests(
         manifests = _keep_hand_written(ctx, manifests, snapshot, extra_namespace=extra_namespace)
     except ValueError as exc:  # a file on the base branch the bot cannot edit: says what to fix
         raise StepStopped(str(exc)) from exc
-    branch = services.settings.layout.onboard_branch(app)
     # The snapshot lists every open proposal; only an open one matters here (a closed one is
-    # left alone), so the host is asked for details only when the snapshot has one.
+    # left alone), so the host is asked for details only when the snapshot has one. An open one
+    # keeps its branch (``pgdb/<app>`` opened before environments were declared, too).
     listed = snapshot.proposals.get(app)
-    proposal = (
-        git.proposal(branch=branch)
-        if listed is not None and listed.state is ProposalState.OPEN
-        else None
+    open_listed = listed is not None and listed.state is ProposalState.OPEN
+    branch = (
+        listed.branch if listed and open_listed else services.settings.layout.onboard_branch(app)
     )
+    proposal = git.proposal(branch=branch) if open_listed else None
     if proposal is not None and proposal.state is ProposalState.OPEN:
         current = proposal.base_sha == snapshot.base_sha and proposal.mergeable is not False
         if current and _branch_has(services, proposal.head_sha, manifests):
@@ -512,7 +512,8 @@ def ensure_manifests(
         step.detail = plan.detail.replace("reuse ", "reused ", 1)
         return
     assert plan.manifests is not None
-    branch = services.settings.layout.onboard_branch(app)
+    # an open proposal is rebuilt on its own branch; a new one gets this environment's
+    branch = plan.proposal.branch if plan.proposal else services.settings.layout.onboard_branch(app)
     title = _title(app, extra_namespace)
     sha = git.commit(
         parent=snapshot.base_sha,

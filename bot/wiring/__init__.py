@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from psycopg.conninfo import conninfo_to_dict
 
@@ -32,6 +32,10 @@ from bot.core.secret import Secret
 from bot.metrics import Instrumented, PrometheusMetrics
 from bot.runner import CommandRunner
 from bot.wiring.kubernetes import build_cluster
+
+if TYPE_CHECKING:
+    from bot.adapters.kubernetes.api import KubeApi
+    from bot.adapters.kubernetes.source import KubeSource
 from handlers.announce import Announcer
 from handlers.context import Fleet, Services
 from handlers.settings import Access, CoreSettings, Duration, Layout, Timing, WorkflowOptions
@@ -148,7 +152,7 @@ def build_services(settings: Settings) -> Services:
 
     declared = resolve(settings, settings.config)
     schema = BotSchema(declared.state_dsn, name=settings.state_schema)
-    shared = _Shared(schema=schema, git=None, clusters={}, metrics=PrometheusMetrics())
+    shared = _Shared(schema=schema, git=None, metrics=PrometheusMetrics())
     environments = {
         name: _environment(env_settings, shared=shared, environment=name, legacy=declared.legacy)
         for name, env_settings in declared.settings.items()
@@ -165,7 +169,8 @@ class _Shared:
 
     schema: BotSchema
     git: GitHost | None
-    clusters: dict[tuple[str, ...], Cluster]
+    # one Kubernetes client per context, whichever environments use it
+    kube_clients: dict[KubeSource, KubeApi] = dataclasses.field(default_factory=dict)
     metrics: PrometheusMetrics
     announcer: Announcer = dataclasses.field(default_factory=Announcer)  # the ops channel
 
@@ -190,7 +195,7 @@ def _single_environment(settings: Settings) -> Services:
     dsn = settings.state_dsn or settings.pg_dsn
     assert dsn is not None
     schema = BotSchema(dsn, name=settings.state_schema)  # one schema, migrated once, for all
-    shared = _Shared(schema=schema, git=None, clusters={}, metrics=PrometheusMetrics())
+    shared = _Shared(schema=schema, git=None, metrics=PrometheusMetrics())
     return _environment(settings, shared=shared, environment=None, legacy=settings.env)
 
 
@@ -203,16 +208,6 @@ def _environment(
     assert dsn is not None
     if shared.git is None:
         shared.git = build_git_host(settings)
-    key = (
-        settings.kubernetes,
-        str(settings.kubeconfig),
-        settings.kube_context or "",
-        settings.namespace,
-        settings.cluster,
-        settings.argocd_app or "",
-    )
-    if key not in shared.clusters:
-        shared.clusters[key] = build_cluster(settings)
     name = environment or settings.env
     return Services(
         settings=core_settings(settings, environment=environment, legacy=legacy),
@@ -222,7 +217,7 @@ def _environment(
         alerts=PostgresAlertStore(shared.schema),
         approvals=PostgresApprovalStore(shared.schema, env=name, legacy_env=legacy),
         git=shared.git,
-        cluster=shared.clusters[key],
+        cluster=build_cluster(settings, clients=shared.kube_clients),
         bot_role=bot_role_of(dsn),
         metrics=shared.metrics,
         announcer=shared.announcer,

@@ -20,6 +20,7 @@ from psycopg import sql
 
 from bot.adapters.local_git import init_demo_repo
 from tests.fixtures.bot import BotEnv
+from tests.fixtures.kubernetes import FakeKubernetes, kubernetes_server, pg_cluster
 from tests.fixtures.postgres import (
     dropping_new_objects_on_private_cluster,
     fresh_database,
@@ -51,11 +52,11 @@ class TwoEnvironments:
             f"state_dsn: '{self.state_dsn}'\n"
         )
 
-    def console(self, *commands: str, as_user: str) -> subprocess.CompletedProcess[str]:
-        return self.bot.console(*commands, as_user=as_user, **self._env())
+    def console(self, *commands: str, as_user: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return self.bot.console(*commands, as_user=as_user, **self._env(), **env)
 
-    def diagnose(self) -> subprocess.CompletedProcess[str]:
-        return self.bot.diagnose("--json", **self._env())
+    def diagnose(self, **env: str) -> subprocess.CompletedProcess[str]:
+        return self.bot.diagnose("--json", **self._env(), **env)
 
     def _env(self) -> dict[str, str]:
         return {"PGDB_CONFIG": str(self.config), "PGDB_OPERATORS": "alice,bob", "PGDB_GRACE": "0"}
@@ -219,3 +220,72 @@ def test_a_refused_configuration_names_the_key(
 
     assert refused.returncode == 2
     assert "PGDB_CONFIG" in refused.stderr and expected in refused.stderr, refused.stderr
+
+
+def test_what_was_recorded_before_the_file_belongs_to_pgdb_env(two_envs: TwoEnvironments) -> None:
+    app = unique_app("old")
+    # one environment, as before: records in the state database, branch pgdb/<app>
+    before = two_envs.bot.console(
+        f"/pgdb create {app}", PGDB_PG_DSN=two_envs.state_dsn, PGDB_ENV="dev"
+    )
+    assert before.returncode == 0, before.stderr
+    assert f"Onboarded `{app}`" in before.stdout
+    assert two_envs.bot.git("branch", "--list", "pgdb/*").split() == [f"pgdb/{app}"]
+
+    status = two_envs.console(f"/pgdb status {app}", "/pgdb list", as_user="alice")
+
+    assert f"[dev] Status of `{app}`" in status.stdout, status.stdout
+    assert f"[prod] Status of `{app}`" not in status.stdout  # only dev knows it
+    assert f"pgdb/{app}" in status.stdout  # its proposal is dev's
+    again = two_envs.console(f"/pgdb create {app}", as_user="alice")
+    assert "reused the open proposal" in again.stdout, again.stdout
+    # no second branch: the open one opened before the file is dev's
+    assert two_envs.bot.git("branch", "--list", "pgdb/*").split() == [f"pgdb/{app}"]
+
+
+def _two_contexts(path: Path, *, dev: str, prod: str) -> Path:
+    """A kubeconfig with a context per environment, each its own API server."""
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": name, "cluster": {"server": url}}
+                    for name, url in (("dev", dev), ("prod", prod))
+                ],
+                "users": [{"name": "pgdb-bot", "user": {"token": "fake-token"}}],
+                "contexts": [
+                    {"name": name, "context": {"cluster": name, "user": "pgdb-bot"}}
+                    for name in ("dev", "prod")
+                ],
+                "current-context": "dev",
+            }
+        )
+    )
+    return path
+
+
+def test_each_environment_reads_its_own_kubernetes_context(
+    two_envs: TwoEnvironments, tmp_path: Path
+) -> None:
+    with (
+        kubernetes_server(FakeKubernetes()) as dev_kube,
+        kubernetes_server(FakeKubernetes()) as prod_kube,
+    ):
+        dev_kube.put(pg_cluster(healthy=True))
+        prod_kube.put(pg_cluster(healthy=False))
+        kubeconfig = _two_contexts(tmp_path / "kubeconfig", dev=dev_kube.url, prod=prod_kube.url)
+        two_envs.write_config(kube_context="prod")
+        text = two_envs.config.read_text().replace(
+            f"gitops_path: {DEV_PATH}}}", f"gitops_path: {DEV_PATH}, kube_context: dev}}"
+        )
+        two_envs.config.write_text(text)
+
+        diagnosis = two_envs.diagnose(PGDB_KUBECONFIG=str(kubeconfig))
+
+        assert diagnosis.returncode == 1, diagnosis.stderr
+        findings = json.loads(diagnosis.stdout)["findings"]
+        degraded = [f for f in findings if f["kind"] == "cluster_degraded"]
+        assert [f["env"] for f in degraded] == ["prod"], findings
+        assert dev_kube.requests("GET") and prod_kube.requests("GET")
