@@ -64,6 +64,17 @@ class Settings(BaseSettings):
         description="Environment slug: the Infisical `envSlug`, the file store's folder, and part"
         " of the leader Lease's name.",
     )
+    config: Path | None = Field(
+        default=None,
+        description="A YAML file declaring several environments (dev, staging, prod…), each with "
+        "its own PostgreSQL, secret-store environment, GitOps folder, cluster and policy (see "
+        "Environments below). Unset: these variables define the single environment.",
+    )
+    state_dsn: str | None = Field(
+        default=None,
+        description="Where the bot keeps its own state (records, audit, approvals, alerts, locks) "
+        "for every environment. Unset: `PGDB_PG_DSN`.",
+    )
     namespace: str = Field(
         default="databases",
         description="Namespace of the CloudNativePG cluster, of the Database and InfisicalSecret "
@@ -389,7 +400,7 @@ class Settings(BaseSettings):
         "requesters", "operators", "deny_names", "ignore_roles", "secret_namespaces", mode="before"
     )(_split_commas)
 
-    @field_validator("pg_dsn")
+    @field_validator("pg_dsn", "state_dsn")
     @classmethod
     def _dsn(cls, value: str | None) -> str | None:
         # Parsed for real (libpq syntax) when the adapter is wired; here only emptiness.

@@ -25,6 +25,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from bot.config import SECRET_SETTINGS, Settings
+from bot.environments import ConfigFile, EnvironmentConfig
 
 REGENERATE = "python -m bot.config_reference > docs/configuration.md"
 
@@ -157,8 +158,25 @@ SECTIONS: list[Section] = [
         groups=SETTINGS_GROUPS,
         secrets=SECRET_SETTINGS,
     ),
-    # A file of environments (PGDB_CONFIG) is one more entry, its keys written as in the file:
-    # Section(title=..., intro=..., model=<its model>, naming=yaml_key, column="key"),
+    Section(
+        title="The environments file (PGDB_CONFIG)",
+        intro="A YAML file that declares several environments served by one bot. Its top-level "
+        "keys are below; each environment's keys follow. Without the file, the variables above "
+        "define the single environment and nothing else changes.",
+        model=ConfigFile,
+        naming=yaml_key,
+        column="key",
+    ),
+    Section(
+        title="One environment's keys (under `environments.<name>`)",
+        intro="Names follow the app-name rules (`dev`, `staging`, `prod`). A key left out takes "
+        "the variable of the same name (`secrets_env`: `PGDB_ENV`, default the environment's "
+        "name). Two environments may not share a PostgreSQL server and a secret-store "
+        "environment, nor a `gitops_path`: refused at start.",
+        model=EnvironmentConfig,
+        naming=yaml_key,
+        column="key",
+    ),
 ]
 
 HEADER = """\

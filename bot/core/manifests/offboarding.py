@@ -17,13 +17,7 @@ from ruamel.yaml.error import YAMLError
 from bot.core.manifests.kustomization import NotYaml, parse_kustomization, remove_resources
 from bot.core.manifests.layout import KUSTOMIZATION_FILE, database_path, secret_path
 from bot.core.manifests.runbook_page import page_path, without_app
-from bot.core.names import OFFBOARD_BRANCH_PREFIX, AppName
-
-
-def offboard_branch(app: AppName) -> str:
-    """``pgdb-offboard/<app>``: not under ``pgdb/``, where every branch is an onboarding (and
-    ``pgdb/offboard/<app>`` would clash in git refs with an app named ``offboard``)."""
-    return OFFBOARD_BRANCH_PREFIX + app
+from bot.core.names import AppName
 
 
 def _documents(text: str) -> list[Any]:
