@@ -289,3 +289,21 @@ def test_each_environment_reads_its_own_kubernetes_context(
         degraded = [f for f in findings if f["kind"] == "cluster_degraded"]
         assert [f["env"] for f in degraded] == ["prod"], findings
         assert dev_kube.requests("GET") and prod_kube.requests("GET")
+
+
+def test_one_create_for_dev_and_prod_runs_dev_and_waits_for_prod(
+    two_envs: TwoEnvironments,
+) -> None:
+    app = unique_app("both")
+
+    both = two_envs.console(f"/pgdb create {app} --env dev,prod", as_user="alice")
+
+    assert both.returncode == 0, both.stderr
+    assert f"[dev] Onboarded `{app}`" in both.stdout, both.stdout
+    assert "[prod]" in both.stdout and "approval" in both.stdout
+    assert f"/pgdb approve {_request_id(both.stdout)}" in both.stdout
+    assert two_envs.roles(two_envs.dev_dsn, app) == [(app,)]
+    assert two_envs.roles(two_envs.prod_dsn, app) == []
+    assert two_envs.stored("prod", app) is None
+    unknown = two_envs.console(f"/pgdb create {app} --env qa", as_user="alice")
+    assert "unknown environment `qa`: the environments are dev, prod" in unknown.stdout
