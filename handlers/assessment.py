@@ -262,10 +262,15 @@ def _said_of_environment(assessment: Assessment, services: Services) -> Assessme
         app: dataclasses.replace(judged, checks=tuple(stamped(c) for c in judged.checks))
         for app, judged in assessment.apps.items()
     }
+    def system(finding: Finding) -> Finding:
+        said = finding.in_environment(env)  # the server to check is this environment's
+        where = f"environments.{env}.pg_dsn (PGDB_CONFIG)"
+        return dataclasses.replace(said, remedy=said.remedy.replace("PGDB_PG_DSN", where))
+
     return dataclasses.replace(
         assessment,
         apps=apps,
-        system_findings=tuple(f.in_environment(env) for f in assessment.system_findings),
+        system_findings=tuple(system(f) for f in assessment.system_findings),
     )
 
 

@@ -193,6 +193,7 @@ def test_an_unreachable_environment_never_blocks_the_others(two_envs: TwoEnviron
     findings = json.loads(diagnosis.stdout)["findings"]
     unreachable = [f for f in findings if f["kind"] == "system_unreachable"]
     assert unreachable and {f["env"] for f in unreachable} == {"prod"}, unreachable
+    assert "environments.prod.pg_dsn" in unreachable[0]["remedy"]
     assert not [f for f in findings if f["app"] == app]  # dev's new app is fine
 
 
