@@ -842,3 +842,37 @@ def test_the_adapter_loads_no_github_client_library(fake_github: FakeGitHub) -> 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "none"
     assert len(fake_github.requests("GET")) == 5  # it did talk to GitHub
+
+
+def test_a_next_page_outside_the_api_is_not_followed(
+    fake_github: FakeGitHub, host: GitHubHost
+) -> None:
+    """The token goes with every page: a ``Link`` to another origin is refused, not read."""
+    elsewhere = "http://127.0.0.1:9/api/v3/repos/acme/gitops/pulls?page=2"
+    fake_github.fail(
+        "GET", r"/pulls$", status=200, headers={"Link": f'<{elsewhere}>; rel="next"'}, body=[]
+    )
+
+    with pytest.raises(BackendUnavailable) as refused:
+        host.snapshot(manifests_path=MANIFESTS)
+
+    assert "listing the open pull requests" in str(refused.value)
+    assert f"the next page is outside {fake_github.url}" in str(refused.value)
+    assert "PGDB_GITHUB_API_URL" in str(refused.value)
+
+
+def test_github_failing_at_the_app_login_is_said_as_github_failing(
+    fake_github: FakeGitHub, github_app_key: str
+) -> None:
+    fake_github.register_app(
+        app_id=123, private_key_pem=github_app_key, installation_id=456, permissions=ALL_WRITE
+    )
+    fake_github.fail("POST", r"/access_tokens$", status=502, times=10)
+
+    with pytest.raises(BackendUnavailable) as failed:
+        app_host(fake_github, github_app_key).snapshot(manifests_path=MANIFESTS)
+
+    message = str(failed.value)
+    assert message.startswith("GitHub: authenticating as GitHub App 123: GitHub answered 502")
+    assert "after 3 retries" in message and "githubstatus.com" in message
+    assert len(fake_github.requests("POST", "/app/")) == 4

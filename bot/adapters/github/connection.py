@@ -32,7 +32,6 @@ T = TypeVar("T")
 DEFAULT_API_URL = "https://api.github.com"
 TIMEOUT_SECONDS = 10
 PAGE_SIZE = 100
-MAX_PAGES = 50  # 5,000 items: far beyond any list the bot reads; a loop guard, not a limit
 WRITE_SPACING = 1.0  # seconds between two writes (GitHub's guidance for integrations)
 TOKEN_RENEWAL = 300.0  # an installation token is renewed this long before it expires
 _HEADERS = {
@@ -101,15 +100,17 @@ class GitHubConnection:
         items: list[Any] = []
         url: str | None = self._url(path)
         query: Mapping[str, str | int] | None = {**params, "per_page": PAGE_SIZE}
-        for _ in range(MAX_PAGES):
-            if url is None:
-                break
+        seen: set[str] = set()
+        while url is not None:
             response = self._request("GET", url, params=query)
             page = _decoded(response)
             if not isinstance(page, list):
                 raise TypeError(f"a list was expected, not {type(page).__name__}")
             items.extend(page)
+            seen.add(url)
             url, query = self._next_page(response), None
+            if url in seen:
+                raise TypeError("the next page is one already read")
         return items
 
     def call(

@@ -191,16 +191,23 @@ class ErrorTranslator:
             ),
         )
 
-    def app_login_failure(self, exc: Exception) -> BackendUnavailable:
+    def app_login_failure(self, exc: Exception) -> PgdbError:
         """The installation token was refused or not fetched: said as a wrong App id, key or
         installation rather than as a failure of whatever call came first."""
         assert self.app is not None
         app = self.app
+        what = f"authenticating as GitHub App {app.app_id}"
+        if isinstance(exc, GitHubError) and (
+            exc.status >= 500
+            or exc.wait is not None
+            or rate_limited(exc.status, exc.headers, details(exc))
+        ):  # GitHub's state, not the App's credentials
+            return self.failure(exc, what=what, need=READ, missing=None, repo_visible=lambda: True)
         if not isinstance(exc, GitHubError):
             return BackendUnavailable(
                 SYSTEM,
                 self.scrub(
-                    f"authenticating as GitHub App {app.app_id}: no answer from {self.api_url}"
+                    f"{what}: no answer from {self.api_url}"
                     f" ({_network_reason(exc, self.timeout)}) — check PGDB_GITHUB_API_URL and"
                     " the network, then run the command again"
                 ),
@@ -222,9 +229,7 @@ class ErrorTranslator:
                 "check PGDB_GITHUB_APP_ID, PGDB_GITHUB_APP_PRIVATE_KEY and"
                 " PGDB_GITHUB_INSTALLATION_ID"
             )
-        return BackendUnavailable(
-            SYSTEM, self.scrub(f"authenticating as GitHub App {app.app_id} ({reason}): {fix}")
-        )
+        return BackendUnavailable(SYSTEM, self.scrub(f"{what} ({reason}): {fix}"))
 
     def scrub(self, text: str) -> str:
         """``text`` without any credential: the configured token, and anything shaped like
