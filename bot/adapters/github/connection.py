@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -70,6 +71,7 @@ class GitHubConnection:
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
         self._installation: tuple[Secret, float] | None = None  # token, monotonic renewal time
+        self._write_lock = threading.Lock()  # held by the one write under way
         self._next_write = 0.0  # monotonic time before which no write may start
         self._errors = ErrorTranslator(
             repo=repo,
@@ -179,16 +181,15 @@ class GitHubConnection:
         retry_number = 0
         while True:
             credential = bearer if bearer is not None else self._credential()
-            if write:
-                self._space_write()
             try:
-                response = http.request(
-                    method,
-                    url,
-                    params=params,
-                    json=body,
-                    headers={"Authorization": f"Bearer {credential.reveal()}"},
-                )
+                with self._write_turn() if write else nullcontext():
+                    response = http.request(
+                        method,
+                        url,
+                        params=params,
+                        json=body,
+                        headers={"Authorization": f"Bearer {credential.reveal()}"},
+                    )
             except httpx.TransportError:
                 retry_number += 1
                 if retry_number > self._retry.retries:
@@ -227,17 +228,22 @@ class GitHubConnection:
                 )
             return self._http
 
-    def _space_write(self) -> None:
-        """Wait for this write's turn: writes start ``WRITE_SPACING`` apart, as GitHub asks of
-        integrations to stay clear of its secondary rate limits (``throttle`` off: no wait)."""
+    @contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        """One write at a time, each ``WRITE_SPACING`` after the end of the one before, as
+        GitHub asks of integrations ("serially", "at least one second between each") to stay
+        clear of its secondary rate limits. ``throttle`` off: no wait, no turn."""
         if not self._throttle:
+            yield
             return
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next_write)
-            self._next_write = start + WRITE_SPACING
-        if start > now:
-            time.sleep(start - now)
+        with self._write_lock:
+            wait = self._next_write - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                yield
+            finally:
+                self._next_write = time.monotonic() + WRITE_SPACING
 
     def _next_page(self, response: httpx.Response) -> str | None:
         """The next page's URL; refused when it leaves the API (the token would follow it)."""
