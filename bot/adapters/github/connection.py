@@ -139,12 +139,6 @@ class GitHubConnection:
         except (KeyError, TypeError, ValueError) as exc:  # an answer unlike GitHub's
             raise self._errors.unexpected(what, exc) from None
 
-    def close(self) -> None:
-        with self._lock:
-            if self._http is not None:
-                self._http.close()
-                self._http = None
-
     # --- one request, with its retries ---------------------------------------------------------
 
     def _url(self, path: str) -> str:
