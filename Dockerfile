@@ -8,7 +8,8 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY pyproject.toml README.md constraints.txt ./
 COPY bot ./bot
 COPY handlers ./handlers
-# The runtime dependencies at the exact versions of constraints.txt (what `make test` tested).
+# The runtime dependencies at the exact versions of constraints.txt, the lock `make test` ran
+# with: it pins every one of them and what they pull in (tests/test_packaging.py checks it).
 RUN pip wheel --wheel-dir /wheels -c constraints.txt .
 
 FROM python:3.11-slim-bookworm

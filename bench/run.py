@@ -12,7 +12,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import chat, diagnostics, footprint, in_memory, on_fakes, onboarding, status
+from bench import (
+    chat,
+    diagnostics,
+    environments,
+    footprint,
+    in_memory,
+    on_fakes,
+    onboarding,
+    status,
+)
 from bench.fleet import FleetBuilder, private_cluster
 from bench.machine import describe
 
@@ -139,6 +148,11 @@ def main() -> int:
         results["onboarding_on_fakes"] = on_fakes.onboarding_on_fakes(
             largest, runs=plan.fake_onboard_runs
         )
+        _progress("two environments")
+        with private_cluster() as (prod_cluster, _):
+            results["environments"] = environments.two_environments(
+                largest, prod_cluster, runs=2 if args.quick else 3
+            )
         _progress("footprint")
         results["footprint"] = footprint.footprint(largest, starts=2 if args.quick else 3)
         fleet_env = {
@@ -220,6 +234,20 @@ def main() -> int:
     print(_row("system", "port calls", "minimum"))
     for system, minimum in ob["minimum"].items():
         print(_row(system, int(ob["calls_per_system"].get(system, 0)), minimum))
+    te = results["environments"]
+    print(
+        f"\n## Two environments (PGDB_CONFIG): dev {te['apps']['dev']} apps, prod a second server"
+    )
+    print(_row("pass over both s", te["pass_seconds"], "calls per system", te["pass_calls"]))
+    print(
+        _row(
+            "one environment, same fleet: calls per system",
+            rows[-1]["calls"],
+        )
+    )
+    print(_row("onboarding into", "median s"))
+    for where, seconds in te["onboarding_median_seconds"].items():
+        print(_row(where, seconds))
     fp = results["footprint"]
     print("\n## Footprint of `pgdb-bot run`")
     print(

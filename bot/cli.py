@@ -116,28 +116,22 @@ def _run(settings: Settings) -> int:
 
 
 def _diagnose(settings: Settings, as_json: bool) -> int:
-    import json
-
     from bot.core.errors import PgdbError
     from bot.wiring import build_services
-    from handlers.diagnose import as_json as to_json
-    from handlers.diagnose import exit_code, render, run_diagnosis
+    from handlers.diagnose import report
 
     services = build_services(settings)
-    try:
-        services.database.observe()
+    try:  # one environment: its server; several: the bot's own state (each server is a finding)
+        if services.fleet is None:
+            services.database.observe()
+        else:
+            services.state.ping()
     except PgdbError as exc:
         sys.stderr.write(f"pgdb-bot diagnose: cannot run: {exc}\n")
         return 2
-    diagnosis = run_diagnosis(services)
-    if as_json:
-        sys.stdout.write(json.dumps(to_json(diagnosis, services), indent=2) + "\n")
-    else:
-        reply = render(diagnosis)
-        sys.stdout.write(reply.title + "\n")
-        for line in reply.lines:
-            sys.stdout.write(f"  {line}\n")
-    return exit_code(diagnosis)
+    text, code = report(services, json_output=as_json)
+    sys.stdout.write(text)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,89 +53,354 @@ class Settings(BaseSettings):
         env_prefix="PGDB_", env_file=".env", extra="ignore", validate_default=True
     )
 
-    pg_dsn: str | None = None
-    env: str = "dev"
-    namespace: str = "databases"
-    cluster: str = "postgresql-shared"
-    gitops_repo: Path | None = None
-    gitops_base_branch: str = "main"
-    gitops_path: str = "apps/04-databases/postgresql-shared/base"
+    pg_dsn: str | None = Field(
+        default=None,
+        description="The bot's admin connection to the shared cluster (libpq URI or key=value); "
+        "its account needs CREATEROLE, not superuser. Unset: `pgdb-bot console` finds or starts a"
+        " local server; `run` and `diagnose` refuse to start.",
+    )
+    env: str = Field(
+        default="dev",
+        description="Environment slug: the Infisical `envSlug`, the file store's folder, and part"
+        " of the leader Lease's name.",
+    )
+    config: Path | None = Field(
+        default=None,
+        description="A YAML file declaring several environments (dev, staging, prod…), each with "
+        "its own PostgreSQL, secret-store environment, GitOps folder, cluster and policy (see "
+        "Environments below). Unset: these variables define the single environment.",
+    )
+    state_dsn: str | None = Field(
+        default=None,
+        description="Where the bot keeps its own state (records, audit, approvals, alerts, locks) "
+        "for every environment. Unset: `PGDB_PG_DSN`.",
+    )
+    namespace: str = Field(
+        default="databases",
+        description="Namespace of the CloudNativePG cluster, of the Database and InfisicalSecret "
+        "resources, and of the credentials Secrets.",
+    )
+    cluster: str = Field(
+        default="postgresql-shared",
+        description="CloudNativePG Cluster name; its services are `<cluster>-rw`, `<cluster>-ro` "
+        "and `<cluster>-r`.",
+    )
+    gitops_repo: Path | None = Field(
+        default=None,
+        description="Path of a local git repository holding the manifests (unused with GitHub). "
+        "Unset: the console creates a demo repository in `<state dir>/gitops`.",
+    )
+    gitops_base_branch: str = Field(
+        default="main",
+        description="Branch the manifests are read from and every proposal targets.",
+    )
+    gitops_path: str = Field(
+        default="apps/04-databases/postgresql-shared/base",
+        description="Folder of the manifests in the GitOps repository (`kustomization.yaml`, "
+        "`databases/`, `credentials/`).",
+    )
     # GitHub (README "### GitHub"): selected when these are set; then PGDB_GITOPS_REPO is unused
-    github_repo: str | None = None
-    github_api_url: str = "https://api.github.com"
-    github_token: str | None = None
-    github_app_id: str | None = None
-    github_app_private_key: SecretStr | None = None
-    github_installation_id: int | None = None
-    github_labels: CommaList = Field(default_factory=list)
-    github_reviewers: CommaList = Field(default_factory=list)
-    pr_stale_after: str = "7d"
-    secrets_dir: Path | None = None
-    secrets_prefix: str = "/postgresql"
-    infisical_host_api: str = "http://192.168.111.69:8085"
-    infisical_project: str = "vixens"
-    infisical_resync_interval: int = Field(default=60, ge=5)
-    infisical_auth_secret: str = "infisical-universal-auth"  # noqa: S105 (a Secret name)
-    infisical_auth_namespace: str = "argocd"
+    github_repo: str | None = Field(
+        default=None,
+        description="The GitOps repository on GitHub, as `owner/name`; with a token or the App "
+        "variables, GitHub is the git host.",
+    )
+    github_api_url: str = Field(
+        default="https://api.github.com",
+        description="GitHub API base URL: `https://<host>/api/v3` for GitHub Enterprise Server.",
+    )
+    github_token: str | None = Field(
+        default=None,
+        description="A fine-grained personal access token restricted to the GitOps repository (or"
+        " a classic one with scope `repo`).",
+    )
+    github_app_id: str | None = Field(
+        default=None,
+        description="GitHub App id (numeric), instead of a token; with the private key and the "
+        "installation id.",
+    )
+    github_app_private_key: SecretStr | None = Field(
+        default=None,
+        description="The GitHub App's private key: the `.pem` file's contents (newlines may be "
+        "written `\\n`) or its path.",
+    )
+    github_installation_id: int | None = Field(
+        default=None,
+        description="The App's installation id: the number at the end of the installation's "
+        "settings URL.",
+    )
+    github_labels: CommaList = Field(
+        default_factory=list,
+        description="Comma-separated labels put on new pull requests (GitHub creates the missing "
+        "ones).",
+    )
+    github_reviewers: CommaList = Field(
+        default_factory=list,
+        description="Comma-separated reviewers asked on new pull requests: logins, or "
+        "`org/team-slug` for a team.",
+    )
+    pr_stale_after: str = Field(
+        default="7d",
+        description="An onboarding pull request open longer than this is a `pr_stale` warning.",
+    )
+    secrets_dir: Path | None = Field(
+        default=None,
+        description="Root of the file secret store, `<dir>/<env>/<prefix>/<app>/<key>` (unused "
+        "with Infisical). Unset: the console uses `<state dir>/secrets`.",
+    )
+    secrets_prefix: str = Field(
+        default="/postgresql",
+        description="Folder of the apps' credentials, `<prefix>/<app>`, in Infisical and in the "
+        "file store.",
+    )
+    infisical_host_api: str = Field(
+        default="http://192.168.111.69:8085",
+        description="`hostAPI` written into each InfisicalSecret manifest: the Infisical API as "
+        "the operator in the cluster reaches it.",
+    )
+    infisical_project: str = Field(
+        default="vixens",
+        description="Infisical project slug, written into the manifests and used by the Infisical"
+        " secret store.",
+    )
+    infisical_resync_interval: int = Field(
+        default=60,
+        ge=5,
+        description="`resyncInterval` written into the manifests, in seconds (at least 5).",
+    )
+    infisical_auth_secret: str = Field(
+        default="infisical-universal-auth",
+        description="Name of the Kubernetes Secret holding the Infisical operator's Universal "
+        "Auth credentials (`credentialsRef` in the manifests).",
+    )
+    infisical_auth_namespace: str = Field(
+        default="argocd",
+        description="Namespace of that Secret.",
+    )
     # the Infisical API the bot itself calls (the secret store); hostAPI above is the operator's
-    infisical_url: str | None = None
-    infisical_client_id: str | None = None
-    infisical_client_secret: str | None = None
-    state_dir: Path | None = None
-    state_schema: str = "pgdb_bot"
-    http_port: int = Field(default=8080, ge=1, le=65535)
-    public_url: str | None = None
-    action_secret: str | None = None
-    ops_channel: str | None = None  # alerts, for every chat platform unless overridden
+    infisical_url: str | None = Field(
+        default=None,
+        description="The Infisical API the bot itself calls, e.g. "
+        "`https://infisical.example.com`; with the client id and secret, Infisical is the secret "
+        "store.",
+    )
+    infisical_client_id: str | None = Field(
+        default=None,
+        description="Client ID of the bot's Infisical machine identity (Universal Auth).",
+    )
+    infisical_client_secret: str | None = Field(
+        default=None,
+        description="Client secret of the bot's Infisical machine identity.",
+    )
+    state_dir: Path | None = Field(
+        default=None,
+        description="Local mode's files: the demo repository, the file store, the private server,"
+        " the log. Unset: `$XDG_DATA_HOME/pgdb-bot`, else `~/.local/share/pgdb-bot`.",
+    )
+    state_schema: str = Field(
+        default="pgdb_bot",
+        description="Schema of the bot's own tables (audit log, workflows, approvals, alert "
+        "state) in the database of PGDB_PG_DSN.",
+    )
+    http_port: int = Field(
+        default=8080,
+        ge=1,
+        le=65535,
+        description="Port of the HTTP server of `pgdb-bot run`: the chat routes, `/healthz`, "
+        "`/readyz`, `/metrics`.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The bot's address as the Mattermost server reaches it: button clicks come "
+        "back to `<url>/mattermost/actions`.",
+    )
+    action_secret: str | None = Field(
+        default=None,
+        description="Signs Mattermost buttons: a random string of 16 characters or more (`openssl"
+        " rand -hex 32`), the same on every replica.",
+    )
+    ops_channel: str | None = Field(  # alerts, for every chat platform unless overridden
+        default=None,
+        description="Ops channel for alerts and approval requests on every chat platform that has"
+        " no channel of its own. Unset: alerts go to the log.",
+    )
     # Slack (SPEC §7): Socket Mode with an app token, else HTTP mode at /slack/events
-    slack_bot_token: str | None = None
-    slack_signing_secret: str | None = None
-    slack_app_token: str | None = None
-    slack_api_url: str = "https://slack.com/api/"
-    slack_ops_channel: str | None = None
+    slack_bot_token: str | None = Field(
+        default=None,
+        description="The Slack app's bot token (`xoxb-…`); setting it turns Slack on.",
+    )
+    slack_signing_secret: str | None = Field(
+        default=None,
+        description="Slack HTTP mode (no app token): verifies the signature of every request to "
+        "`POST /slack/events`.",
+    )
+    slack_app_token: str | None = Field(
+        default=None,
+        description="A Slack app-level token (`xapp-…`, scope `connections:write`): Socket Mode, "
+        "no ingress needed.",
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/",
+        description="Slack Web API base URL (a local fake in tests).",
+    )
+    slack_ops_channel: str | None = Field(
+        default=None,
+        description="Ops channel on Slack: a channel id such as `C0123ABCD`, or `#name`. Unset: "
+        "PGDB_OPS_CHANNEL.",
+    )
     # Mattermost (SPEC §7): a custom slash command plus a bot account for the posts
-    mattermost_url: str | None = None
-    mattermost_bot_token: str | None = None
-    mattermost_command_token: str | None = None
-    mattermost_ops_channel: str | None = None
-    requesters: CommaList = Field(default_factory=lambda: ["*"])
-    operators: CommaList = Field(default_factory=list)
-    deny_names: CommaList = Field(default_factory=list)
-    ignore_roles: CommaList = Field(default_factory=list)
+    mattermost_url: str | None = Field(
+        default=None,
+        description="Mattermost server base URL as the bot reaches it, e.g. "
+        "`https://chat.example.com`; with both tokens, Mattermost is on.",
+    )
+    mattermost_bot_token: str | None = Field(
+        default=None,
+        description="The Mattermost bot account's access token (REST API).",
+    )
+    mattermost_command_token: str | None = Field(
+        default=None,
+        description="The `/pgdb` slash command's token, checked on every command.",
+    )
+    mattermost_ops_channel: str | None = Field(
+        default=None,
+        description="Ops channel on Mattermost: the channel id (26 characters, from View Info), "
+        "not its name. Unset: PGDB_OPS_CHANNEL.",
+    )
+    requesters: CommaList = Field(
+        default_factory=lambda: ["*"],
+        description="Who may `create`, `status`, `list`: comma-separated user ids, "
+        "`group:<handle>`, or `*` for everyone.",
+    )
+    operators: CommaList = Field(
+        default_factory=list,
+        description="Who may also `diagnose`, `repair`, `silence`, `rotate`, `offboard`, "
+        "`approve`, `deny`: user ids and `group:<handle>`. The console's own OS user is always an"
+        " operator.",
+    )
+    deny_names: CommaList = Field(
+        default_factory=list,
+        description="Comma-separated app names refused on top of the reserved ones.",
+    )
+    ignore_roles: CommaList = Field(
+        default_factory=list,
+        description="Comma-separated roles and databases never reported as orphans.",
+    )
     # Kubernetes (README "### Kubernetes"): auto = only when a kubeconfig or in-cluster env exists
-    kubernetes: str = "auto"
-    kubeconfig: Path | None = None
-    kube_context: str | None = None
-    kube_timeout: str = "10s"
-    argocd_app: str | None = None
-    argocd_namespace: str = "argocd"
+    kubernetes: str = Field(
+        default="auto",
+        description="`auto`: use Kubernetes when a kubeconfig or the in-cluster service account "
+        "exists; `on`: refuse to start without one; `off`: never.",
+    )
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig file, tried first. Unset: the pod's service account, then "
+        "`$KUBECONFIG`, then `~/.kube/config`.",
+    )
+    kube_context: str | None = Field(
+        default=None,
+        description="kubeconfig context. Unset: the file's current context.",
+    )
+    kube_timeout: str = Field(
+        default="10s",
+        description="Timeout of each Kubernetes API call.",
+    )
+    argocd_app: str | None = Field(
+        default=None,
+        description="The Argo CD Application whose sync and health `status` shows. Unset: Argo CD"
+        " is not read.",
+    )
+    argocd_namespace: str = Field(
+        default="argocd",
+        description="Namespace of the Argo CD Applications; never a destination for an app's "
+        "Secret.",
+    )
     # --namespace (SPEC §11): globs a Secret may be delivered to; the never-list is in
     # handlers/policy.py. The bot's own namespace: set, else the pod's, else PGDB_NAMESPACE.
-    secret_namespaces: CommaList = Field(default_factory=lambda: ["*"])
-    bot_namespace: str | None = None
-    backup_max_age: str = "26h"
-    pod_name: str | None = None  # the leader Lease's holder identity (the Deployment sets it)
-    diagnose_interval: str = "5m"
-    alert_repeat: str = "24h"
-    grace: str = "10m"
-    follow_deadline: str = "24h"
+    secret_namespaces: CommaList = Field(
+        default_factory=lambda: ["*"],
+        description="Comma-separated namespaces or globs (`team-*,apps`) that `create "
+        "--namespace` may deliver an app's Secret to; `kube-*`, `default`, the bot's and Argo "
+        "CD's namespaces are refused whatever this says.",
+    )
+    bot_namespace: str | None = Field(
+        default=None,
+        description="The bot's own namespace, never a destination for an app's Secret. Unset: the"
+        " pod's namespace, else PGDB_NAMESPACE.",
+    )
+    backup_max_age: str = Field(
+        default="26h",
+        description="A last successful backup older than this is `backup_stale`; `off` does not "
+        "check backups.",
+    )
+    pod_name: str | None = Field(  # the leader Lease's holder identity (the Deployment sets it)
+        default=None,
+        description="This replica's name in the scheduler's leader Lease (the Deployment sets "
+        "it). Unset: `<hostname>-<pid>`.",
+    )
+    diagnose_interval: str = Field(
+        default="5m",
+        description="Schedule of the diagnostics in `pgdb-bot run`: a duration (`30s`, `5m`, "
+        "`1h`) or a 5-field cron, in UTC.",
+    )
+    alert_repeat: str = Field(
+        default="24h",
+        description="A persisting finding is re-announced in its alert's thread at most this "
+        "often.",
+    )
+    grace: str = Field(
+        default="10m",
+        description="Problems of an app are not reported until this long after its first "
+        "appearance; `0` turns it off. Keep it above PGDB_ROTATE_SYNC_TIMEOUT.",
+    )
+    follow_deadline: str = Field(
+        default="24h",
+        description="After a `create` from chat, say which layer is stuck when the app is not "
+        "ready this long after.",
+    )
     # offboarding (README "Offboarding an app"): also delete the app's stored credentials
-    offboard_delete_secret: bool = False
+    offboard_delete_secret: bool = Field(
+        default=False,
+        description="`true`: `offboard` also deletes the app's stored credentials (only when "
+        "their folder holds nothing else).",
+    )
     # approvals (README "Approvals"): off | requesters | all
-    require_approval: str = "off"
-    approval_ttl: str = "24h"
+    require_approval: str = Field(
+        default="off",
+        description="`off`; `requesters`: a `create` by a non-operator waits for an operator's "
+        "approval; `all`: every `create` waits, never for its own requester.",
+    )
+    approval_ttl: str = Field(
+        default="24h",
+        description="A request nobody decided expires after this; an approval stays valid this "
+        "long for the same requester's re-runs.",
+    )
     # /pgdb rotate (README "Rotating a password"): how long to wait for the Kubernetes Secret to
     # carry the new password, and whether to restart the workloads that read it
-    rotate_sync_timeout: str = "2m"
-    rollout: str = "off"
-    log_level: str = "INFO"
-    log_format: str = "auto"  # json | text | auto (text on a terminal, JSON otherwise)
+    rotate_sync_timeout: str = Field(
+        default="2m",
+        description="`/pgdb rotate` waits this long for the Kubernetes Secret to carry the new "
+        "password; on timeout the old one is put back.",
+    )
+    rollout: str = Field(
+        default="off",
+        description="`on`: after a rotation, restart the Deployments and StatefulSets that read "
+        "the app's Secret (needs the optional rollout RBAC).",
+    )
+    log_level: str = Field(
+        default="INFO",
+        description="`DEBUG`, `INFO`, `WARNING` or `ERROR`.",
+    )
+    log_format: str = Field(  # json | text | auto (text on a terminal, JSON otherwise)
+        default="auto",
+        description="`json`, `text`, or `auto` (text on a terminal, JSON otherwise).",
+    )
 
     _split = field_validator(
         "requesters", "operators", "deny_names", "ignore_roles", "secret_namespaces", mode="before"
     )(_split_commas)
 
-    @field_validator("pg_dsn")
+    @field_validator("pg_dsn", "state_dsn")
     @classmethod
     def _dsn(cls, value: str | None) -> str | None:
         # Parsed for real (libpq syntax) when the adapter is wired; here only emptiness.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -28,7 +29,7 @@ from bot.metrics import FINDINGS, LAST_DIAGNOSTICS, LEADER, PASSES
 from handlers.alerts import AlertLifecycle, LogAlerts, PassReport
 from handlers.approvals import expire_due
 from handlers.context import Services
-from handlers.findings import Finding, diagnose
+from handlers.findings import Diagnosis, Finding, diagnose
 from handlers.follow import follow_through
 from handlers.observe import observe
 from handlers.pr_checks import CheckRefresher
@@ -75,7 +76,7 @@ class DiagnosticsScheduler:
         self.follow_deadline = follow_deadline
         self._scheduler: BackgroundScheduler | None = None
         self.passes = 0
-        self.checks = CheckRefresher()
+        self.checks: dict[str, CheckRefresher] = {}  # per environment
         self._idle = threading.Event()  # no pass in progress
         self._idle.set()
 
@@ -104,10 +105,39 @@ class DiagnosticsScheduler:
                     self.leadership.name,
                 )
             return None
-        services = self.services
+        fleet = self.services.environments()
+        with ThreadPoolExecutor(max_workers=len(fleet.names), thread_name_prefix="pass") as pool:
+            passes = dict(zip(fleet.names, pool.map(self._observe_one, fleet.names), strict=True))
+        findings = [f for diagnosis in passes.values() for f in diagnosis.findings]
+        unread = {
+            env: set(d.assessment.unread) if d.assessment else set() for env, d in passes.items()
+        }
+        at = max(d.observed_at for d in passes.values())
+        try:
+            report = self.lifecycle.process(findings, at=at, unknown_in=unread)
+        except PgdbError as exc:
+            log.warning("diagnostics pass: alert state unavailable, nothing announced: %s", exc)
+            PASSES.labels("failed").inc()
+            return None
+        self.passes += 1
+        _export(findings, unread=set().union(*unread.values()))
+        log.info(
+            "diagnostics pass: %d finding(s), %d alert message(s) sent, %d silenced",
+            sum(len(d.alerting) for d in passes.values()),
+            len(report.sent),
+            len(report.silenced),
+        )
+        del passes, findings
+        memory.trim()  # the pass held the whole fleet a moment: hand the freed pages back
+        return report
+
+    def _observe_one(self, env: str) -> Diagnosis:
+        """One environment's part of the pass: observe, diagnose, the PR checks, the
+        follow-through after ``create``, the approvals that expired."""
+        services = self.services.environments()[env]
         obs = observe(services)
         diagnosis = diagnose(obs, services)
-        self.checks.refresh(obs, services, diagnosis)
+        self.checks.setdefault(env, CheckRefresher()).refresh(obs, services, diagnosis)
         try:  # a follow-through problem must not keep the alerts from going out
             follow_through(
                 obs,
@@ -123,24 +153,7 @@ class DiagnosticsScheduler:
             expire_due(services)
         except Exception:
             log.exception("expiring the approval requests failed in this pass")
-        unknown = set(diagnosis.assessment.unread) if diagnosis.assessment else set()
-        try:
-            report = self.lifecycle.process(diagnosis.findings, at=obs.at, unknown_systems=unknown)
-        except PgdbError as exc:
-            log.warning("diagnostics pass: alert state unavailable, nothing announced: %s", exc)
-            PASSES.labels("failed").inc()
-            return None
-        self.passes += 1
-        _export(diagnosis.findings, unread=unknown)
-        log.info(
-            "diagnostics pass: %d finding(s), %d alert message(s) sent, %d silenced",
-            len(diagnosis.alerting),
-            len(report.sent),
-            len(report.silenced),
-        )
-        del obs, diagnosis
-        memory.trim()  # the pass held the whole fleet a moment: hand the freed pages back
-        return report
+        return diagnosis
 
     def start(self) -> None:
         # APScheduler logs every run at INFO: the pass logs its own line instead
@@ -215,6 +228,7 @@ def build_scheduler(
         sinks=list(sinks) or [LogAlerts()],
         repeat=timedelta(seconds=settings.alert_repeat_seconds),
         environment=settings.env,
+        name_environments=services.fleet is not None,
     )
     return DiagnosticsScheduler(
         services=services,

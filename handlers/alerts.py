@@ -172,10 +172,19 @@ class AlertLifecycle:
         self._stopping.set()
 
     def process(
-        self, findings: Iterable[Finding], *, at: datetime, unknown_systems: Iterable[str] = ()
+        self,
+        findings: Iterable[Finding],
+        *,
+        at: datetime,
+        unknown_systems: Iterable[str] = (),
+        unknown_in: Mapping[str, Iterable[str]] | None = None,
     ) -> PassReport:
+        """``unknown_systems``: not observed this pass in any environment; ``unknown_in``:
+        per environment (with several, one environment's unreachable server keeps only its
+        own alerts open)."""
         report = PassReport()
         unknown = set(unknown_systems)
+        unknown_env = {env: set(systems) for env, systems in (unknown_in or {}).items()}
         current: dict[_Key, Finding] = {}
         for f in findings:
             if f.severity is not Severity.INFO:
@@ -216,7 +225,8 @@ class AlertLifecycle:
             if key in current:
                 continue
             sources = _SOURCES.get(alert.kind)
-            if unknown and (sources is None or sources & unknown):
+            unread = unknown | unknown_env.get(key[0], set())
+            if unread and (sources is None or sources & unread):
                 continue  # not observed this pass: neither present nor gone
             passes = alert.absent_passes + 1
             if passes < _required_absence(alert.flaps):

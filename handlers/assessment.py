@@ -18,6 +18,7 @@ Two rules shape everything below:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -220,7 +221,9 @@ def assess(
     )
     judged: dict[str, AppAssessment] = {app: _assess_app(p, app) for app in apps}
     if only is not None:
-        return Assessment(observation=obs, apps=judged, verdicts=verdicts)
+        return _said_of_environment(
+            Assessment(observation=obs, apps=judged, verdicts=verdicts), services
+        )
     kube = [
         *(cluster_findings(snap, services, at=p.at, grace=p.grace) if snap is not None else []),
         *([p.argocd] if p.argocd is not None else []),
@@ -231,13 +234,38 @@ def assess(
         unread.add("secret store")
     if snap is not None and snap.errors:
         unread.add("Kubernetes")
-    return Assessment(
+    assessment = Assessment(
         observation=obs,
         apps=judged,
         system_findings=tuple(system),
         system_rows=tuple(_system_rows(p, kube)),
         verdicts=verdicts,
         unread=frozenset(unread),
+    )
+    return _said_of_environment(assessment, services)
+
+
+def _said_of_environment(assessment: Assessment, services: Services) -> Assessment:
+    """With several environments, every finding names its own (and its remedies take
+    ``--env``); with one, nothing changes."""
+    layout = services.settings.layout
+    if layout.branch_scope is None:
+        return assessment
+    env = layout.environment
+
+    def stamped(check: Check) -> Check:
+        if check.finding is None:
+            return check
+        return dataclasses.replace(check, finding=check.finding.in_environment(env))
+
+    apps = {
+        app: dataclasses.replace(judged, checks=tuple(stamped(c) for c in judged.checks))
+        for app, judged in assessment.apps.items()
+    }
+    return dataclasses.replace(
+        assessment,
+        apps=apps,
+        system_findings=tuple(f.in_environment(env) for f in assessment.system_findings),
     )
 
 

@@ -7,7 +7,9 @@ critical finding, ⚠️ a warning one, and nothing else is shown as a problem.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,15 +46,33 @@ class Finding:
     message: str
     remedy: str
     repair: Repair | None = None
+    env: str | None = None  # the environment, when a configuration file declares several
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        found = {
             "kind": self.kind,
             "app": self.app,
             "severity": self.severity.value,
             "message": self.message,
             "remedy": self.remedy,
         }
+        return found if self.env is None else {**found, "env": self.env}
+
+    def in_environment(self, env: str) -> Finding:
+        """The same finding, said of ``env``: its ``/pgdb`` remedies name the environment."""
+        return dataclasses.replace(self, env=env, remedy=name_environment(self.remedy, env))
+
+
+# `/pgdb <command> <app>` for the commands that act on one environment's app
+_APP_COMMAND = re.compile(
+    r"/pgdb (?:create|repair|rotate|offboard|status|limits|update) [a-z][a-z0-9-]*[a-z0-9]"
+    r"(?![a-z0-9-]| --env)"
+)
+
+
+def name_environment(text: str, env: str) -> str:
+    """``/pgdb repair docspell`` in ``text`` becomes ``/pgdb repair docspell --env prod``."""
+    return _APP_COMMAND.sub(lambda m: f"{m.group(0)} --env {env}", text)
 
 
 class CheckOutcome(enum.StrEnum):

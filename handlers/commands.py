@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import shlex
 from dataclasses import dataclass, field
 
@@ -10,6 +11,16 @@ from handlers.access import Role
 
 class UsageError(ValueError):
     """Bad command text; the message is the short usage to show."""
+
+
+class Spread(enum.Enum):
+    """Which environments a command acts on when several are declared (SPEC §12); each
+    command but ``NONE`` takes ``--env``."""
+
+    NONE = "none"  # once (help, silence; approve and deny follow their request)
+    EACH = "each"  # every named environment, else the default ones (create)
+    ALL = "all"  # every named one, else all those the app is in (status, list, diagnose)
+    ONE = "one"  # exactly one: named, or the only one the app is in (rotate, repair…)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +35,7 @@ class CommandSpec:
     flags: tuple[str, ...] = ()  # --name
     rest: bool = False  # trailing free text (e.g. a reason)
     available: bool = True
+    environments: Spread = Spread.NONE
 
 
 COMMANDS: dict[str, CommandSpec] = {
@@ -43,6 +55,7 @@ COMMANDS: dict[str, CommandSpec] = {
             positional=("app",),
             options=("namespace",),
             flags=("dry-run",),
+            environments=Spread.EACH,
         ),
         CommandSpec(
             name="status",
@@ -52,6 +65,7 @@ COMMANDS: dict[str, CommandSpec] = {
             needs=Role.REQUESTER,
             optional_positional=("app",),
             options=("page",),
+            environments=Spread.ALL,
         ),
         CommandSpec(
             name="list",
@@ -59,12 +73,14 @@ COMMANDS: dict[str, CommandSpec] = {
             summary="known apps and their overall state",
             needs=Role.REQUESTER,
             options=("page",),
+            environments=Spread.ALL,
         ),
         CommandSpec(
             name="diagnose",
             usage="/pgdb diagnose",
             summary="run the diagnostics now and show the findings",
             needs=Role.OPERATOR,
+            environments=Spread.ALL,
         ),
         CommandSpec(
             name="repair",
@@ -73,6 +89,7 @@ COMMANDS: dict[str, CommandSpec] = {
             needs=Role.OPERATOR,
             positional=("app",),
             flags=("yes",),
+            environments=Spread.ONE,
         ),
         CommandSpec(
             name="silence",
@@ -88,6 +105,7 @@ COMMANDS: dict[str, CommandSpec] = {
             needs=Role.OPERATOR,
             positional=("app",),
             flags=("yes",),
+            environments=Spread.ONE,
         ),
         CommandSpec(
             name="offboard",
@@ -97,6 +115,7 @@ COMMANDS: dict[str, CommandSpec] = {
             needs=Role.OPERATOR,
             positional=("app",),
             flags=("yes",),
+            environments=Spread.ONE,
         ),
         CommandSpec(
             name="approve",
@@ -161,7 +180,7 @@ def parse(text: str) -> Command:
                 raise UsageError(f"`--{key}` is given twice. Usage: `{spec.usage}`")
             if key in spec.flags and not inline:
                 flags.add(key)
-            elif key in spec.options:
+            elif key in spec.options or (key == "env" and spec.environments is not Spread.NONE):
                 if inline:
                     options[key] = inline
                 elif index + 1 < len(rest) and not rest[index + 1].startswith("--"):

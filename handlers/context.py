@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -46,6 +46,38 @@ class Services:
     bot_role: str = ""  # the bot's own PostgreSQL role: never an app name
     clock: Callable[[], datetime] = utcnow
     metrics: Metrics = UNMEASURED  # commands and workflow steps, for /metrics
+    # Every environment the bot serves, when a configuration file declares them (SPEC §12);
+    # None: one environment, these services.
+    fleet: Fleet | None = None
+
+    @property
+    def env(self) -> str:
+        """This environment's name."""
+        return self.settings.layout.environment
+
+    def environments(self) -> Fleet:
+        """The environments to act on: the declared ones, else this one alone."""
+        if self.fleet is not None:
+            return self.fleet
+        return Fleet(environments={self.env: self}, default=(self.env,))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fleet:
+    """The environments, by name, in the configured order; ``declared`` when a configuration
+    file declares them (then commands take ``--env``, replies have a section per environment
+    and branches name their environment)."""
+
+    environments: Mapping[str, Services]
+    default: tuple[str, ...]
+    declared: bool = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.environments)
+
+    def __getitem__(self, name: str) -> Services:
+        return self.environments[name]
 
 
 @dataclass(kw_only=True)

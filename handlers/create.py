@@ -14,6 +14,7 @@ from bot.core.errors import PgdbError
 from bot.core.manifests.layout import KUSTOMIZATION_FILE, database_path, secret_name, secret_path
 from bot.core.manifests.onboarding import ManifestSet, build_manifest_set
 from bot.core.manifests.render import add_secret_namespace
+from bot.core.manifests.runbook_page import RUNBOOK_PAGE, read_page
 from bot.core.model import (
     CheckResult,
     CheckState,
@@ -32,7 +33,7 @@ from bot.core.secret import Secret, generate_password
 from handlers.context import CommandContext, Services
 from handlers.create_plan import Act, CreatePlan, is_operator, namespace_refusal, plan_create
 from handlers.lifecycle import AppHistory
-from handlers.observe import manifests_on_base
+from handlers.observe import manifests_on_base, read_git
 from handlers.pr_checks import role_check, secret_check
 from handlers.rotate import refuse_during_rotation
 from handlers.workflow import StepStopped, fail_step, run_steps, stop_at
@@ -256,7 +257,7 @@ def see(ctx: CommandContext, app: AppName, *, latest: WorkflowRecord | None) -> 
         ):
             verdict = services.database.check_passwords({app: password}, state=state)[app]
         step = "manifests"
-        snapshot = services.git.snapshot(manifests_path=services.settings.layout.gitops_path)
+        snapshot = read_git(services)
     except PgdbError as exc:
         raise ObserveFailed(step, str(exc)) from exc
     return Seen(
@@ -417,19 +418,20 @@ def plan_manifests(
             settings=settings.layout.manifests,
             base_kustomization=snapshot.kustomization,
             extra_namespace=extra_namespace,
+            runbook_page=_runbook_page(ctx, app, snapshot),
         )
         manifests = _keep_hand_written(ctx, manifests, snapshot, extra_namespace=extra_namespace)
     except ValueError as exc:  # a file on the base branch the bot cannot edit: says what to fix
         raise StepStopped(str(exc)) from exc
-    branch = f"pgdb/{app}"
     # The snapshot lists every open proposal; only an open one matters here (a closed one is
-    # left alone), so the host is asked for details only when the snapshot has one.
+    # left alone), so the host is asked for details only when the snapshot has one. An open one
+    # keeps its branch (``pgdb/<app>`` opened before environments were declared, too).
     listed = snapshot.proposals.get(app)
-    proposal = (
-        git.proposal(branch=branch)
-        if listed is not None and listed.state is ProposalState.OPEN
-        else None
+    open_listed = listed is not None and listed.state is ProposalState.OPEN
+    branch = (
+        listed.branch if listed and open_listed else services.settings.layout.onboard_branch(app)
     )
+    proposal = git.proposal(branch=branch) if open_listed else None
     if proposal is not None and proposal.state is ProposalState.OPEN:
         current = proposal.base_sha == snapshot.base_sha and proposal.mergeable is not False
         if current and _branch_has(services, proposal.head_sha, manifests):
@@ -447,7 +449,9 @@ def plan_manifests(
             proposal=proposal,
         )
     relative = (posixpath.relpath(p, manifests.manifests_path) for p in manifests.files)
-    changed = [r for r in relative if r not in snapshot.files or r == KUSTOMIZATION_FILE]
+    changed = [
+        r for r in relative if r not in snapshot.files or r in (KUSTOMIZATION_FILE, RUNBOOK_PAGE)
+    ]
     return ManifestsPlan(
         act=Act.DO,
         detail=f"commit {', '.join(changed)} on branch {branch}"
@@ -457,6 +461,19 @@ def plan_manifests(
             else ""
         ),
         manifests=manifests,
+    )
+
+
+def _runbook_page(ctx: CommandContext, app: AppName, snapshot: GitSnapshot) -> str | None:
+    """The runbook page on the base branch, to add the app's line to; None when the folder has
+    none, or when the app's manifests are on the base already (the line alone is no change)."""
+    if manifests_on_base(snapshot, app):
+        return None
+    git = ctx.services.git
+    return read_page(
+        snapshot.files,
+        folder=ctx.services.settings.layout.gitops_path,
+        read=lambda path: git.read_file(ref=snapshot.base_sha, path=path),
     )
 
 
@@ -502,7 +519,7 @@ def ensure_manifests(
     git = services.git
     step = reply.step("manifests")
     if snapshot is None:
-        snapshot = git.snapshot(manifests_path=services.settings.layout.gitops_path)
+        snapshot = read_git(services)
     plan = plan_manifests(ctx, app, snapshot, extra_namespace=extra_namespace)
     run.manifests = plan.manifests
     if plan.act is Act.KEEP:
@@ -512,7 +529,8 @@ def ensure_manifests(
         step.detail = plan.detail.replace("reuse ", "reused ", 1)
         return
     assert plan.manifests is not None
-    branch = f"pgdb/{app}"
+    # an open proposal is rebuilt on its own branch; a new one gets this environment's
+    branch = plan.proposal.branch if plan.proposal else services.settings.layout.onboard_branch(app)
     title = _title(app, extra_namespace)
     sha = git.commit(
         parent=snapshot.base_sha,

@@ -16,6 +16,7 @@ from bot.core.text import refuse_at_edge, storable
 from handlers.access import Role, check_role
 from handlers.commands import Command, UsageError, parse
 from handlers.context import CommandContext, Services
+from handlers.environments import chosen, run_in_environments
 from handlers.registry import ROUTES
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class Request:
     text: str
     command: Command | None = None  # set once parsed
     refused_at_edge: bool = False  # audited with the text cut and escaped, not parsed
+    audited: bool = False  # recorded by each environment it ran in
 
 
 Next = Callable[[], Reply]
@@ -35,9 +37,23 @@ Middleware = Callable[[CommandContext, Request, Next], Reply]
 
 
 def audited(ctx: CommandContext, request: Request, call_next: Next) -> Reply:
-    """Every outcome is in the audit log; a log that cannot be written does not fail the
-    command (it is said in the bot's own log)."""
+    """Every outcome is in the audit log (of each environment the command ran in); a log that
+    cannot be written does not fail the command (it is said in the bot's own log)."""
     reply = call_next()
+    if not request.audited:  # not run in any environment: refused before
+        _record(ctx, request, reply)
+    return reply
+
+
+def audited_here(ctx: CommandContext, request: Request, call_next: Next) -> Reply:
+    """The outcome in this environment, in its audit log."""
+    reply = call_next()
+    request.audited = True
+    _record(ctx, request, reply)
+    return reply
+
+
+def _record(ctx: CommandContext, request: Request, reply: Reply) -> None:
     command = request.command
     refused = storable(request.text) if request.refused_at_edge else None
     entry = AuditEntry(
@@ -53,7 +69,6 @@ def audited(ctx: CommandContext, request: Request, call_next: Next) -> Reply:
         ctx.services.state.record_audit(entry)
     except PgdbError as exc:
         log.warning("audit log unavailable, command %s not recorded: %s", entry.command, exc)
-    return reply
 
 
 def measured(ctx: CommandContext, request: Request, call_next: Next) -> Reply:
@@ -161,6 +176,12 @@ MIDDLEWARE: Sequence[Middleware] = (
     shown,
     errors_as_replies,
     parsed,
+)
+# Then, in each environment the command acts on (SPEC §12; the only one without a
+# configuration file), with that environment's services and policy.
+IN_EACH_ENVIRONMENT: Sequence[Middleware] = (
+    audited_here,
+    errors_as_replies,
     authorized,
 )
 
@@ -172,11 +193,20 @@ def dispatch(
     ctx = CommandContext(services=services, requester=requester, conversation=conversation)
     request = Request(text=text)
 
-    def handler() -> Reply:
-        assert request.command is not None
-        return ROUTES[request.command.name].handle(ctx, request.command)
+    def in_environments() -> Reply:
+        command = request.command
+        assert command is not None
+        names = chosen(ctx.services, command)
 
-    return _through(MIDDLEWARE, ctx, request, handler)
+        def run(env_ctx: CommandContext) -> Reply:
+            def handler() -> Reply:
+                return ROUTES[command.name].handle(env_ctx, command)
+
+            return _through(IN_EACH_ENVIRONMENT, env_ctx, request, handler)
+
+        return run_in_environments(ctx, names, run)
+
+    return _through(MIDDLEWARE, ctx, request, in_environments)
 
 
 def _through(

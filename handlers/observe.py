@@ -6,9 +6,10 @@ instead of failing the whole pass.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,11 +26,12 @@ from bot.core.model import (
     Observed,
     PasswordResult,
     PasswordVerdict,
+    Proposal,
     ProposalState,
     StoredCredentials,
     WorkflowRecord,
 )
-from bot.core.names import AppName, InvalidAppName, parse_app_name
+from bot.core.names import ENV_SEPARATOR, AppName, InvalidAppName, parse_app_name
 from bot.core.secret import Secret
 from handlers.context import Services
 
@@ -117,13 +119,10 @@ def observe(services: Services) -> Observation:
 
 def _observe(services: Services) -> Observation:
     """Every system at once: a pass waits for the slowest system, not for their sum."""
-    settings = services.settings
     reads: dict[str, Callable[[], Observed[Any]]] = {
         "secrets": lambda: _read("secret store", services.secrets.read_all),
         "database": lambda: _read("PostgreSQL", services.database.observe),
-        "git": lambda: _read(
-            "git", lambda: services.git.snapshot(manifests_path=settings.layout.gitops_path)
-        ),
+        "git": lambda: _read("git", lambda: read_git(services)),
         "workflows": lambda: _read("bot state", services.state.workflows),
     }
     if services.cluster.configured:
@@ -142,6 +141,28 @@ def _observe(services: Services) -> Observation:
         cluster=seen.get("cluster", Observed.not_configured()),
         at=services.clock(),
         approvals=seen.get("approvals", Observed.not_configured()),
+    )
+
+
+def read_git(services: Services) -> GitSnapshot:
+    """The environment's GitOps folder and the branches that are this environment's, keyed by
+    app (with several environments, ``pgdb/prod--docspell`` is prod's ``docspell``)."""
+    layout = services.settings.layout
+    snapshot = services.git.snapshot(manifests_path=layout.gitops_path)
+    if layout.branch_scope is None:
+        return snapshot
+
+    def mine(by_suffix: Mapping[str, Proposal]) -> dict[str, Proposal]:
+        found: dict[str, Proposal] = {}
+        for suffix, proposal in by_suffix.items():
+            app = layout.app_of_branch(suffix)
+            if app is None or (app in found and ENV_SEPARATOR not in suffix):
+                continue  # another environment's, or an old unscoped one a scoped one replaced
+            found[app] = proposal
+        return found
+
+    return dataclasses.replace(
+        snapshot, proposals=mine(snapshot.proposals), offboardings=mine(snapshot.offboardings)
     )
 
 

@@ -21,11 +21,11 @@ from bot.core.errors import PgdbError
 from bot.core.manifests.layout import KUSTOMIZATION_FILE, database_path, secret_name, secret_path
 from bot.core.manifests.offboarding import (
     database_patches,
-    offboard_branch,
     orphaned_copies,
     reclaim_problem,
     removal,
 )
+from bot.core.manifests.runbook_page import read_page
 from bot.core.model import (
     GitSnapshot,
     Proposal,
@@ -37,7 +37,7 @@ from bot.core.names import AppName
 from bot.core.reply import Button, Reply, Step, StepState, error_reply
 from handlers.context import CommandContext, Services
 from handlers.lifecycle import OFFBOARD, SECRET_DELETED, Lifecycle, lifecycle_of
-from handlers.observe import known_apps, observe
+from handlers.observe import known_apps, observe, read_git
 from handlers.rotate import refuse_during_rotation
 from handlers.workflow import StepStopped, fail_step, run_steps, stop_at
 
@@ -60,7 +60,7 @@ def title(app: AppName) -> str:
 
 def open_offboarding(services: Services, app: AppName) -> Proposal | None:
     """The app's offboarding proposal while it is open (merging it removes the manifests)."""
-    found = services.git.proposal(branch=offboard_branch(app))
+    found = services.git.proposal(branch=services.settings.layout.offboard_branch(app))
     return found if found is not None and found.state is ProposalState.OPEN else None
 
 
@@ -207,7 +207,7 @@ def _plan_manifests(ctx: CommandContext, app: AppName) -> _Plan:
     services = ctx.services
     settings = services.settings
     git = services.git
-    snapshot = git.snapshot(manifests_path=settings.layout.gitops_path)
+    snapshot = read_git(services)
     folder = settings.layout.gitops_path.strip("/")
     try:
         changes = removal(
@@ -215,6 +215,11 @@ def _plan_manifests(ctx: CommandContext, app: AppName) -> _Plan:
             folder=folder,
             files_on_base=snapshot.files,
             kustomization=snapshot.kustomization,
+            runbook_page=read_page(
+                snapshot.files,
+                folder=folder,
+                read=lambda path: git.read_file(ref=snapshot.base_sha, path=path),
+            ),
         )
     except ValueError as exc:
         raise Refused(
@@ -244,7 +249,7 @@ def _plan_manifests(ctx: CommandContext, app: AppName) -> _Plan:
             "would add the manifests back)"
         )
     if changes:
-        found = git.proposal(branch=offboard_branch(app))
+        found = git.proposal(branch=settings.layout.offboard_branch(app))
         if (
             found is not None
             and found.state is ProposalState.OPEN
@@ -359,7 +364,7 @@ def _manifests(ctx: CommandContext, app: AppName, reply: Reply, plan: _Plan) -> 
     step = reply.step("manifests")
     reply.lines.extend(plan.notes)
     base = plan.snapshot.base_branch
-    branch = offboard_branch(app)
+    branch = services.settings.layout.offboard_branch(app)
     if not plan.changes:
         step.state = StepState.EXISTS
         step.detail = f"no manifests of `{app}` on {base}: nothing to remove"
@@ -457,7 +462,8 @@ def _preview(ctx: CommandContext, app: AppName, reply: Reply) -> bool:
             changes = True
             man.state = StepState.PLANNED
             man.detail = (
-                f"would propose on branch {offboard_branch(app)} to remove {_describe(plan)} and "
+                f"would propose on branch {ctx.services.settings.layout.offboard_branch(app)} "
+                f"to remove {_describe(plan)} and "
                 f"their kustomization.yaml entries from {base}; database `{app}` and its data "
                 "stay (databaseReclaimPolicy: retain)"
             )

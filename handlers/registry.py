@@ -53,7 +53,7 @@ def page_of(command: Command) -> int:
 
 
 def _help(ctx: CommandContext, command: Command) -> Reply:
-    return run_help(correlation_id=ctx.correlation_id)
+    return run_help(correlation_id=ctx.correlation_id, environments=ctx.services.fleet)
 
 
 def _create(ctx: CommandContext, command: Command) -> Reply:

@@ -10,6 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.core.manifests.layout import ManifestSettings
+from bot.core.names import (
+    OFFBOARD_BRANCH_PREFIX,
+    ONBOARD_BRANCH_PREFIX,
+    app_of_suffix,
+    branch_suffix,
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,24 @@ class Layout:
     argocd_app: str | None = None  # the Argo CD Application to check, when one is named
     secret_namespaces: tuple[str, ...] = ("*",)  # globs --namespace may deliver to
     ignore_roles: tuple[str, ...] = ()  # roles that are neither apps nor orphans
+    # The environment's name (SPEC §12). ``branch_scope`` is set when a configuration file
+    # declares environments: branches are then ``pgdb/<env>--<app>``; the environment that
+    # existed before keeps the unscoped ``pgdb/<app>`` branches it opened (``owns_unscoped``).
+    environment: str = "dev"
+    branch_scope: str | None = None
+    owns_unscoped: bool = True
+
+    def onboard_branch(self, app: str) -> str:
+        return ONBOARD_BRANCH_PREFIX + branch_suffix(app, scope=self.branch_scope)
+
+    def offboard_branch(self, app: str) -> str:
+        """``pgdb-offboard/<app>``: not under ``pgdb/``, where every branch is an onboarding
+        (and ``pgdb/offboard/<app>`` would clash in git refs with an app named ``offboard``)."""
+        return OFFBOARD_BRANCH_PREFIX + branch_suffix(app, scope=self.branch_scope)
+
+    def app_of_branch(self, suffix: str) -> str | None:
+        """The app of a branch suffix when it is this environment's, else None."""
+        return app_of_suffix(suffix, scope=self.branch_scope, owns_unscoped=self.owns_unscoped)
 
     @property
     def namespace(self) -> str:

@@ -505,6 +505,7 @@ class ApprovalRequest:
     decided_by: str | None = None
     decided_at: datetime | None = None
     reason: str = ""
+    env: str | None = None  # the environment it was requested in (None: before environments)
 
     @property
     def command(self) -> str:

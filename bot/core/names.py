@@ -11,6 +11,25 @@ RESERVED_PREFIXES = ("pg_", "pg-", "cnpg")
 # The branches the bot proposes changes on, one per change and app (app names have no "--").
 ONBOARD_BRANCH_PREFIX = "pgdb/"
 OFFBOARD_BRANCH_PREFIX = "pgdb-offboard/"
+# With several environments each branch names its environment first: ``pgdb/prod--docspell``.
+# Neither names contain "--", so the two parts never mix up.
+ENV_SEPARATOR = "--"
+
+
+def branch_suffix(app: str, *, scope: str | None) -> str:
+    """What follows a branch prefix: the app, or ``<env>--<app>`` when branches are scoped by
+    environment (a configuration file declares environments)."""
+    return f"{scope}{ENV_SEPARATOR}{app}" if scope else app
+
+
+def app_of_suffix(suffix: str, *, scope: str | None, owns_unscoped: bool) -> str | None:
+    """The app a branch suffix belongs to in this environment, or None when it is another
+    environment's. Unscoped suffixes (``pgdb/<app>``) belong to the environment that existed
+    before environments were declared (``owns_unscoped``)."""
+    env, sep, app = suffix.partition(ENV_SEPARATOR)
+    if not sep:
+        return suffix if (scope is None or owns_unscoped) else None
+    return app if scope is not None and env == scope and app else None
 
 
 class InvalidAppName(ValueError):

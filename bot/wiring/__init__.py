@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from psycopg.conninfo import conninfo_to_dict
 
@@ -32,7 +32,12 @@ from bot.core.secret import Secret
 from bot.metrics import Instrumented, PrometheusMetrics
 from bot.runner import CommandRunner
 from bot.wiring.kubernetes import build_cluster
-from handlers.context import Services
+
+if TYPE_CHECKING:
+    from bot.adapters.kubernetes.api import KubeApi
+    from bot.adapters.kubernetes.source import KubeSource
+from handlers.announce import Announcer
+from handlers.context import Fleet, Services
 from handlers.settings import Access, CoreSettings, Duration, Layout, Timing, WorkflowOptions
 
 LOCAL_ONLY = "(local-mode defaults apply to `pgdb-bot console` only)"
@@ -94,8 +99,12 @@ def build_git_host(settings: Settings) -> GitHost:
     return LocalGitHost(settings.gitops_repo, base_branch=settings.gitops_base_branch)
 
 
-def core_settings(settings: Settings) -> CoreSettings:
-    """The slices of the configuration the use cases read (they never see the whole model)."""
+def core_settings(
+    settings: Settings, *, environment: str | None = None, legacy: str | None = None
+) -> CoreSettings:
+    """The slices of the configuration the use cases read (they never see the whole model).
+    ``environment`` names a declared environment (branches scoped by it); ``legacy`` is the
+    one that existed before environments were declared (it keeps the unscoped branches)."""
     backup = settings.backup_max_age_seconds
     return CoreSettings(
         layout=Layout(
@@ -106,6 +115,9 @@ def core_settings(settings: Settings) -> CoreSettings:
             argocd_app=settings.argocd_app,
             secret_namespaces=tuple(settings.secret_namespaces),
             ignore_roles=tuple(settings.ignore_roles),
+            environment=environment or settings.env,
+            branch_scope=environment,
+            owns_unscoped=environment is None or environment == legacy,
         ),
         access=Access(
             requesters=tuple(settings.requesters),
@@ -130,7 +142,41 @@ def core_settings(settings: Settings) -> CoreSettings:
 
 
 def build_services(settings: Settings) -> Services:
-    """The services for ``settings``; every required variable must be set."""
+    """The services for ``settings``; every required variable must be set. With
+    ``PGDB_CONFIG``, one set of services per declared environment, sharing the bot's state,
+    the git host and one Kubernetes client per context; the first environment's services
+    carry them all (``Services.fleet``)."""
+    if settings.config is None:
+        return _single_environment(settings)
+    from bot.environments import resolve
+
+    declared = resolve(settings, settings.config)
+    schema = BotSchema(declared.state_dsn, name=settings.state_schema)
+    shared = _Shared(schema=schema, git=None, metrics=PrometheusMetrics())
+    environments = {
+        name: _environment(env_settings, shared=shared, environment=name, legacy=declared.legacy)
+        for name, env_settings in declared.settings.items()
+    }
+    fleet = Fleet(environments=environments, default=declared.default, declared=True)
+    first = next(iter(environments.values()))
+    return dataclasses.replace(first, fleet=fleet)
+
+
+@dataclasses.dataclass(kw_only=True)
+class _Shared:
+    """What every environment shares: the bot's state, the GitOps repository, one Kubernetes
+    client per context, the metrics."""
+
+    schema: BotSchema
+    git: GitHost | None
+    # one Kubernetes client per context, whichever environments use it
+    kube_clients: dict[KubeSource, KubeApi] = dataclasses.field(default_factory=dict)
+    metrics: PrometheusMetrics
+    announcer: Announcer = dataclasses.field(default_factory=Announcer)  # the ops channel
+
+
+def _require_configured(settings: Settings) -> None:
+    """Every variable ``run`` needs is set, or a ConfigError names each missing one."""
     missing = [
         variable
         for variable, value in (
@@ -142,21 +188,39 @@ def build_services(settings: Settings) -> Services:
     ]
     if missing:
         raise ConfigError(f"missing configuration: {', '.join(missing)} {LOCAL_ONLY}")
+
+
+def _single_environment(settings: Settings) -> Services:
+    _require_configured(settings)
+    dsn = settings.state_dsn or settings.pg_dsn
+    assert dsn is not None
+    schema = BotSchema(dsn, name=settings.state_schema)  # one schema, migrated once, for all
+    shared = _Shared(schema=schema, git=None, metrics=PrometheusMetrics())
+    return _environment(settings, shared=shared, environment=None, legacy=settings.env)
+
+
+def _environment(
+    settings: Settings, *, shared: _Shared, environment: str | None, legacy: str
+) -> Services:
+    """One environment's services: its own server, secret store and cluster, the shared rest."""
+    _require_configured(settings)
     dsn = settings.pg_dsn
     assert dsn is not None
-    bot_role = bot_role_of(dsn)
-    schema = BotSchema(dsn, name=settings.state_schema)  # one schema, migrated once, for all
+    if shared.git is None:
+        shared.git = build_git_host(settings)
+    name = environment or settings.env
     return Services(
-        settings=core_settings(settings),
+        settings=core_settings(settings, environment=environment, legacy=legacy),
         secrets=build_secret_store(settings),
         database=PostgresDatabase(dsn),
-        state=PostgresBotState(schema),
-        alerts=PostgresAlertStore(schema),
-        approvals=PostgresApprovalStore(schema),
-        git=build_git_host(settings),
-        cluster=build_cluster(settings),
-        bot_role=bot_role,
-        metrics=PrometheusMetrics(),
+        state=PostgresBotState(shared.schema, env=name, legacy_env=legacy),
+        alerts=PostgresAlertStore(shared.schema),
+        approvals=PostgresApprovalStore(shared.schema, env=name, legacy_env=legacy),
+        git=shared.git,
+        cluster=build_cluster(settings, clients=shared.kube_clients),
+        bot_role=bot_role_of(dsn),
+        metrics=shared.metrics,
+        announcer=shared.announcer,
     )
 
 
@@ -183,7 +247,17 @@ def readiness_checks(services: Services) -> list[tuple[str, Callable[[], None]]]
 
 
 def instrumented(services: Services) -> Services:
-    """The same services, each adapter counted by system for /metrics."""
+    """The same services, each adapter counted by system for /metrics (in every
+    environment)."""
+    fleet = services.fleet
+    if fleet is None:
+        return _instrumented(services)
+    environments = {name: _instrumented(env) for name, env in fleet.environments.items()}
+    fleet = dataclasses.replace(fleet, environments=environments)
+    return dataclasses.replace(next(iter(environments.values())), fleet=fleet)
+
+
+def _instrumented(services: Services) -> Services:
     return dataclasses.replace(
         services,
         secrets=cast(SecretStore, Instrumented(services.secrets, system="secret store")),

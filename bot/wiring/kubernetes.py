@@ -19,6 +19,7 @@ from bot.core.durations import parse_duration
 from bot.core.ports import Cluster
 
 if TYPE_CHECKING:
+    from bot.adapters.kubernetes.api import KubeApi
     from bot.adapters.kubernetes.cluster import KubernetesCluster
     from bot.core.ports import Leadership
 
@@ -30,14 +31,20 @@ def kube_source(settings: Settings) -> KubeSource | None:
     )
 
 
-def connect_cluster(source: KubeSource, settings: Settings) -> KubernetesCluster:
+def connect_cluster(
+    source: KubeSource, settings: Settings, *, clients: dict[KubeSource, KubeApi] | None = None
+) -> KubernetesCluster:
     """The Kubernetes adapter on ``source``; the credentials are loaded now, so a bad
-    kubeconfig stops the bot at start with its name."""
+    kubeconfig stops the bot at start with its name. ``clients``: one client per source
+    (context) shared by the environments that use it."""
     from bot.adapters.kubernetes.api import KubeApi
     from bot.adapters.kubernetes.cluster import KubernetesCluster
 
+    shared = clients if clients is not None else {}
+    if source not in shared:
+        shared[source] = KubeApi.connect(source)
     return KubernetesCluster(
-        KubeApi.connect(source),
+        shared[source],
         namespace=settings.namespace,
         cluster=settings.cluster,
         argocd_app=settings.argocd_app,
@@ -47,7 +54,9 @@ def connect_cluster(source: KubeSource, settings: Settings) -> KubernetesCluster
     )
 
 
-def build_cluster(settings: Settings) -> Cluster:
+def build_cluster(
+    settings: Settings, *, clients: dict[KubeSource, KubeApi] | None = None
+) -> Cluster:
     """The Kubernetes adapter when a source is selected, else the "not configured" one (the
     client library is imported only then)."""
     source = kube_source(settings)
@@ -55,7 +64,7 @@ def build_cluster(settings: Settings) -> Cluster:
         from bot.adapters.no_cluster import NoCluster
 
         return NoCluster()
-    return connect_cluster(source, settings)
+    return connect_cluster(source, settings, clients=clients)
 
 
 def replica_identity(settings: Settings) -> str:
@@ -82,7 +91,8 @@ def build_leadership(settings: Settings) -> Leadership:
             timeout=parse_duration(settings.kube_timeout),
         )
     from bot.adapters.postgres.leader import PostgresLeaderLock
+    from bot.environments import state_dsn_of
 
-    dsn = settings.pg_dsn
+    dsn = state_dsn_of(settings)  # the bot's own state, shared by every environment
     assert dsn is not None, "build_services requires PGDB_PG_DSN"
     return PostgresLeaderLock(dsn, key=f"pgdb-bot scheduler {settings.env}/{settings.state_schema}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from bot.core.manifests.layout import ManifestSettings
 from bot.core.manifests.offboarding import (
     database_patches,
-    offboard_branch,
     orphaned_copies,
     reclaim_problem,
     removal,
@@ -55,7 +54,23 @@ def test_removal_deletes_both_files_and_unlists_them_keeping_the_rest() -> None:
         f"{FOLDER}/kustomization.yaml": BASE,
     }
     assert removal(APP, folder=FOLDER, files_on_base=frozenset(), kustomization=BASE) == {}
-    assert offboard_branch(APP) == "pgdb-offboard/docspell"
+
+
+def test_branch_names_with_and_without_environments() -> None:
+    from handlers.settings import Layout
+
+    single = Layout()
+    assert single.offboard_branch(APP) == "pgdb-offboard/docspell"
+    assert single.onboard_branch(APP) == "pgdb/docspell"
+    prod = Layout(environment="prod", branch_scope="prod", owns_unscoped=False)
+    assert prod.onboard_branch(APP) == "pgdb/prod--docspell"
+    assert prod.offboard_branch(APP) == "pgdb-offboard/prod--docspell"
+    assert prod.app_of_branch("prod--docspell") == "docspell"
+    assert prod.app_of_branch("dev--docspell") is None
+    assert prod.app_of_branch("docspell") is None  # the old unscoped branches are dev's
+    dev = Layout(environment="dev", branch_scope="dev", owns_unscoped=True)
+    assert dev.app_of_branch("docspell") == "docspell"
+    assert dev.app_of_branch("dev--docspell") == "docspell"
 
 
 def test_copies_in_other_namespaces_are_named() -> None:

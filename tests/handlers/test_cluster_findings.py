@@ -430,7 +430,7 @@ def test_a_forbidden_kind_is_named_and_the_other_kinds_still_count(kube: FakeKub
     rbac = only(diagnosis, "system_unreachable", None)
     assert rbac.severity is Severity.WARNING
     assert "Backup" in rbac.message and "HTTP 403" in rbac.message
-    assert "### Kubernetes" in rbac.message
+    assert "deploy/base/rbac.yaml" in rbac.message
     assert ("database_not_applied", APP) in kinds(diagnosis)
 
 

@@ -59,9 +59,11 @@ CNPG: Final = ("postgresql.cnpg.io", "v1")
 INFISICAL: Final = ("secrets.infisical.com", "v1alpha1")
 ARGOCD: Final = ("argoproj.io", "v1alpha1")
 APPS: Final = ("apps", "v1")
-RBAC_HINT: Final = "grant it as in the README section `### Kubernetes`"
+RBAC_HINT: Final = (
+    "grant it as deploy/base/rbac.yaml does (Argo CD: the component deploy/components/argocd-rbac)"
+)
 WORKLOAD_KINDS: Final = (("Deployment", "deployments"), ("StatefulSet", "statefulsets"))
-ROLLOUT_RBAC: Final = "deploy/optional/rollout-rbac.yaml"
+ROLLOUT_RBAC: Final = "deploy/components/rollout-rbac/rollout-rbac.yaml"
 
 
 class KubeApiError(BackendUnavailable):

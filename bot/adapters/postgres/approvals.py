@@ -23,7 +23,7 @@ from bot.core.names import AppName
 # ``ApprovalRequest``'s fields, in the table's words.
 _COLUMNS = (
     "id, app, namespace, requester, platform, status, requested_at, expires_at,"
-    " message_link, threads, decided_by, decided_at, reason"
+    " message_link, threads, decided_by, decided_at, reason, env"
 )
 
 
@@ -39,17 +39,24 @@ _REQUEST = kwargs_row(_request)
 
 
 class PostgresApprovalStore:
-    """``ApprovalStore`` in the bot's schema."""
+    """``ApprovalStore`` in the bot's schema, for one environment: its rows carry ``env``;
+    rows written before environments existed (``env`` NULL) are ``legacy_env``'s."""
 
-    def __init__(self, schema: BotSchema) -> None:
+    def __init__(self, schema: BotSchema, *, env: str = "dev", legacy_env: str = "dev") -> None:
         self._schema = schema
+        self._env = env
+        self._legacy = legacy_env
 
     def __repr__(self) -> str:
         return f"PostgresApprovalStore({self._schema.describe()})"
 
     def _sql(self, query: str) -> sql.Composed:
         return sql.SQL(query).format(
-            approvals=self._schema.table("approvals"), columns=sql.SQL(_COLUMNS)
+            approvals=self._schema.table("approvals"),
+            columns=sql.SQL(_COLUMNS),
+            mine=sql.SQL("coalesce(env, {}) = {}").format(
+                sql.Literal(self._legacy), sql.Literal(self._env)
+            ),
         )
 
     def _requests(
@@ -72,8 +79,8 @@ class PostgresApprovalStore:
         created = self._requests(
             "recording the request",
             "INSERT INTO {approvals} (app, namespace, requester, platform, expires_at,"
-            " message_link) VALUES (%s, %s, %s, %s, %s, %s) RETURNING {columns}",
-            (str(app), namespace, requester, platform, expires_at, message_link),
+            " message_link, env) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {columns}",
+            (str(app), namespace, requester, platform, expires_at, message_link, self._env),
             duplicate_ok=True,  # one pending request per app: the other one is waiting
         )
         if not created:
@@ -85,14 +92,16 @@ class PostgresApprovalStore:
 
     def get(self, request_id: int) -> ApprovalRequest | None:
         found = self._requests(
-            "reading the request", "SELECT {columns} FROM {approvals} WHERE id = %s", (request_id,)
+            "reading the request",
+            "SELECT {columns} FROM {approvals} WHERE id = %s AND {mine}",
+            (request_id,),
         )
         return found[0] if found else None
 
     def latest_for(self, app: AppName) -> ApprovalRequest | None:
         found = self._requests(
             "reading the requests",
-            "SELECT {columns} FROM {approvals} WHERE app = %s ORDER BY id DESC LIMIT 1",
+            "SELECT {columns} FROM {approvals} WHERE app = %s AND {mine} ORDER BY id DESC LIMIT 1",
             (str(app),),
         )
         return found[0] if found else None
@@ -100,7 +109,7 @@ class PostgresApprovalStore:
     def pending(self) -> list[ApprovalRequest]:
         return self._requests(
             "reading the pending requests",
-            "SELECT {columns} FROM {approvals} WHERE status = 'pending' ORDER BY id",
+            "SELECT {columns} FROM {approvals} WHERE status = 'pending' AND {mine} ORDER BY id",
         )
 
     def set_threads(self, request_id: int, threads: Mapping[str, str]) -> None:

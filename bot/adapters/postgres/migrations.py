@@ -159,6 +159,19 @@ MIGRATIONS: Final[list[tuple[int, str]]] = [
             ON {schema}.alert_state (coalesce(env, ''), fingerprint) WHERE resolved_at IS NULL;
         """,
     ),
+    (
+        9,
+        # Environments (SPEC §12): every workflow, audit entry and approval carries its
+        # environment. NULL is a row written before, which belongs to PGDB_ENV's environment.
+        """
+        ALTER TABLE {schema}.workflows ADD COLUMN env text;
+        ALTER TABLE {schema}.audit_log ADD COLUMN env text;
+        ALTER TABLE {schema}.approvals ADD COLUMN env text;
+        DROP INDEX {schema}.approvals_one_pending;
+        CREATE UNIQUE INDEX approvals_one_pending_env
+            ON {schema}.approvals (coalesce(env, ''), app) WHERE status = 'pending';
+        """,
+    ),
 ]
 
 

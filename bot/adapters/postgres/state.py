@@ -34,13 +34,14 @@ _WORKFLOW_COLUMNS = (
 # Each app's latest record, with when the app's first record started (its grace runs from
 # there, whatever came later) and who ran its first ``create`` (the app's requester).
 _LATEST_WORKFLOWS = (
-    "WITH firsts AS (SELECT app, min(started_at) AS first_at FROM {table} GROUP BY app),"
-    " creators AS (SELECT DISTINCT ON (app) app, requester AS first_requester FROM {table}"
+    "WITH mine AS (SELECT * FROM {table} WHERE {mine}),"
+    " firsts AS (SELECT app, min(started_at) AS first_at FROM mine GROUP BY app),"
+    " creators AS (SELECT DISTINCT ON (app) app, requester AS first_requester FROM mine"
     " WHERE kind = 'create' ORDER BY app, id)"
     " SELECT DISTINCT ON (w.app) "
     + ", ".join(f"w.{c.strip()}" for c in _WORKFLOW_COLUMNS.split(","))
     + ", f.first_at AS app_first_at, c.first_requester AS app_requester"
-    " FROM {table} w JOIN firsts f ON f.app = w.app"
+    " FROM mine w JOIN firsts f ON f.app = w.app"
     " LEFT JOIN creators c ON c.app = w.app ORDER BY w.app, w.id DESC"
 )
 
@@ -55,16 +56,27 @@ def _storable(text: str) -> str:
 
 
 class PostgresBotState:
-    """Audit log, workflow records and cross-replica locks in the bot's schema (``BotState``)."""
+    """Audit log, workflow records and cross-replica locks in the bot's schema (``BotState``),
+    for one environment: every row it writes carries ``env``, and it reads only its own; rows
+    written before environments existed (``env`` NULL) are ``legacy_env``'s (SPEC §12)."""
 
-    def __init__(self, schema: BotSchema) -> None:
+    def __init__(self, schema: BotSchema, *, env: str = "dev", legacy_env: str = "dev") -> None:
         self._schema = schema
+        self._env = env
+        self._legacy = legacy_env
 
     def __repr__(self) -> str:
-        return f"PostgresBotState({self._schema.describe()})"
+        return f"PostgresBotState({self._schema.describe()}, env={self._env})"
+
+    @property
+    def _mine(self) -> sql.Composable:
+        """The condition that selects this environment's rows."""
+        return sql.SQL("coalesce(env, {}) = {}").format(
+            sql.Literal(self._legacy), sql.Literal(self._env)
+        )
 
     def _sql(self, query: str) -> sql.Composed:
-        return sql.SQL(query).format(self._schema.table("workflows"))
+        return sql.SQL(query).format(self._schema.table("workflows"), mine=self._mine)
 
     def ping(self) -> None:
         """Raise BackendUnavailable unless the server answers (readiness)."""
@@ -77,7 +89,8 @@ class PostgresBotState:
             "recording the audit entry",
             sql.SQL(
                 "INSERT INTO {} (at, username, platform, command, app, result, detail,"
-                " correlation_id) VALUES (coalesce(%s, now()), %s, %s, %s, %s, %s, %s, %s)"
+                " correlation_id, env)"
+                " VALUES (coalesce(%s, now()), %s, %s, %s, %s, %s, %s, %s, %s)"
             ).format(self._schema.table("audit_log")),
             (
                 entry.at,
@@ -88,6 +101,7 @@ class PostgresBotState:
                 _storable(entry.result),
                 _storable(entry.detail),
                 _storable(entry.correlation_id),
+                self._env,
             ),
         )
 
@@ -97,8 +111,8 @@ class PostgresBotState:
             "reading the audit log",
             sql.SQL(
                 'SELECT at, username AS "user", platform, command, app, result, detail,'
-                " correlation_id FROM {} ORDER BY id DESC LIMIT %s"
-            ).format(self._schema.table("audit_log")),
+                " correlation_id FROM {} WHERE {} ORDER BY id DESC LIMIT %s"
+            ).format(self._schema.table("audit_log"), self._mine),
             (limit,),
             row=class_row(AuditEntry),
         )
@@ -109,9 +123,10 @@ class PostgresBotState:
         [workflow_id] = self._schema.fetch(
             "recording the workflow",
             self._sql(
-                "INSERT INTO {} (app, kind, requester, status) VALUES (%s, %s, %s, %s) RETURNING id"
+                "INSERT INTO {} (app, kind, requester, status, env) VALUES (%s, %s, %s, %s, %s)"
+                " RETURNING id"
             ),
-            (app, kind, requester, WorkflowStatus.RUNNING.value),
+            (app, kind, requester, WorkflowStatus.RUNNING.value, self._env),
             row=scalar_row,
         )
         return int(workflow_id)
@@ -174,7 +189,9 @@ class PostgresBotState:
         """The latest workflow record of each app, by app name."""
         return self._schema.fetch(
             "reading the workflows",
-            sql.SQL(_LATEST_WORKFLOWS).format(table=self._schema.table("workflows")),
+            sql.SQL(_LATEST_WORKFLOWS).format(
+                table=self._schema.table("workflows"), mine=self._mine
+            ),
             row=kwargs_row(_workflow),
         )
 
@@ -182,7 +199,8 @@ class PostgresBotState:
         found = self._schema.fetch(
             "reading the workflow",
             self._sql(
-                f"SELECT {_WORKFLOW_COLUMNS} FROM {{}} WHERE app = %s ORDER BY id DESC LIMIT 1"
+                f"SELECT {_WORKFLOW_COLUMNS} FROM {{}} WHERE app = %s AND {{mine}}"
+                " ORDER BY id DESC LIMIT 1"
             ),
             (str(app),),
             row=kwargs_row(_workflow),
@@ -196,7 +214,7 @@ class PostgresBotState:
             "reading the pending follow-ups",
             self._sql(
                 f"SELECT {_WORKFLOW_COLUMNS} FROM ("
-                "SELECT DISTINCT ON (app) * FROM {} ORDER BY app, id DESC) latest"
+                "SELECT DISTINCT ON (app) * FROM {} WHERE {mine} ORDER BY app, id DESC) latest"
                 " WHERE kind = 'create' AND status = %s AND message_link IS NOT NULL"
                 " AND followed_up_at IS NULL ORDER BY id"
             ),
@@ -252,11 +270,12 @@ class PostgresBotState:
 
         If the bot dies, its connection closes and PostgreSQL releases the lock by itself.
         """
+        key = self._lock_key(app)
         conn = self._schema.dedicated()
         failure: PgdbError | None = None
         try:
             row = conn.execute(
-                "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS_APP, str(app))
+                "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS_APP, key)
             ).fetchone()
         except psycopg.Error as exc:
             conn.close()
@@ -271,10 +290,15 @@ class PostgresBotState:
                 if acquired and not conn.closed:
                     conn.execute(
                         "SELECT pg_advisory_unlock(%s, hashtext(%s))",
-                        (LOCK_CLASS_APP, str(app)),
+                        (LOCK_CLASS_APP, key),
                     )
             except psycopg.Error as exc:
                 # Closing the session below releases the lock anyway.
                 log.warning("could not unlock %s: %s", app, reason(exc))
             finally:
                 conn.close()
+
+    def _lock_key(self, app: AppName) -> str:
+        """The app's name in the environment that existed before environments (so a replica
+        of the previous version locks the same key), ``<env>--<app>`` in the others."""
+        return str(app) if self._env == self._legacy else f"{self._env}--{app}"

@@ -8,5 +8,6 @@ Each name is imported from the module that owns it; this package re-exports noth
 - :mod:`.validate` — the ``pgdb/manifests`` status check: CRD schemas (``schemas/``) and rules.
 - :mod:`.onboarding` — the files one onboarding commits; whether an app is already on the base.
 - :mod:`.offboarding` — what offboarding removes, and what makes removing unsafe.
+- :mod:`.runbook_page` — the app's line on the runbook page ("Applications déployées").
 - :mod:`.yaml_text` — the one YAML emitter every file goes through, and YAML errors in one line.
 """

@@ -16,13 +16,8 @@ from ruamel.yaml.error import YAMLError
 
 from bot.core.manifests.kustomization import NotYaml, parse_kustomization, remove_resources
 from bot.core.manifests.layout import KUSTOMIZATION_FILE, database_path, secret_path
-from bot.core.names import OFFBOARD_BRANCH_PREFIX, AppName
-
-
-def offboard_branch(app: AppName) -> str:
-    """``pgdb-offboard/<app>``: not under ``pgdb/``, where every branch is an onboarding (and
-    ``pgdb/offboard/<app>`` would clash in git refs with an app named ``offboard``)."""
-    return OFFBOARD_BRANCH_PREFIX + app
+from bot.core.manifests.runbook_page import page_path, without_app
+from bot.core.names import AppName
 
 
 def _documents(text: str) -> list[Any]:
@@ -178,10 +173,19 @@ def orphaned_copies(secret_manifest: str, *, namespace: str) -> list[tuple[str, 
 
 
 def removal(
-    app: AppName, *, folder: str, files_on_base: frozenset[str], kustomization: str | None
+    app: AppName,
+    *,
+    folder: str,
+    files_on_base: frozenset[str],
+    kustomization: str | None,
+    runbook_page: str | None = None,
 ) -> dict[str, str | None]:
     """The commit that takes the app off the base branch: repo-relative path -> new text, None
     for a file to delete. Only what is there is touched; empty when nothing is.
+
+    ``runbook_page`` is the base branch's runbook page (None: none): the app's line leaves its
+    list in the same commit. The line alone is no reason for a commit, as it is no part of
+    "on the base branch" for onboarding.
 
     Raises ValueError when the kustomization cannot be edited (the message says what to fix).
     """
@@ -194,4 +198,7 @@ def removal(
         edited = remove_resources(kustomization, entries)
         if edited != kustomization:
             changes[posixpath.join(folder, KUSTOMIZATION_FILE)] = edited
+    page = without_app(runbook_page, app) if changes and runbook_page is not None else None
+    if page is not None and page != runbook_page:
+        changes[page_path(folder)] = page
     return changes

@@ -1,6 +1,7 @@
 """What onboarding changes in the GitOps repository (SPEC §3.2 step 5): both manifests and the
-kustomization that lists them, built from the base branch's kustomization; and whether an app
-is already on the base branch, so that nothing is committed twice.
+kustomization that lists them, built from the base branch's kustomization (and the app's line
+on the runbook page when the folder has one); and whether an app is already on the base branch,
+so that nothing is committed twice.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bot.core.manifests.layout import (
     secret_path,
 )
 from bot.core.manifests.render import render_database, render_infisical_secret
+from bot.core.manifests.runbook_page import page_path, with_app
 from bot.core.manifests.validate import (
     validate_database,
     validate_infisical_secret,
@@ -34,7 +36,8 @@ from bot.core.names import AppName
 
 @dataclass(frozen=True, kw_only=True)
 class ManifestSet:
-    """The three files one onboarding commits, keyed by repo-relative path (SPEC §3.2 step 5)."""
+    """The files one onboarding commits, keyed by repo-relative path (SPEC §3.2 step 5): both
+    manifests, the kustomization, and the runbook page when its list gains the app's line."""
 
     app: AppName
     manifests_path: str
@@ -95,10 +98,13 @@ def build_manifest_set(
     settings: ManifestSettings,
     base_kustomization: str | None,
     extra_namespace: str | None = None,
+    runbook_page: str | None = None,
 ) -> ManifestSet:
     """Render both manifests and the kustomization that lists them, from the base branch's.
 
     ``base_kustomization`` is None when the base has no kustomization yet: one is created.
+    ``runbook_page`` is the base branch's runbook page (None: the folder has none); when its
+    "Applications déployées" list lacks the app, the page with the app's line is committed too.
     Raises ValueError when the base's kustomization cannot be edited (not a mapping, or
     ``resources`` not a list of paths): the message says what to fix by hand.
     """
@@ -114,6 +120,8 @@ def build_manifest_set(
             base, [database_path(app), secret_path(app)]
         ),
     }
+    if runbook_page is not None and (page := with_app(runbook_page, app)) != runbook_page:
+        files[page_path(folder)] = page
     return ManifestSet(app=app, manifests_path=folder, files=files)
 
 
