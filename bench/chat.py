@@ -416,7 +416,7 @@ IMPORT_STEPS = [
     ("+ mattermost adapter", "import bot.adapters.mattermost.platform"),
     ("+ kubernetes", "import kubernetes"),
     ("+ infisical_sdk", "import infisical_sdk"),
-    ("+ github (PyGithub)", "import github"),
+    ("+ github adapter", "import bot.adapters.github.host"),
 ]
 
 

@@ -90,7 +90,7 @@ def build_git_host(settings: Settings) -> GitHost:
     """GitHub when a PGDB_GITHUB_* variable selects it (then PGDB_GITOPS_REPO is not used),
     else the local repository."""
     if settings.github_enabled:
-        # imported here: PyGithub (and cryptography under it) is not needed otherwise
+        # imported here: the GitHub adapter (and cryptography for an App) is not needed otherwise
         from bot.wiring.github import build_github_host
 
         return build_github_host(settings)

@@ -1,7 +1,7 @@
 """The GitHub host from the PGDB_GITHUB_* variables: which credentials (a token, or a GitHub
 App's three values, never both), the App's key checked now, and a ``ConfigError`` that names
-what is missing or wrong. Imported only when GitHub is configured (PyGithub and cryptography
-load with it)."""
+what is missing or wrong. Imported only when GitHub is configured (the adapter loads with it,
+and cryptography when the bot is a GitHub App)."""
 
 from __future__ import annotations
 

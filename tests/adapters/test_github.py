@@ -1,5 +1,5 @@
-"""The GitHub git host against a fake GitHub on loopback (real HTTP, real PyGithub, real git
-objects behind it), driven by the real onboarding workflow.
+"""The GitHub git host against a fake GitHub on loopback (real HTTP through the adapter's httpx
+client, real git objects behind it), driven by the real onboarding workflow.
 
 Only the git host is real here: the secret store, PostgreSQL and the bot's records are small
 in-memory doubles, so each test is about what reaches GitHub and what the workflow makes of it.
@@ -8,9 +8,11 @@ in-memory doubles, so each test is about what reaches GitHub and what the workfl
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import socket
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +26,7 @@ from ruamel.yaml import YAML
 from bot.adapters.console_chat import ConsoleConversation
 from bot.adapters.github.credentials import AppCredentials, load_private_key
 from bot.adapters.github.host import GitHubHost
-from bot.adapters.github.retry import RateLimitRetry
+from bot.adapters.github.retry import RetryPolicy
 from bot.config import Settings
 from bot.core.errors import BackendUnavailable, ConfigError
 from bot.core.manifests.validate import validate_database, validate_infisical_secret
@@ -57,9 +59,9 @@ KUBECTL = PROJECT_ROOT / ".venv" / "bin" / "kubectl"
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def quick_retry() -> RateLimitRetry:
+def quick_retry() -> RetryPolicy:
     """The production rules with test-sized waits."""
-    return RateLimitRetry(secondary_rate_wait=0.3, max_rate_limit_wait=5.0, backoff_factor=0.0)
+    return RetryPolicy(secondary_rate_wait=0.3, max_rate_limit_wait=5.0, backoff=0.0)
 
 
 def token_host(fake: FakeGitHub, **options: Any) -> GitHubHost:
@@ -312,7 +314,7 @@ def test_a_failure_between_the_commit_and_the_pull_request_is_finished_by_a_reru
 def test_a_pull_request_created_but_unanswered_is_found_not_duplicated(
     fake_github: FakeGitHub, host: GitHubHost, world: MemoryWorld
 ) -> None:
-    # GitHub creates the pull request, the answer is lost, PyGithub retries the POST: 422
+    # GitHub creates the pull request, the answer is lost, the adapter retries the POST: 422
     fake_github.drop("POST", r"/pulls$", after=True)
     # the same for the branch: created, answer lost, retried: "Reference already exists"
     fake_github.drop("POST", r"/git/refs$", after=True)
@@ -423,7 +425,7 @@ def test_every_call_has_a_timeout(fake_github: FakeGitHub) -> None:
             api_url=f"http://127.0.0.1:{port}/api/v3",
             throttle=False,
             timeout=1,
-            retry=RateLimitRetry(total=1, backoff_factor=0.0),
+            retry=RetryPolicy(retries=1, backoff=0.0),
         )
         started = time.monotonic()
         with pytest.raises(BackendUnavailable) as failed:
@@ -748,3 +750,129 @@ def test_calls_per_operation(fake_github: FakeGitHub, world: MemoryWorld) -> Non
     assert first == (13, 7)
     assert rerun == (12, 0)
     assert status == 5 + 4
+
+
+# --- the adapter's own HTTP client: spacing, token renewal, no client library -----------------
+
+
+def test_writes_are_spaced_a_second_apart_and_reads_are_not(fake_github: FakeGitHub) -> None:
+    host = GitHubHost(
+        repo=fake_github.full_name,
+        token=Secret(fake_github.token),
+        api_url=fake_github.url,
+        retry=quick_retry(),
+    )  # throttle on, as in production
+    sha = fake_github.branch_sha("main")
+    assert sha is not None
+    checks = [CheckResult(context=c, state=CheckState.SUCCESS, description="ok") for c in CONTEXTS]
+
+    host.snapshot(manifests_path=MANIFESTS)
+    host.publish_checks(
+        proposal=Proposal(branch="main", head_sha=sha, url="https://x.test/pull/1"), checks=checks
+    )
+
+    reads = [c.at for c in fake_github.requests("GET")]
+    writes = [c.at for c in fake_github.writes()]
+    assert len(reads) == 5 and len(writes) == 3
+    assert reads[-1] - reads[0] < 1.0
+    assert all(later - earlier >= 0.95 for earlier, later in itertools.pairwise(writes))
+
+
+def test_a_revoked_installation_token_is_renewed_once(
+    fake_github: FakeGitHub, github_app_key: str
+) -> None:
+    fake_github.register_app(
+        app_id=123, private_key_pem=github_app_key, installation_id=456, permissions=ALL_WRITE
+    )
+    host = app_host(fake_github, github_app_key)
+    host.snapshot(manifests_path=MANIFESTS)
+    fake_github.installation_tokens.clear()  # revoked (or expired early) on GitHub's side
+    fake_github.clear_calls()
+
+    assert host.snapshot(manifests_path=MANIFESTS).files
+
+    assert [(c.method, c.status, c.auth) for c in fake_github.calls[:3]] == [
+        ("GET", 401, None),
+        ("POST", 201, "jwt"),
+        ("GET", 200, "installation"),
+    ]
+    assert len(fake_github.installation_tokens) == 1
+
+
+ISOLATION = """
+import sys
+from bot.config import Settings
+from bot.wiring.github import build_github_host
+
+url, repo, token, manifests = sys.argv[1:]
+host = build_github_host(
+    Settings(_env_file=None, github_repo=repo, github_api_url=url, github_token=token),
+    throttle=False,
+)
+assert host.snapshot(manifests_path=manifests).files
+loaded = sorted(
+    name for name in sys.modules
+    if name.split(".")[0] in {"github", "jwt", "nacl", "cryptography", "requests", "urllib3"}
+)
+print(",".join(loaded) or "none")
+"""
+
+
+def test_the_adapter_loads_no_github_client_library(fake_github: FakeGitHub) -> None:
+    """A bot configured with a token reads GitHub without PyGithub, PyJWT or cryptography in
+    memory: the footprint issue 17 measured (+16.5 MiB) is gone, not just moved."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            ISOLATION,
+            fake_github.url,
+            fake_github.full_name,
+            fake_github.token,
+            MANIFESTS,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT_ROOT,
+        env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "none"
+    assert len(fake_github.requests("GET")) == 5  # it did talk to GitHub
+
+
+def test_a_next_page_outside_the_api_is_not_followed(
+    fake_github: FakeGitHub, host: GitHubHost
+) -> None:
+    """The token goes with every page: a ``Link`` to another origin is refused, not read."""
+    elsewhere = "http://127.0.0.1:9/api/v3/repos/acme/gitops/pulls?page=2"
+    fake_github.fail(
+        "GET", r"/pulls$", status=200, headers={"Link": f'<{elsewhere}>; rel="next"'}, body=[]
+    )
+
+    with pytest.raises(BackendUnavailable) as refused:
+        host.snapshot(manifests_path=MANIFESTS)
+
+    assert "listing the open pull requests" in str(refused.value)
+    assert f"the next page is outside {fake_github.url}" in str(refused.value)
+    assert "PGDB_GITHUB_API_URL" in str(refused.value)
+
+
+def test_github_failing_at_the_app_login_is_said_as_github_failing(
+    fake_github: FakeGitHub, github_app_key: str
+) -> None:
+    fake_github.register_app(
+        app_id=123, private_key_pem=github_app_key, installation_id=456, permissions=ALL_WRITE
+    )
+    fake_github.fail("POST", r"/access_tokens$", status=502, times=10)
+
+    with pytest.raises(BackendUnavailable) as failed:
+        app_host(fake_github, github_app_key).snapshot(manifests_path=MANIFESTS)
+
+    message = str(failed.value)
+    assert message.startswith("GitHub: authenticating as GitHub App 123: GitHub answered 502")
+    assert "after 3 retries" in message and "githubstatus.com" in message
+    assert len(fake_github.requests("POST", "/app/")) == 4

@@ -1,4 +1,5 @@
-"""GitHub as the GitOps host: ``pgdb/<app>`` branches and pull requests, through PyGithub.
+"""GitHub as the GitOps host: ``pgdb/<app>`` branches and pull requests, through GitHub's REST
+API over httpx (no client library).
 
 Writes use the git data API (one tree with inline contents, one commit, one ref), so the three
 file changes land as a single commit parented on the current base branch. The modules, by what
@@ -12,15 +13,16 @@ each one is about:
   reviewers).
 * :mod:`~bot.adapters.github.statuses` — the ``pgdb/*`` checks: commit statuses, and check runs
   when the bot is a GitHub App.
-* :mod:`~bot.adapters.github.connection` — the PyGithub client, built on first use, and
-  ``call``: every request goes through it.
+* :mod:`~bot.adapters.github.connection` — the HTTP client, built on first use, and ``call``:
+  every request goes through it (credentials, timeout, retries, write spacing, pages).
 * :mod:`~bot.adapters.github.errors` — what a failure becomes: ``BackendUnavailable("GitHub",
   "<what failed> — <what to fix>")``, with credentials scrubbed.
-* :mod:`~bot.adapters.github.retry` — PyGithub's retries, bounded and aligned with GitHub's
-  rate-limit headers.
+* :mod:`~bot.adapters.github.retry` — when a call is tried again and how long it waits,
+  following GitHub's rate-limit headers.
 * :mod:`~bot.adapters.github.credentials` and :mod:`~bot.adapters.github.refs` — a GitHub
-  App's key, and the names (repository, path, branch, commit) checked before any request.
+  App's key and its JSON web token, and the names (repository, path, branch, commit) checked
+  before any request.
 
-PyGithub (and cryptography under it) is imported only when GitHub is configured: nothing
-outside this package imports it, and the composition root imports this package only then.
+``cryptography`` (to sign the App's token) is imported only when the bot is a GitHub App, and
+the composition root imports this package only when GitHub is configured.
 """

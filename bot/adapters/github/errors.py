@@ -8,18 +8,35 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from github import GithubException
-from github.GithubException import RateLimitExceededExceedsMaxWait, RateLimitExceededException
+from typing import Any
 
 from bot.adapters.github.credentials import AppCredentials
-from bot.adapters.github.retry import announced_wait
+from bot.adapters.github.retry import announced_wait, rate_limited
 from bot.core.errors import BackendUnavailable, ConflictError, PgdbError
 from bot.core.secret import Secret
 
 SYSTEM = "GitHub"
 # What GitHub's own credentials look like, scrubbed from anything the bot says or logs.
 _GITHUB_TOKENS = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b")
+
+
+class GitHubError(Exception):
+    """GitHub's final answer to a request was no success (after the retries).
+
+    Internal to this package: :meth:`~bot.adapters.github.connection.GitHubConnection.call`
+    turns it into a :class:`PgdbError`. Its ``str`` is the status alone, so nothing GitHub
+    echoed (a credential…) can reach a log through it. ``wait`` is set when GitHub announced
+    a rate-limit wait too long to sit through.
+    """
+
+    def __init__(
+        self, *, status: int, headers: Mapping[str, str], data: Any, wait: float | None = None
+    ) -> None:
+        super().__init__(status)
+        self.status = status
+        self.headers = {k.lower(): v for k, v in headers.items()}
+        self.data = data  # the JSON answer, or its text when it is not JSON
+        self.wait = wait
 
 
 # --- what each call needs, said for both kinds of credentials -------------------------------
@@ -64,7 +81,8 @@ CHECKS = Need(
 
 @dataclass(frozen=True, kw_only=True)
 class ErrorTranslator:
-    """Turns PyGithub and network errors into errors that say what failed and what to fix.
+    """Turns GitHub's answers and network errors into errors that say what failed and what
+    to fix.
 
     ``retries`` and ``timeout`` are the connection's, named in the messages."""
 
@@ -73,12 +91,12 @@ class ErrorTranslator:
     base_branch: str
     token: Secret | None
     app: AppCredentials | None
-    retries: int | bool | None
+    retries: int
     timeout: int
 
     def failure(
         self,
-        exc: GithubException,
+        exc: GitHubError,
         *,
         what: str,
         need: Need,
@@ -88,13 +106,11 @@ class ErrorTranslator:
         """GitHub's answer to ``what``; ``repo_visible`` tells "no such repository, or no
         access" apart from "no such branch or file" (GitHub says 404 for both)."""
         status = exc.status
-        headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
+        headers = exc.headers
         said = details(exc)
         who = "the GitHub App" if self.app is not None else "PGDB_GITHUB_TOKEN"
         grant = need.for_app if self.app is not None else need.for_pat
-        if isinstance(exc, RateLimitExceededException) or (
-            status in (403, 429) and _rate_limited(headers, said)
-        ):
+        if exc.wait is not None or rate_limited(status, headers, said):
             return BackendUnavailable(SYSTEM, self.scrub(_rate_limit_message(what, exc, headers)))
         if status == 401:
             fix = (
@@ -151,8 +167,9 @@ class ErrorTranslator:
             )
         return BackendUnavailable(SYSTEM, self.scrub(text))
 
-    def no_answer(self, what: str, exc: OSError) -> BackendUnavailable:
-        """No HTTP answer to ``what`` (requests' ConnectionError, Timeout, RetryError)."""
+    def no_answer(self, what: str, exc: Exception) -> BackendUnavailable:
+        """No HTTP answer to ``what`` (a refused or dropped connection, a timeout), even after
+        the retries."""
         return BackendUnavailable(
             SYSTEM,
             self.scrub(
@@ -162,16 +179,35 @@ class ErrorTranslator:
             ),
         )
 
-    def app_login_failure(self, exc: GithubException | OSError) -> BackendUnavailable:
+    def unexpected(self, what: str, exc: Exception) -> BackendUnavailable:
+        """An answer without what GitHub's answers carry (a field missing or of another type):
+        the URL does not lead to GitHub's REST API, or something between rewrote the answer."""
+        return BackendUnavailable(
+            SYSTEM,
+            self.scrub(
+                f"{what}: {self.api_url} gave an answer GitHub's REST API does not give"
+                f" ({type(exc).__name__} {str(exc)[:80]}) — check that PGDB_GITHUB_API_URL is"
+                " the GitHub API (https://api.github.com, or https://<host>/api/v3)"
+            ),
+        )
+
+    def app_login_failure(self, exc: Exception) -> PgdbError:
         """The installation token was refused or not fetched: said as a wrong App id, key or
         installation rather than as a failure of whatever call came first."""
         assert self.app is not None
         app = self.app
-        if isinstance(exc, OSError):
+        what = f"authenticating as GitHub App {app.app_id}"
+        if isinstance(exc, GitHubError) and (
+            exc.status >= 500
+            or exc.wait is not None
+            or rate_limited(exc.status, exc.headers, details(exc))
+        ):  # GitHub's state, not the App's credentials
+            return self.failure(exc, what=what, need=READ, missing=None, repo_visible=lambda: True)
+        if not isinstance(exc, GitHubError):
             return BackendUnavailable(
                 SYSTEM,
                 self.scrub(
-                    f"authenticating as GitHub App {app.app_id}: no answer from {self.api_url}"
+                    f"{what}: no answer from {self.api_url}"
                     f" ({_network_reason(exc, self.timeout)}) — check PGDB_GITHUB_API_URL and"
                     " the network, then run the command again"
                 ),
@@ -193,9 +229,7 @@ class ErrorTranslator:
                 "check PGDB_GITHUB_APP_ID, PGDB_GITHUB_APP_PRIVATE_KEY and"
                 " PGDB_GITHUB_INSTALLATION_ID"
             )
-        return BackendUnavailable(
-            SYSTEM, self.scrub(f"authenticating as GitHub App {app.app_id} ({reason}): {fix}")
-        )
+        return BackendUnavailable(SYSTEM, self.scrub(f"{what} ({reason}): {fix}"))
 
     def scrub(self, text: str) -> str:
         """``text`` without any credential: the configured token, and anything shaped like
@@ -208,12 +242,12 @@ class ErrorTranslator:
 # --- reading GitHub's answers ------------------------------------------------------------------
 
 
-def details(exc: GithubException) -> str:
+def details(exc: GitHubError) -> str:
     """GitHub's message and the messages of its ``errors`` list, on one short line."""
     data = exc.data
     if not isinstance(data, dict):
-        return exc.message or ""
-    parts = [str(data.get("message") or exc.message or "")]
+        return " ".join(str(data or "").split())[:300]
+    parts = [str(data.get("message") or "")]
     for error in data.get("errors") or []:
         if isinstance(error, dict):
             text = error.get("message") or " ".join(
@@ -226,16 +260,8 @@ def details(exc: GithubException) -> str:
     return joined[:300]
 
 
-def _rate_limited(headers: Mapping[str, str], said: str) -> bool:
-    return (
-        headers.get("x-ratelimit-remaining") == "0"
-        or "retry-after" in headers
-        or "rate limit" in said.lower()
-    )
-
-
-def _rate_limit_message(what: str, exc: GithubException, headers: Mapping[str, str]) -> str:
-    wait = exc.wait if isinstance(exc, RateLimitExceededExceedsMaxWait) else None
+def _rate_limit_message(what: str, exc: GitHubError, headers: Mapping[str, str]) -> str:
+    wait = exc.wait
     if wait is None:
         wait = announced_wait(headers)
     reset = headers.get("x-ratelimit-reset", "")
@@ -252,7 +278,7 @@ def _rate_limit_message(what: str, exc: GithubException, headers: Mapping[str, s
     )
 
 
-def _network_reason(exc: OSError, timeout: int) -> str:
+def _network_reason(exc: Exception, timeout: int) -> str:
     text = str(exc)
     if "timed out" in text.lower() or "timeout" in type(exc).__name__.lower():
         return f"timed out after {timeout} s"

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from urllib3.util.retry import Retry
-
 from bot.adapters.github import reading, statuses, writing
 from bot.adapters.github.connection import DEFAULT_API_URL, TIMEOUT_SECONDS, GitHubConnection
 from bot.adapters.github.credentials import AppCredentials
 from bot.adapters.github.refs import REPO
-from bot.adapters.github.retry import RateLimitRetry
+from bot.adapters.github.retry import RetryPolicy
 from bot.core.model import CheckResult, GitSnapshot, Proposal
 from bot.core.secret import Secret
 
@@ -36,10 +34,10 @@ class GitHubHost:
         labels: Sequence[str] = (),
         reviewers: Sequence[str] = (),
         timeout: int = TIMEOUT_SECONDS,
-        retry: Retry | None = None,
+        retry: RetryPolicy | None = None,
         throttle: bool = True,
     ) -> None:
-        """``retry`` None means :class:`RateLimitRetry` with its defaults. ``throttle`` spaces
+        """``retry`` None means :class:`RetryPolicy` with its defaults. ``throttle`` spaces
         writes by a second, as GitHub asks of integrations; tests against a local server turn
         it off."""
         if not REPO.fullmatch(repo):
@@ -58,7 +56,7 @@ class GitHubHost:
             api_url=self.api_url,
             base_branch=base_branch,
             timeout=timeout,
-            retry=retry if retry is not None else RateLimitRetry(),
+            retry=retry if retry is not None else RetryPolicy(),
             throttle=throttle,
         )
 

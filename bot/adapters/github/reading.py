@@ -8,20 +8,51 @@ branch at a time (:func:`proposal`), never for every pull request of a snapshot.
 from __future__ import annotations
 
 import base64
-from datetime import UTC
-from itertools import islice
-
-from github import GithubException
-from github.PullRequest import PullRequest
-from github.Repository import Repository
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from bot.adapters.github.connection import PAGE_SIZE, GitHubConnection
-from bot.adapters.github.errors import SYSTEM, details
+from bot.adapters.github.errors import SYSTEM, GitHubError, details
 from bot.adapters.github.refs import check_branch, check_ref, clean_path
 from bot.adapters.github.statuses import read_checks
 from bot.core.errors import BackendUnavailable
 from bot.core.model import CheckResult, GitSnapshot, Proposal, ProposalState
 from bot.core.names import OFFBOARD_BRANCH_PREFIX, ONBOARD_BRANCH_PREFIX
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pull:
+    """What the bot reads of a pull request (list view; ``mergeable`` only in the full one)."""
+
+    number: int
+    state: str  # open, closed
+    merged: bool
+    head_ref: str
+    head_label: str  # <owner>:<branch>: tells a branch of this repository from a fork's
+    head_sha: str
+    base_ref: str
+    url: str
+    created_at: datetime | None
+    mergeable: bool | None = None
+
+    @classmethod
+    def of(cls, data: Any) -> Pull:
+        """From GitHub's JSON; KeyError or TypeError when it is not a pull request."""
+        head, base = data["head"], data["base"]
+        created, mergeable = data.get("created_at"), data.get("mergeable")
+        return cls(
+            number=int(data["number"]),
+            state=str(data["state"]),
+            merged=data.get("merged_at") is not None,
+            head_ref=str(head["ref"]),
+            head_label=str(head["label"]),
+            head_sha=str(head["sha"]),
+            base_ref=str(base["ref"]),
+            url=str(data["html_url"]),
+            created_at=_moment(created) if isinstance(created, str) else None,
+            mergeable=mergeable if isinstance(mergeable, bool) else None,
+        )
 
 
 def snapshot(conn: GitHubConnection, *, manifests_path: str) -> GitSnapshot:
@@ -33,21 +64,29 @@ def snapshot(conn: GitHubConnection, *, manifests_path: str) -> GitSnapshot:
     reads them for one branch.
     """
     folder = clean_path(manifests_path)
-    repo = conn.repository()
-    base_sha = branch_sha(conn, repo, conn.base_branch)
-    listing = _list_folder(conn, repo, base_sha, folder)
+    base_sha = branch_sha(conn, conn.base_branch)
+    listing = _list_folder(conn, base_sha, folder)
     kustomization = None
     blob = listing.get("kustomization.yaml")
     if blob is not None:
         kustomization = conn.call(
             f"reading {folder}/kustomization.yaml on {conn.base_branch}",
-            lambda: _decode(repo.get_git_blob(blob).content),
+            lambda: _blob_text(conn, blob),
         )
     pulls = conn.call(
         "listing the open pull requests",
-        lambda: list(
-            repo.get_pulls(state="open", base=conn.base_branch, sort="created", direction="asc")
-        ),
+        lambda: [
+            Pull.of(data)
+            for data in conn.pages(
+                "pulls",
+                params={
+                    "state": "open",
+                    "base": conn.base_branch,
+                    "sort": "created",
+                    "direction": "asc",
+                },
+            )
+        ],
     )
     proposals: dict[str, Proposal] = {}
     offboardings: dict[str, Proposal] = {}
@@ -72,21 +111,20 @@ def read_file(conn: GitHubConnection, *, ref: str, path: str) -> str | None:
     """A file's text at a commit or branch (contents API), or None when it is absent."""
     check_ref(ref)
     clean = clean_path(path)
-    repo = conn.repository()
 
     def read() -> str | None:
         try:
-            found = repo.get_contents(clean, ref=ref)
-        except GithubException as exc:
+            found = conn.get(f"contents/{clean}", params={"ref": ref})
+        except GitHubError as exc:
             if exc.status == 404 and "no commit found" not in details(exc).lower():
                 return None
             raise
-        if isinstance(found, list) or found.type != "file":
+        if not isinstance(found, dict) or found["type"] != "file":
             return None  # a folder, a symlink or a submodule
-        if found.encoding == "base64":
-            return found.decoded_content.decode("utf-8", "replace")
+        if found.get("encoding") == "base64":
+            return _decode(str(found["content"]))
         # files over 1 MB come without content: read the blob instead
-        return _decode(repo.get_git_blob(found.sha).content)
+        return _blob_text(conn, str(found["sha"]))
 
     return conn.call(
         f"reading {clean} at {ref}",
@@ -103,8 +141,7 @@ def proposal(conn: GitHubConnection, *, branch: str) -> Proposal | None:
     is no proposal: the workflow rebuilds it on the current base and opens one.
     """
     check_branch(branch)
-    repo = conn.repository()
-    pulls = _pulls(conn, repo, branch, state="all")
+    pulls = _pulls(conn, branch, state="all")
     if not pulls:
         return None
     pr = next((p for p in pulls if p.state == "open"), pulls[0])
@@ -112,23 +149,22 @@ def proposal(conn: GitHubConnection, *, branch: str) -> Proposal | None:
         return to_proposal(pr)
     number = pr.number
     detail = conn.call(
-        f"reading pull request #{number}",
-        lambda: _completed(repo.get_pull(number)),
+        f"reading pull request #{number}", lambda: Pull.of(conn.get(f"pulls/{number}"))
     )
-    head_sha = detail.head.sha
+    head_sha = detail.head_sha
     parents = conn.call(
         f"reading the head commit of pull request #{number}",
-        lambda: [p.sha for p in repo.get_git_commit(head_sha).parents],
+        lambda: [str(p["sha"]) for p in conn.get(_commit_path(head_sha))["parents"]],
     )
     return to_proposal(
         detail,
         base_sha=parents[0] if parents else None,
         mergeable=detail.mergeable,
-        checks=read_checks(conn, repo, head_sha),
+        checks=read_checks(conn, head_sha),
     )
 
 
-def branch_sha(conn: GitHubConnection, repo: Repository, branch: str) -> str:
+def branch_sha(conn: GitHubConnection, branch: str) -> str:
     """The commit ``branch`` points at; a missing base branch names its setting."""
     check_branch(branch)
     hint = (
@@ -139,18 +175,18 @@ def branch_sha(conn: GitHubConnection, repo: Repository, branch: str) -> str:
     )
     return conn.call(
         f"reading branch {branch}",
-        lambda: repo.get_git_ref(f"heads/{branch}").object.sha,
+        lambda: str(conn.get(f"git/ref/heads/{branch}")["object"]["sha"]),
         missing=hint,
     )
 
 
-def open_pull(conn: GitHubConnection, repo: Repository, branch: str) -> PullRequest | None:
+def open_pull(conn: GitHubConnection, branch: str) -> Pull | None:
     """The open pull request from ``branch`` of this repository into the base branch."""
-    return next(iter(_pulls(conn, repo, branch, state="open")), None)
+    return next(iter(_pulls(conn, branch, state="open")), None)
 
 
 def to_proposal(
-    pr: PullRequest,
+    pr: Pull,
     *,
     base_sha: str | None = None,
     mergeable: bool | None = None,
@@ -160,24 +196,21 @@ def to_proposal(
     if pr.state == "open":
         state = ProposalState.OPEN
     else:
-        state = ProposalState.MERGED if pr.merged_at is not None else ProposalState.CLOSED
-    created = pr.created_at
+        state = ProposalState.MERGED if pr.merged else ProposalState.CLOSED
     return Proposal(
-        branch=pr.head.ref,
-        head_sha=pr.head.sha,
-        url=pr.html_url,
+        branch=pr.head_ref,
+        head_sha=pr.head_sha,
+        url=pr.url,
         state=state,
         number=pr.number,
         base_sha=base_sha,
         mergeable=mergeable,
-        created_at=created.astimezone(UTC) if created is not None else None,
+        created_at=pr.created_at,
         checks=checks,
     )
 
 
-def _list_folder(
-    conn: GitHubConnection, repo: Repository, commit: str, folder: str
-) -> dict[str, str]:
+def _list_folder(conn: GitHubConnection, commit: str, folder: str) -> dict[str, str]:
     """Files under ``folder`` at ``commit``: path relative to the folder -> blob sha.
 
     Two calls whatever the size of the repository: the parent's listing gives the
@@ -185,88 +218,101 @@ def _list_folder(
     """
     parent, _, leaf = folder.rpartition("/")
 
-    def entries() -> list[tuple[str, str, str]]:
+    def tree_of_folder() -> str | None:
         try:
-            found = repo.get_contents(parent, ref=commit)
-        except GithubException as exc:
+            found = conn.get(f"contents/{parent}" if parent else "contents", params={"ref": commit})
+        except GitHubError as exc:
             if exc.status == 404:
-                return []
+                return None
             raise
         items = found if isinstance(found, list) else [found]
-        return [(item.name, item.type, item.sha) for item in items]
+        return next(
+            (str(i["sha"]) for i in items if i["name"] == leaf and i["type"] == "dir"), None
+        )
 
-    where = f"listing {parent or 'the repository root'} on {conn.base_branch}"
-    tree_sha = next(
-        (sha for name, kind, sha in conn.call(where, entries) if name == leaf and kind == "dir"),
-        None,
+    tree_sha = conn.call(
+        f"listing {parent or 'the repository root'} on {conn.base_branch}", tree_of_folder
     )
     if tree_sha is None:
         return {}
-    tree = conn.call(
-        f"listing {folder} on {conn.base_branch}",
-        lambda: repo.get_git_tree(tree_sha, recursive=True),
-    )
-    if tree.truncated:
+
+    def blobs() -> dict[str, str] | None:
+        check_ref(tree_sha)
+        tree = conn.get(f"git/trees/{tree_sha}", params={"recursive": 1})
+        if tree.get("truncated"):
+            return None
+        return {str(i["path"]): str(i["sha"]) for i in tree["tree"] if i["type"] == "blob"}
+
+    listing = conn.call(f"listing {folder} on {conn.base_branch}", blobs)
+    if listing is None:
         raise BackendUnavailable(
             SYSTEM,
             f"the listing of {folder} in {conn.repo} is too large for one call (GitHub"
             " truncated it) — move other files out of PGDB_GITOPS_PATH",
         )
-    return {item.path: item.sha for item in tree.tree if item.type == "blob"}
+    return listing
 
 
-def _pulls(
-    conn: GitHubConnection, repo: Repository, branch: str, *, state: str
-) -> list[PullRequest]:
-    """Pull requests from ``branch`` of this repository into the base branch, newest first.
+def _pulls(conn: GitHubConnection, branch: str, *, state: str) -> list[Pull]:
+    """Pull requests from ``branch`` of this repository into the base branch, newest first
+    (the first 100: one call).
 
     ``head`` must carry the owner: without it GitHub ignores the filter and lists every
     pull request of the repository.
     """
     found = conn.call(
         f"looking up the pull request for {branch}",
-        lambda: list(
-            islice(
-                repo.get_pulls(
-                    state=state,
-                    head=f"{conn.owner}:{branch}",
-                    base=conn.base_branch,
-                    sort="created",
-                    direction="desc",
-                ),
-                PAGE_SIZE,
+        lambda: [
+            Pull.of(data)
+            for data in conn.get(
+                "pulls",
+                params={
+                    "state": state,
+                    "head": f"{conn.owner}:{branch}",
+                    "base": conn.base_branch,
+                    "sort": "created",
+                    "direction": "desc",
+                    "per_page": PAGE_SIZE,
+                },
             )
-        ),
+        ],
     )
-    return [pr for pr in found if _from_here(conn, pr) and pr.head.ref == branch]
+    return [pr for pr in found if _from_here(conn, pr) and pr.head_ref == branch]
 
 
-def _from_here(conn: GitHubConnection, pr: PullRequest) -> bool:
+def _from_here(conn: GitHubConnection, pr: Pull) -> bool:
     """A pull request from a branch of this repository (not a fork) into the base branch
     (``pgdb/<app>``, or another branch the bot owns such as ``pgdb-offboard/<app>``)."""
-    head = pr.head
-    return head.label == f"{conn.owner}:{head.ref}" and pr.base.ref == conn.base_branch
+    return pr.head_label == f"{conn.owner}:{pr.head_ref}" and pr.base_ref == conn.base_branch
 
 
-def _app_of(
-    conn: GitHubConnection, pr: PullRequest, *, prefix: str = ONBOARD_BRANCH_PREFIX
-) -> str | None:
+def _app_of(conn: GitHubConnection, pr: Pull, *, prefix: str = ONBOARD_BRANCH_PREFIX) -> str | None:
     """The app of a ``<prefix><app>`` pull request from this repository (not a fork) into
     the base branch; None for any other pull request."""
-    head = pr.head
     if not _from_here(conn, pr):
         return None
-    app = head.ref.removeprefix(prefix)
-    if app == head.ref or not app or "/" in app:
+    app = pr.head_ref.removeprefix(prefix)
+    if app == pr.head_ref or not app or "/" in app:
         return None
     return app
 
 
-def _completed(pr: PullRequest) -> PullRequest:
-    """A lazily built pull request, fetched now (``mergeable`` is only in the full view)."""
-    pr.complete()
-    return pr
+def _blob_text(conn: GitHubConnection, sha: str) -> str:
+    """A blob's text (git data API: any size, base64)."""
+    check_ref(sha)  # (a sha GitHub gave: checked like any name that goes into a URL)
+    return _decode(str(conn.get(f"git/blobs/{sha}")["content"]))
+
+
+def _commit_path(sha: str) -> str:
+    check_ref(sha)
+    return f"git/commits/{sha}"
 
 
 def _decode(content: str) -> str:
+    """GitHub's base64 (wrapped in lines) as text."""
     return base64.b64decode(content).decode("utf-8", "replace")
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 time of GitHub's (``2026-01-02T03:04:05Z``), in UTC."""
+    return datetime.fromisoformat(text).astimezone(UTC)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from functools import partial
+from typing import Any
 
-from github.GithubObject import NotSet
-from github.Repository import Repository
-
-from bot.adapters.github.connection import GitHubConnection
+from bot.adapters.github.connection import PAGE_SIZE, GitHubConnection
 from bot.adapters.github.errors import CHECKS, STATUSES
 from bot.adapters.github.refs import check_ref
 from bot.core.errors import BackendUnavailable
@@ -34,21 +33,24 @@ _STATE_IN = {
 }
 
 
-def read_checks(conn: GitHubConnection, repo: Repository, sha: str) -> tuple[CheckResult, ...]:
-    """The latest ``pgdb/*`` status of each context on ``sha`` (one call)."""
-    combined = conn.call(
-        f"reading the statuses of {sha[:12]}",
-        lambda: repo.get_commit(sha).get_combined_status(),
-    )
-    found = [
-        CheckResult(
-            context=status.context,
-            state=_STATE_IN.get(status.state, CheckState.PENDING),
-            description=status.description or "",
-        )
-        for status in combined.statuses
-        if status.context.startswith(CONTEXT_PREFIX)
-    ]
+def read_checks(conn: GitHubConnection, sha: str) -> tuple[CheckResult, ...]:
+    """The latest ``pgdb/*`` status of each context on ``sha`` (one call: the combined
+    status, the latest of each context)."""
+    check_ref(sha)
+
+    def read() -> list[CheckResult]:
+        combined = conn.get(f"commits/{sha}/status", params={"per_page": PAGE_SIZE})
+        return [
+            CheckResult(
+                context=str(status["context"]),
+                state=_STATE_IN.get(str(status["state"]), CheckState.PENDING),
+                description=str(status.get("description") or ""),
+            )
+            for status in combined["statuses"]
+            if str(status["context"]).startswith(CONTEXT_PREFIX)
+        ]
+
+    found = conn.call(f"reading the statuses of {sha[:12]}", read)
     return tuple(sorted(found, key=lambda c: (_CHECK_ORDER.get(c.context, 9), c.context)))
 
 
@@ -57,48 +59,51 @@ def publish_checks(
 ) -> None:
     """Commit statuses on the head commit; check runs too when authenticated as an App
     (tokens cannot write check runs: GitHub answers 403, so they are not attempted)."""
-    check_ref(proposal.head_sha)
-    repo = conn.repository()
-    commit = repo.get_commit(proposal.head_sha)
-    target = proposal.url if proposal.url.startswith(("https://", "http://")) else NotSet
+    sha = proposal.head_sha
+    check_ref(sha)
+    link = _link(proposal)
     for check in checks:
+        status: dict[str, Any] = {
+            "state": _STATE_OUT[check.state],
+            "description": _short(check.description),
+            "context": check.context,
+        }
+        if link is not None:
+            status["target_url"] = link
         conn.call(
-            f"posting status {check.context} on {proposal.head_sha[:12]}",
-            lambda check=check: commit.create_status(  # type: ignore[misc]
-                _STATE_OUT[check.state],
-                target_url=target,
-                description=_short(check.description),
-                context=check.context,
-            ),
+            f"posting status {check.context} on {sha[:12]}",
+            partial(conn.post, f"statuses/{sha}", status),
             need=STATUSES,
-            missing=f"commit {proposal.head_sha} is not in {conn.repo} — run the command again",
+            missing=f"commit {sha} is not in {conn.repo} — run the command again",
         )
     if conn.as_app:
-        _check_runs(conn, repo, proposal, checks)
+        _check_runs(conn, proposal, checks)
 
 
-def _check_runs(
-    conn: GitHubConnection, repo: Repository, proposal: Proposal, checks: Iterable[CheckResult]
-) -> None:
-    details = proposal.url if proposal.url.startswith(("https://", "http://")) else NotSet
+def _check_runs(conn: GitHubConnection, proposal: Proposal, checks: Iterable[CheckResult]) -> None:
+    link = _link(proposal)
     for check in checks:
         done = check.state is not CheckState.PENDING
-
-        def run(check: CheckResult = check, done: bool = done) -> None:
-            repo.create_check_run(
-                name=check.context,
-                head_sha=proposal.head_sha,
-                status="completed" if done else "in_progress",
-                conclusion=_STATE_OUT[check.state] if done else NotSet,
-                details_url=details,
-                output={
-                    "title": _short(check.description),
-                    "summary": f"`{check.context}`: {_STATE_OUT[check.state]}. {check.description}",
-                },
-            )
+        run: dict[str, Any] = {
+            "name": check.context,
+            "head_sha": proposal.head_sha,
+            "status": "completed" if done else "in_progress",
+            "output": {
+                "title": _short(check.description),
+                "summary": f"`{check.context}`: {_STATE_OUT[check.state]}. {check.description}",
+            },
+        }
+        if done:
+            run["conclusion"] = _STATE_OUT[check.state]
+        if link is not None:
+            run["details_url"] = link
 
         try:
-            conn.call(f"posting check run {check.context}", run, need=CHECKS)
+            conn.call(
+                f"posting check run {check.context}",
+                partial(conn.post, "check-runs", run),
+                need=CHECKS,
+            )
         except BackendUnavailable as exc:
             if "(403" not in str(exc):
                 raise
@@ -106,6 +111,11 @@ def _check_runs(
             # details view only, so it is said in the log, not as a failed workflow
             log.warning("%s", exc)
             return
+
+
+def _link(proposal: Proposal) -> str | None:
+    """The pull request's address, for the checks to link to (a web address only)."""
+    return proposal.url if proposal.url.startswith(("https://", "http://")) else None
 
 
 def _short(text: str) -> str:

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-
-from github import GithubException, InputGitTreeElement
-from github.GithubObject import NotSet
-from github.PullRequest import PullRequest
+from functools import partial
+from typing import Any
 
 from bot.adapters.github.connection import GitHubConnection
-from bot.adapters.github.errors import CONTENTS, PULLS, details
-from bot.adapters.github.reading import branch_sha, open_pull, to_proposal
+from bot.adapters.github.errors import CONTENTS, PULLS, GitHubError, details
+from bot.adapters.github.reading import Pull, branch_sha, open_pull, to_proposal
 from bot.adapters.github.refs import SHA, check_branch, check_ref, clean_path
 from bot.adapters.github.statuses import read_checks
 from bot.core.errors import BackendUnavailable, ConflictError
@@ -31,30 +29,28 @@ def commit(
     Three calls: the parent (for its tree), the new tree with the contents inline (no
     separate blobs), the commit.
     """
-    repo = conn.repository()
-    parent_sha = parent if SHA.fullmatch(parent) else branch_sha(conn, repo, parent)
-    changes = [
-        InputGitTreeElement(path=clean_path(path), mode="100644", type="blob", content=text)
-        if text is not None
-        else InputGitTreeElement(path=clean_path(path), mode="100644", type="blob", sha=None)
+    parent_sha = parent if SHA.fullmatch(parent) else branch_sha(conn, parent)
+    changes: list[dict[str, Any]] = [
+        {"path": clean_path(path), "mode": "100644", "type": "blob"}
+        | ({"content": text} if text is not None else {"sha": None})
         for path, text in files.items()
     ]
-    base = conn.call(
+    base_tree = conn.call(
         f"reading commit {parent_sha[:12]}",
-        lambda: repo.get_git_commit(parent_sha),
+        lambda: str(conn.get(f"git/commits/{parent_sha}")["tree"]["sha"]),
         missing=f"commit {parent_sha} is not in {conn.repo} — run the command again",
     )
     tree = conn.call(
         "writing the tree",
-        lambda: repo.create_git_tree(changes, base_tree=base.tree),
+        lambda: str(conn.post("git/trees", {"base_tree": base_tree, "tree": changes})["sha"]),
         need=CONTENTS,
     )
-    made = conn.call(
+    made = {"message": message, "tree": tree, "parents": [parent_sha]}
+    return conn.call(
         "writing the commit",
-        lambda: repo.create_git_commit(message, tree, [base]),
+        lambda: str(conn.post("git/commits", made)["sha"]),
         need=CONTENTS,
     )
-    return made.sha
 
 
 def set_branch(conn: GitHubConnection, *, branch: str, sha: str) -> None:
@@ -64,24 +60,23 @@ def set_branch(conn: GitHubConnection, *, branch: str, sha: str) -> None:
     check_ref(sha)
     if branch == conn.base_branch:
         raise ValueError(f"the bot never moves the base branch {branch}")
-    repo = conn.repository()
-    ref = f"refs/heads/{branch}"
 
     def point() -> None:
         try:
-            repo.create_git_ref(ref=ref, sha=sha)
+            conn.post("git/refs", {"ref": f"refs/heads/{branch}", "sha": sha})
             return
-        except GithubException as exc:
+        except GitHubError as exc:
             if exc.status != 422 or "already exists" not in details(exc).lower():
                 raise
-        for found in repo.get_git_matching_refs(f"heads/{branch}"):
-            if found.ref == ref:
-                found.edit(sha, force=True)
-                return
-        raise ConflictError(
-            f"branch {branch} was deleted in {conn.repo} while the bot was moving it — run"
-            " the command again"
-        )
+        try:
+            conn.patch(f"git/refs/heads/{branch}", {"sha": sha, "force": True})
+        except GitHubError as exc:
+            if exc.status == 422 and "does not exist" in details(exc).lower():
+                raise ConflictError(
+                    f"branch {branch} was deleted in {conn.repo} while the bot was moving it —"
+                    " run the command again"
+                ) from None
+            raise
 
     conn.call(f"pointing branch {branch} at {sha[:12]}", point, need=CONTENTS)
 
@@ -103,39 +98,41 @@ def open_proposal(
     looking up first would cost one more there, and the caller already knows from its
     snapshot whether one is open."""
     check_branch(branch)
-    repo = conn.repository()
 
-    def create() -> PullRequest | None:
+    def create() -> Pull | None:
         try:
-            return repo.create_pull(base=conn.base_branch, head=branch, title=title, body=body)
-        except GithubException as exc:
+            made = conn.post(
+                "pulls", {"base": conn.base_branch, "head": branch, "title": title, "body": body}
+            )
+        except GitHubError as exc:
             if exc.status == 422 and "already exists" in details(exc).lower():
                 return None
             raise
+        return Pull.of(made)
 
     made = conn.call(f"opening a pull request for {branch}", create, need=PULLS)
     if made is None:
-        existing = open_pull(conn, repo, branch)
+        existing = open_pull(conn, branch)
         if existing is None:
             raise ConflictError(
                 f"GitHub says a pull request for {branch} exists but lists none open —"
                 " run the command again"
             )
-        return to_proposal(existing, checks=read_checks(conn, repo, existing.head.sha))
-    _label_and_request_reviews(conn, made, labels=labels, reviewers=reviewers)
+        return to_proposal(existing, checks=read_checks(conn, existing.head_sha))
+    _label_and_request_reviews(conn, made.number, labels=labels, reviewers=reviewers)
     return to_proposal(made)
 
 
 def _label_and_request_reviews(
-    conn: GitHubConnection, pr: PullRequest, *, labels: Sequence[str], reviewers: Sequence[str]
+    conn: GitHubConnection, number: int, *, labels: Sequence[str], reviewers: Sequence[str]
 ) -> None:
     """Labels and reviewers from the configuration. The pull request exists already: a
     refusal (a reviewer who is no collaborator…) is logged with its fix, not raised."""
     if labels:
         try:
             conn.call(
-                f"labelling pull request #{pr.number}",
-                lambda: pr.add_to_labels(*labels),
+                f"labelling pull request #{number}",
+                partial(conn.post, f"issues/{number}/labels", {"labels": list(labels)}),
                 need=PULLS,
             )
         except BackendUnavailable as exc:
@@ -143,12 +140,15 @@ def _label_and_request_reviews(
     if reviewers:
         users = [r for r in reviewers if "/" not in r]
         teams = [r.split("/", 1)[1] for r in reviewers if "/" in r]
+        request: dict[str, list[str]] = {}
+        if users:
+            request["reviewers"] = users
+        if teams:
+            request["team_reviewers"] = teams
         try:
             conn.call(
-                f"requesting reviews on pull request #{pr.number}",
-                lambda: pr.create_review_request(
-                    reviewers=users or NotSet, team_reviewers=teams or NotSet
-                ),
+                f"requesting reviews on pull request #{number}",
+                partial(conn.post, f"pulls/{number}/requested_reviewers", request),
                 need=PULLS,
             )
         except BackendUnavailable as exc:
