@@ -262,6 +262,7 @@ def _said_of_environment(assessment: Assessment, services: Services) -> Assessme
         app: dataclasses.replace(judged, checks=tuple(stamped(c) for c in judged.checks))
         for app, judged in assessment.apps.items()
     }
+
     def system(finding: Finding) -> Finding:
         said = finding.in_environment(env)  # the server to check is this environment's
         where = f"environments.{env}.pg_dsn (PGDB_CONFIG)"

@@ -159,7 +159,9 @@ def run_create(
             # The answer (PR link, connection snippet) is shown before the statuses go out:
             # posting them is the slowest part against a real GitHub.
             _report(ctx, run, reply, extra_namespace=extra_namespace)
+            reply.urgent = True  # delivered before the statuses, whatever the update pacing
             ctx.conversation.show(reply)
+            reply.urgent = False
             if wanted and run.proposal is not None:
                 services.git.publish_checks(proposal=run.proposal, checks=wanted)
 

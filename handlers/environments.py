@@ -138,6 +138,7 @@ class _Sections:
             self._latest[name] = reply
             merged = self.merged(dict(self._latest))
             merged.final = False
+            merged.urgent = reply.urgent
             self._conversation.show(merged)
 
     def done(self, name: str, reply: Reply) -> None:

@@ -63,6 +63,9 @@ class Reply:
     buttons: list[Button] = field(default_factory=list)
     correlation_id: str = ""
     final: bool = False  # the last update of this reply
+    # written now, not held back by the platform's update pacing: an answer the user waits for
+    # (the PR link) before slower work goes on
+    urgent: bool = False
     outcome: str = ""  # for the audit log: "refused", "usage"…; empty means ok/failed by `ok`
     # How to see what a platform's size limit leaves out, e.g. "/pgdb status --page 2": the
     # renderers end a cut reply with it (never cut silently).

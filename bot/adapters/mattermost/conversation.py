@@ -187,7 +187,7 @@ class MattermostConversation:
         message = render_reply(reply, buttons=self._buttons, root_id=self._root_id, footer=footer)
         if not reply.private:
             self._release()
-            self.stream.update(message, final=reply.final)
+            self.stream.update(message, final=reply.final or reply.urgent)
             return
         if not reply.final:
             self._release()  # the requester gets "working on it"; the private text comes last

@@ -114,7 +114,8 @@ class SlackConversation:
                 return
             text, blocks = render(reply, footer=self._footer)
             self._updates.update(
-                Shown(text=text, blocks=blocks, hint=reply.more_hint), final=reply.final
+                Shown(text=text, blocks=blocks, hint=reply.more_hint),
+                final=reply.final or reply.urgent,
             )
         except Exception:
             log.exception("could not show a reply in Slack channel %s", self._channel)
