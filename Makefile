@@ -10,14 +10,17 @@ TEST_JOBS ?= 4
 
 .PHONY: console test test-fast lint bench clean constraints
 
+# Quiet (@): `make console`'s first screen is the bot's, not make's commands. Options pass
+# through ARGS, e.g. `make console ARGS=--reset`.
 $(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip -c $(CONSTRAINTS)
-	$(BIN)/pip install --quiet -e '.[dev]' -c $(CONSTRAINTS)
-	touch $@
+	@echo "Installing pgdb-bot and its pinned dependencies into $(VENV) (once)..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --upgrade pip -c $(CONSTRAINTS)
+	@$(BIN)/pip install --quiet -e '.[dev]' -c $(CONSTRAINTS)
+	@touch $@
 
 console: $(BIN)/.installed
-	$(BIN)/pgdb-bot console
+	@$(BIN)/pgdb-bot console $(ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
