@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -52,13 +53,22 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     console = sub.add_parser("console", help="type /pgdb commands in a terminal or a pipe")
     console.add_argument("--as", dest="as_user", metavar="USER", help="act as another user")
+    console.add_argument(
+        "--reset",
+        action="store_true",
+        help="remove what local mode created (its roles, its schema, the demo repo, the secret "
+        "files, the private server) and nothing else; asks first",
+    )
+    console.add_argument(
+        "--yes", action="store_true", help="with --reset: do not ask (needed off a terminal)"
+    )
     sub.add_parser("run", help="serve the configured chat platforms (long-running)")
     diagnose = sub.add_parser("diagnose", help="run the diagnostics once and exit")
     diagnose.add_argument("--json", action="store_true", help="print the findings as JSON")
     return parser
 
 
-def _logging(settings: Settings | None) -> None:
+def _logging(settings: Settings | None, *, log_file: Path | None = None) -> None:
     from bot import logs
 
     fmt = settings.log_format if settings else "auto"
@@ -66,23 +76,46 @@ def _logging(settings: Settings | None) -> None:
         level=settings.log_level if settings else "INFO",
         json_lines=fmt == "json" or (fmt == "auto" and not sys.stderr.isatty()),
         known_secrets=settings.secret_values() if settings else (),
+        log_file=log_file,
     )
 
 
-def _console(settings: Settings, as_user: str | None) -> int:
+def _console(settings: Settings, as_user: str | None, *, log_file: Path | None) -> int:
     from bot import localmode
     from bot.adapters.console_chat import run_console
     from bot.wiring import build_services
 
     settings, notes = localmode.prepare(settings)
-    services = build_services(settings)
+    services = localmode.recording(build_services(settings), settings)
+    where = f" The log is in {log_file} (warnings are shown here too)." if log_file else ""
 
     def banner(out: TextIO) -> None:
-        out.write("pgdb-bot console — type `/pgdb help`, or `exit`.\n")
+        out.write(f"pgdb-bot console — type `/pgdb help`, or `exit`.{where}\n")
 
+    if log_file is not None and not sys.stdin.isatty():  # no banner: say it with the notes
+        notes.append(f"Log: {log_file}")
     for note in notes:
         sys.stderr.write(f"pgdb-bot: {note}\n")
     return run_console(services, user=as_user, banner=banner)
+
+
+def _reset(settings: Settings, *, yes: bool) -> int:
+    from bot.localreset import reset
+
+    def ask(prompt: str) -> bool:
+        try:
+            return input(prompt).strip().lower() in {"y", "yes"}
+        except EOFError:
+            return False
+
+    def out(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def err(line: str) -> None:
+        sys.stderr.write(line + "\n")
+
+    return reset(settings, yes=yes, ask=ask if sys.stdin.isatty() else None, out=out, err=err)
 
 
 def _run(settings: Settings) -> int:
@@ -145,10 +178,22 @@ def main(argv: list[str] | None = None) -> int:
         _logging(None)
         sys.stderr.write(f"pgdb-bot: {exc}\n")
         return 2
-    _logging(settings)
+    console = args.command == "console"
+    if console and args.yes and not args.reset:
+        sys.stderr.write("pgdb-bot: --yes confirms --reset; without --reset it does nothing\n")
+        return 2
+    # The console on a terminal: INFO lines to a file, so they do not interleave with replies.
+    log_file: Path | None = None
+    if console and not args.reset and sys.stdout.isatty():
+        from bot.localmode import log_file_of
+
+        log_file = log_file_of(settings)
+    _logging(settings, log_file=log_file)
     try:
-        if args.command == "console":
-            return _console(settings, args.as_user)
+        if console and args.reset:
+            return _reset(settings, yes=args.yes)
+        if console:
+            return _console(settings, args.as_user, log_file=log_file)
         if args.command == "run":
             return _run(settings)
         return _diagnose(settings, args.json)

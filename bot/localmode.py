@@ -1,31 +1,50 @@
 """Local mode: with no configuration at all, `pgdb-bot console` still works (SPEC §10).
 
 It uses a reachable local PostgreSQL (or starts a private one in the state directory), a demo
-GitOps repository and a file secret store, and says where each is.
+GitOps repository and a file secret store, and says where each is. What it creates on a server
+is noted in the state directory (``bot/localrecords.py``) for ``console --reset``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
 from bot.adapters.local_git import init_demo_repo
+from bot.adapters.postgres.migrations import BotSchema
 from bot.config import Settings
+from bot.core.errors import PgdbError
+from bot.localrecords import Ledger, RecordingDatabase, schema_oid, server_key
 from bot.pgcluster import PrivateCluster
+from handlers.context import Services
 
 PRIVATE_PORT = 54329
+LOG_FILE = "pgdb-bot.log"
+USUAL_SUPERUSER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def candidate_dsns() -> list[str]:
-    """libpq's defaults first (PGHOST, PGPORT, PGUSER… or the local socket as the OS user),
-    then the usual local superuser, unless PGHOST/PGPORT say where the server is."""
-    candidates = ["dbname=postgres"]
+@dataclass(frozen=True)
+class Candidate:
+    """A server local mode may use, and how the note names it."""
+
+    dsn: str
+    label: str
+
+
+def candidate_dsns() -> list[Candidate]:
+    """The usual local superuser (``postgres`` on 127.0.0.1:5432) first, then libpq's defaults
+    (PGHOST, PGPORT, PGUSER… or the local socket as the OS user). PGHOST or PGPORT say where
+    the server is: then only libpq's defaults are tried."""
+    candidates = []
     if not (os.environ.get("PGHOST") or os.environ.get("PGPORT")):
-        candidates.append("postgresql://postgres@127.0.0.1:5432/postgres")
+        candidates.append(Candidate(USUAL_SUPERUSER, "postgres@127.0.0.1:5432"))
+    candidates.append(Candidate("dbname=postgres", "libpq's defaults"))
     return candidates
 
 
@@ -53,33 +72,85 @@ def _port_free(port: int) -> bool:
 
 
 def start_private_server(state_dir: Path) -> tuple[str, str]:
-    """Start (or reuse) the private server; its DSN and a note saying where it is."""
+    """Start (or reuse) the private server; its DSN and a sentence saying where it is."""
     directory = private_cluster_dir(state_dir)
     port = _running_port(directory / "data")
     if port is None and _port_free(PRIVATE_PORT):
         port = PRIVATE_PORT
     cluster = PrivateCluster(directory, port=port)
+    running = cluster.is_running()
+    how = "uses its private server (already running)" if running else "started its private server"
     cluster.start()
     stop = f"pg_ctl -D {cluster.data_dir} stop"
     if os.geteuid() == 0:
         stop = f"runuser -u postgres -- {stop}"
-    note = (
-        f"PostgreSQL: a private server in {cluster.data_dir} on 127.0.0.1:{cluster.port} "
-        f"(it keeps running; stop it with `{stop}`)"
+    where = (
+        f"local mode {how} in {cluster.directory} (data in {cluster.data_dir}) on "
+        f"127.0.0.1:{cluster.port}; it keeps running: stop it with `{stop}`, or remove it "
+        "with `pgdb-bot console --reset`"
     )
-    return cluster.dsn(), note
+    return cluster.dsn(), where
 
 
-def _usable(dsn: str) -> bool:
-    """Reachable, and allowed to create roles (superuser or CREATEROLE)."""
+def _usable(dsn: str) -> str | None:
+    """Where ``dsn`` leads (``user@host:port``) when it is reachable and may create roles
+    (superuser or CREATEROLE); None otherwise."""
     try:
         with psycopg.connect(dsn, connect_timeout=2) as conn:
             row = conn.execute(
                 "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
             ).fetchone()
-            return bool(row and row[0])
+            if not (row and row[0]):
+                return None
+            return f"{conn.info.user}@{conn.info.host}:{conn.info.port}"
     except psycopg.Error:
-        return False
+        return None
+
+
+def is_local(settings: Settings) -> bool:
+    """Local mode proper: the demo repo or a folder of secrets, neither GitHub nor Infisical.
+    Only then does the console note what it creates (``--reset`` removes only that)."""
+    return not settings.github_enabled and settings.infisical_store() is None
+
+
+def log_file_of(settings: Settings) -> Path:
+    """Where the console writes its log on a terminal."""
+    return settings.default_state_dir() / LOG_FILE
+
+
+def _note_schema(dsn: str, *, name: str, ledger: Ledger) -> None:
+    """Create the bot's schema now when it is missing, and note that local mode created it.
+    A schema that is already there is someone else's (or an earlier session's, noted then)."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            if schema_oid(conn, name) is not None:
+                return
+        BotSchema(dsn, name=name).migrate()
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            oid = schema_oid(conn, name)
+            server = server_key(conn)
+        if oid is not None:
+            ledger.record_schema(server, name=name, oid=oid)
+    except (psycopg.Error, PgdbError):
+        return  # unreachable or refused: the first command says so, with what to do
+
+
+def _note_private(dsn: str, *, ledger: Ledger) -> None:
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            ledger.mark_private(server_key(conn))
+    except psycopg.Error:
+        return
+
+
+def recording(services: Services, settings: Settings) -> Services:
+    """``services`` whose managed database notes each role it creates in the ledger (local
+    mode only: with GitHub or Infisical, ``--reset`` could not undo the rest)."""
+    if not is_local(settings) or not settings.pg_dsn:
+        return services
+    ledger = Ledger(settings.default_state_dir())
+    database = RecordingDatabase(services.database, dsn=settings.pg_dsn, ledger=ledger)
+    return dataclasses.replace(services, database=database)
 
 
 def prepare(settings: Settings) -> tuple[Settings, list[str]]:
@@ -89,16 +160,16 @@ def prepare(settings: Settings) -> tuple[Settings, list[str]]:
     notes: list[str] = []
     updates: dict[str, object] = {}
 
+    local = is_local(settings)
+    ledger = Ledger(state_dir)
     if settings.pg_dsn:
         notes.append("PostgreSQL: PGDB_PG_DSN")
+        dsn = settings.pg_dsn
     else:
-        dsn = next((d for d in candidate_dsns() if _usable(d)), None)
-        if dsn is not None:
-            notes.append(f"PostgreSQL: the local server at `{dsn}` (libpq defaults)")
-        else:
-            dsn, note = start_private_server(state_dir)
-            notes.append(note)
+        dsn = _choose_server(state_dir, notes, ledger=ledger if local else None)
         updates["pg_dsn"] = dsn
+    if local:
+        _note_schema(dsn, name=settings.state_schema, ledger=ledger)
 
     repo = settings.gitops_repo or state_dir / "gitops"
     if settings.gitops_repo is None and not settings.github_enabled:  # GitHub: no demo repo
@@ -130,3 +201,22 @@ def prepare(settings: Settings) -> tuple[Settings, list[str]]:
         updates["secrets_dir"] = secrets_dir
     notes.append(f"Secrets: {secrets_dir / settings.env} (one 0600 file per key)")
     return settings.model_copy(update=updates), notes
+
+
+def _choose_server(state_dir: Path, notes: list[str], *, ledger: Ledger | None) -> str:
+    """The first usable candidate, else the private server (noted as local mode's)."""
+    tried = []
+    for candidate in candidate_dsns():
+        where = _usable(candidate.dsn)
+        if where is not None:
+            notes.append(f"PostgreSQL: {where} (found through {candidate.label})")
+            return candidate.dsn
+        tried.append(candidate.label)
+    dsn, where = start_private_server(state_dir)
+    notes.append(
+        f"PostgreSQL: no server through {' nor '.join(tried)} let local mode create roles, "
+        f"so {where}"
+    )
+    if ledger is not None:
+        _note_private(dsn, ledger=ledger)
+    return dsn

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 from typing import Any
 
 MASK = "********"
@@ -86,16 +89,45 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, ensure_ascii=False)
 
 
-def configure(*, level: str, json_lines: bool, known_secrets: Iterable[str] = ()) -> None:
-    """Route every logger to stderr through the redacting filter."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactingFilter(known=known_secrets))
-    if json_lines:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The console's log file on a terminal: rotated, so a long session cannot fill the disk.
+LOG_FILE_BYTES = 5_000_000
+LOG_FILE_BACKUPS = 2
+
+
+def configure(
+    *,
+    level: str,
+    json_lines: bool,
+    known_secrets: Iterable[str] = (),
+    log_file: Path | None = None,
+) -> None:
+    """Route every logger to stderr through the redacting filter. With ``log_file`` (the
+    console on a terminal) records go to that file instead, and only warnings and errors to
+    stderr too, so INFO lines do not interleave with the replies."""
+    redacting = RedactingFilter(known=known_secrets)
+    formatter: logging.Formatter = JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT)
+    stderr = logging.StreamHandler(sys.stderr)
+    handlers: list[logging.Handler] = [stderr]
+    if log_file is not None:
+        stderr.setLevel(logging.WARNING)
+        handlers.append(_file_handler(log_file))
+    for handler in handlers:
+        handler.addFilter(redacting)
+        handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
     root.setLevel(getattr(logging, level, logging.INFO))
+
+
+def _file_handler(path: Path) -> logging.Handler:
+    """Appends to ``path``, readable by its owner only (its folder too)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    os.chmod(path, 0o600)
+    return RotatingFileHandler(
+        path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+    )
