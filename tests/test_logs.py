@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from bot.core.secret import generate_password
-from bot.logs import JsonFormatter, RedactingFilter, redact
+from bot.logs import JsonFormatter, RedactingFilter, configure, redact
 
 
 @pytest.mark.parametrize(
@@ -134,3 +136,48 @@ def test_only_secret_settings_are_masked() -> None:
         "a setting named like a credential: add it to SECRET_SETTINGS (bot/config.py) if it "
         "is one, else to not_credentials here"
     )
+
+
+@pytest.fixture
+def root_logging() -> Iterator[logging.Logger]:
+    """The root logger, given back as it was (``configure`` replaces its handlers)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield root
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        if handler not in handlers:
+            handler.close()
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_with_a_log_file_info_goes_there_and_warnings_to_stderr_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], root_logging: logging.Logger
+) -> None:
+    log_file = tmp_path / "state" / "pgdb-bot.log"
+    configure(level="INFO", json_lines=False, known_secrets=["s3cr3t-value"], log_file=log_file)
+
+    logging.getLogger("pgdb.test").info("onboarding step done")
+    logging.getLogger("pgdb.test").warning("audit log unavailable, password=s3cr3t-value")
+
+    shown = capsys.readouterr().err
+    assert "audit log unavailable" in shown and "onboarding step done" not in shown
+    written = log_file.read_text()
+    assert "INFO pgdb.test: onboarding step done" in written
+    assert "WARNING pgdb.test: audit log unavailable" in written
+    assert "s3cr3t-value" not in shown + written
+    assert (log_file.stat().st_mode & 0o777) == 0o600
+    assert (log_file.parent.stat().st_mode & 0o777) == 0o700
+
+
+def test_without_a_log_file_everything_goes_to_stderr_as_json(
+    capsys: pytest.CaptureFixture[str], root_logging: logging.Logger
+) -> None:
+    configure(level="INFO", json_lines=True)
+
+    logging.getLogger("pgdb.test").info("onboarding step done")
+
+    [event] = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert event["level"] == "info" and event["message"] == "onboarding step done"

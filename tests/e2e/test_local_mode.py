@@ -19,11 +19,14 @@ from bot.pgcluster import find_binary, free_port
 pytestmark = pytest.mark.server  # the console as a subprocess, on a real PostgreSQL
 
 
-def console(state_dir: Path, commands: str, **env: str) -> subprocess.CompletedProcess[str]:
+def console(
+    state_dir: Path, commands: str, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``pgdb-bot console [args]`` in a pipe, with only ``env`` configured (and the state dir)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PGDB_", "PG"))}
     clean.update(PGDB_STATE_DIR=str(state_dir), **env)
     return subprocess.run(
-        [sys.executable, "-m", "bot", "console"],
+        [sys.executable, "-m", "bot", "console", *args],
         input=commands,
         capture_output=True,
         text=True,
@@ -48,26 +51,30 @@ def unreachable_state_dir(tmp_path: Path) -> Iterator[Path]:
     shutil.rmtree(private_cluster_dir(state_dir), ignore_errors=True)
 
 
-def test_no_reachable_server_starts_a_private_one(unreachable_state_dir: Path) -> None:
+def test_no_reachable_server_starts_a_private_one_and_reset_removes_it(
+    unreachable_state_dir: Path,
+) -> None:
     closed = str(free_port())
+    nowhere = {"PGHOST": "127.0.0.1", "PGPORT": closed}
 
-    first = console(
-        unreachable_state_dir, "/pgdb create docspell\n", PGHOST="127.0.0.1", PGPORT=closed
-    )
-    again = console(
-        unreachable_state_dir, "/pgdb status docspell\n", PGHOST="127.0.0.1", PGPORT=closed
-    )
+    first = console(unreachable_state_dir, "/pgdb create docspell\n", **nowhere)
+    again = console(unreachable_state_dir, "/pgdb status docspell\n", **nowhere)
 
     assert first.returncode == 0, first.stderr
     assert "Onboarded `docspell`" in first.stdout
-    assert "a private server in" in first.stderr
+    # it says why, what and where: libpq's defaults only (PGHOST/PGPORT are set), then its own
+    directory = private_cluster_dir(unreachable_state_dir)
+    assert (
+        "PostgreSQL: no server through libpq's defaults let local mode create roles, so local "
+        f"mode started its private server in {directory} (data in {directory / 'data'})"
+    ) in first.stderr
+    assert "uses its private server (already running)" in again.stderr
     assert "GitOps repo:" in first.stderr and "Secrets:" in first.stderr
     # the second run reuses the same server, repo and store
     assert "✅ credentials stored" in again.stdout
     assert "✅ role" in again.stdout
     password = (unreachable_state_dir / "secrets/dev/postgresql/docspell/password").read_text()
-    port = (private_cluster_dir(unreachable_state_dir) / "data/postmaster.pid").read_text()
-    port = port.splitlines()[3]
+    port = (directory / "data/postmaster.pid").read_text().splitlines()[3]
     with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres") as conn:
         row = conn.execute(
             "SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = 'docspell'"
@@ -81,6 +88,15 @@ def test_no_reachable_server_starts_a_private_one(unreachable_state_dir: Path) -
         check=True,
     ).stdout
     assert "pgdb/docspell" in branches
+
+    reset = console(unreachable_state_dir, "", "--reset", "--yes", **nowhere)
+
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    assert f"the private PostgreSQL server in {directory} (stopped, deleted)" in reset.stdout
+    assert not directory.exists()
+    assert not unreachable_state_dir.exists()  # the repo, the secrets, the records: all gone
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(host="127.0.0.1", port=port, user="postgres", connect_timeout=2)
 
 
 def test_a_reachable_local_server_is_used(
@@ -99,7 +115,10 @@ def test_a_reachable_local_server_is_used(
     )
 
     assert out.returncode == 0, out.stderr
-    assert "the local server at" in out.stderr
+    assert (
+        f"PostgreSQL: {server['user']}@127.0.0.1:{server['port']} (found through libpq's defaults)"
+        in out.stderr
+    )
     assert "Onboarded `t-localmode`" in out.stdout
     with psycopg.connect(scram_superuser_dsn, autocommit=True) as conn:  # leave no trace behind
         conn.execute("DELETE FROM pgdb_bot.workflows WHERE app = 't-localmode'")
