@@ -32,6 +32,7 @@ from bot.localrecords import (
 from bot.pgcluster import PrivateCluster, PrivateClusterError
 
 Ask = Callable[[str], bool]
+SECRET_FILES = "the secret files"  # noqa: S105 (what the plan calls them)
 
 
 @dataclass(kw_only=True)
@@ -49,13 +50,13 @@ class Report:
 
 @dataclass(frozen=True, kw_only=True)
 class Plan:
-    """What a reset would remove, read before asking."""
+    """What a reset would remove, and the roles it would leave, read before asking."""
 
     state_dir: Path
-    schema: str  # the bot's schema as configured now (its records name the apps)
     servers: list[ServerRecord]
     private_dir: Path | None
     paths: list[tuple[Path, str]]  # (path, what it is)
+    not_created: list[str]  # roles in the bot's records that local mode did not create
 
     @property
     def empty(self) -> bool:
@@ -71,7 +72,10 @@ class Plan:
             if record.schema:
                 out.append(f"schema `{record.schema}` (the bot's records) in {where}")
         if self.private_dir is not None:
-            out.append(f"the private PostgreSQL server in {self.private_dir} (stopped, deleted)")
+            out.append(
+                f"the private PostgreSQL server in {self.private_dir}, with every role and "
+                "database in it (stopped, then deleted)"
+            )
         out += [f"{what}: {path}" for path, what in self.paths]
         return out
 
@@ -83,7 +87,7 @@ def plan_reset(settings: Settings) -> Plan:
     paths: list[tuple[Path, str]] = []
     own = [
         (settings.gitops_repo, state_dir / "gitops", "the demo GitOps repository"),
-        (settings.secrets_dir, state_dir / "secrets", "the secret files"),
+        (settings.secrets_dir, state_dir / "secrets", SECRET_FILES),
     ]
     for configured, default, what in own:
         # Only local mode's own folder: one the configuration names is the user's.
@@ -93,12 +97,23 @@ def plan_reset(settings: Settings) -> Plan:
             paths.append((default, what))
     for log in sorted(state_dir.glob(f"{LOG_FILE}*")):
         paths.append((log, "the log"))
+    created = {name for record in servers for name in record.roles}
+    not_created = []
+    for record in servers:
+        if not record.private:
+            schema = record.schema or settings.state_schema
+            for app in _apps_with_roles(record, schema=schema, dsn=settings.pg_dsn):
+                if app not in created:
+                    not_created.append(
+                        f"role `{app}` on {record.describe()}: local mode did not create it "
+                        "(it existed before, or was made outside the console)"
+                    )
     return Plan(
         state_dir=state_dir,
-        schema=settings.state_schema,
         servers=servers,
         private_dir=private if private.exists() else None,
         paths=paths,
+        not_created=not_created,
     )
 
 
@@ -128,6 +143,12 @@ def reset(
     out(f"Local mode's state in {plan.state_dir}. The reset removes:")
     for line in plan.lines():
         out(f"  - {line}")
+    if plan.not_created:
+        secrets = any(what == SECRET_FILES for _, what in plan.paths)
+        note = " (their stored passwords go with the secret files: keep a copy)" if secrets else ""
+        out(f"It leaves{note}:")
+        for line in plan.not_created:
+            out(f"  - {line}")
     if not yes:
         if ask is None:
             err(
@@ -150,15 +171,11 @@ def reset(
 
 
 def carry_out(plan: Plan, *, dsn: str | None) -> Report:
-    report = Report()
+    report = Report(left=list(plan.not_created))
     kept: list[ServerRecord] = []
-    created = {name for record in plan.servers for name in record.roles}
     for record in plan.servers:
         if record.private:
             continue  # everything on it goes with the server
-        _other_apps(
-            record, schema=record.schema or plan.schema, created=created, dsn=dsn, report=report
-        )
         remaining = _reset_server(record, dsn=dsn, report=report)
         if remaining is not None:
             kept.append(remaining)
@@ -221,28 +238,20 @@ def _reset_server(record: ServerRecord, *, dsn: str | None, report: Report) -> S
     )
 
 
-def _other_apps(
-    record: ServerRecord, *, schema: str, created: set[str], dsn: str | None, report: Report
-) -> None:
-    """Apps in the bot's records whose role local mode did not create: said, never dropped."""
+def _apps_with_roles(record: ServerRecord, *, schema: str, dsn: str | None) -> list[str]:
+    """The apps in the bot's records (``schema``) on that server that have a role."""
     try:
         with psycopg.connect(with_password_of(record.server, dsn), connect_timeout=5) as conn:
             if schema_oid(conn, schema) is None:
-                return
+                return []
             apps = conn.execute(
                 sql.SQL("SELECT DISTINCT app FROM {} ORDER BY 1").format(
                     sql.Identifier(schema, "workflows")
                 )
             ).fetchall()
-            existing = [str(app) for (app,) in apps if role_oid(conn, str(app)) is not None]
+            return [str(app) for (app,) in apps if role_oid(conn, str(app)) is not None]
     except psycopg.Error:
-        return  # unreachable: _reset_server says so
-    for app in existing:
-        if app not in created:
-            report.leave(
-                f"role `{app}` on {record.describe()}: local mode did not create it "
-                "(it existed before, or was made outside the console)"
-            )
+        return []  # unreachable: the reset says so when it gets there
 
 
 def _drop_role(

@@ -91,15 +91,19 @@ def test_reset_removes_only_what_local_mode_created(tmp_path: Path, pg_superuser
 
     assert refused.returncode == 2
     assert "add --yes" in refused.stderr.lower()
-    assert f"role `{new_app}`" in refused.stdout  # what it would have removed
+    # what it would have removed, and the role it would have left
+    would_remove, _, would_leave = refused.stdout.partition("It leaves")
+    assert f"role `{new_app}`" in would_remove and f"role `{old_app}`" not in would_remove
+    assert "stored passwords go with the secret files" in would_leave
+    assert f"role `{old_app}`" in would_leave and "local mode did not create it" in would_leave
     assert snapshot(pg_superuser_dsn, database) == during
 
     reset = console(state_dir, "", "--reset", "--yes", PGDB_PG_DSN=bot_dsn)
 
     assert reset.returncode == 0, reset.stdout + reset.stderr
-    removed, _, left = reset.stdout.partition("\nLeft:\n")
-    assert f"role `{new_app}`" in removed.split("Removed:")[1]
-    assert "schema `pgdb_bot`" in removed.split("Removed:")[1]
+    removed, _, left = reset.stdout.partition("\nRemoved:\n")[2].partition("\nLeft:\n")
+    assert f"role `{new_app}`" in removed
+    assert "schema `pgdb_bot`" in removed
     assert f"the demo GitOps repository: {state_dir / 'gitops'}" in removed
     assert f"the secret files: {state_dir / 'secrets'}" in removed
     assert f"role `{old_app}`" in left and "local mode did not create it" in left
