@@ -20,7 +20,13 @@ from bot.adapters.local_git import init_demo_repo
 from bot.adapters.postgres.migrations import BotSchema
 from bot.config import Settings
 from bot.core.errors import PgdbError
-from bot.localrecords import Ledger, RecordingDatabase, schema_oid, server_key
+from bot.localrecords import (
+    Ledger,
+    RecordingDatabase,
+    describe_server,
+    schema_oid,
+    server_key,
+)
 from bot.pgcluster import PrivateCluster
 from handlers.context import Services
 
@@ -163,7 +169,7 @@ def prepare(settings: Settings) -> tuple[Settings, list[str]]:
     local = is_local(settings)
     ledger = Ledger(state_dir)
     if settings.pg_dsn:
-        notes.append("PostgreSQL: PGDB_PG_DSN")
+        notes.append(f"PostgreSQL: {describe_server(settings.pg_dsn)} (PGDB_PG_DSN)")
         dsn = settings.pg_dsn
     else:
         dsn = _choose_server(state_dir, notes, ledger=ledger if local else None)

@@ -70,12 +70,14 @@ class ServerRecord:
 
 
 def describe_server(server: str) -> str:
-    """``user@host:port/dbname`` for a person."""
-    parts = conninfo_to_dict(server)
-    return (
-        f"{parts.get('user', '?')}@{parts.get('host', '?')}:{parts.get('port', '?')}"
-        f"/{parts.get('dbname', '?')}"
-    )
+    """``user@host:port/dbname`` of a conninfo or URL, its password left out."""
+    try:
+        parts = conninfo_to_dict(server)
+    except psycopg.Error:
+        return "(a connection string libpq cannot parse)"
+    user = parts.get("user", "(your OS user)")
+    host = parts.get("host", "(the local socket)")
+    return f"{user}@{host}:{parts.get('port', 5432)}/{parts.get('dbname', user)}"
 
 
 def server_key(conn: psycopg.Connection[Any]) -> str:

@@ -81,6 +81,7 @@ def test_reset_removes_only_what_local_mode_created(tmp_path: Path, pg_superuser
     )
 
     assert onboarded.returncode == 0, onboarded.stderr
+    assert f"/{database} (PGDB_PG_DSN)" in onboarded.stderr  # where, not only which variable
     assert f"Onboarded `{new_app}`" in onboarded.stdout
     assert f"Onboarded `{old_app}`" in onboarded.stdout
     during = snapshot(pg_superuser_dsn, database)
