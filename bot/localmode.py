@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.core.errors import PgdbError
 from bot.localrecords import (
     Ledger,
+    LedgerError,
     RecordingDatabase,
     describe_server,
     schema_oid,
@@ -137,6 +138,8 @@ def _note_schema(dsn: str, *, name: str, ledger: Ledger) -> None:
             server = server_key(conn)
         if oid is not None:
             ledger.record_schema(server, name=name, oid=oid)
+    except LedgerError:
+        raise  # says which file and what to do
     except (psycopg.Error, PgdbError):
         return  # unreachable or refused: the first command says so, with what to do
 

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from bot.core.errors import PgdbError
 from bot.core.model import DatabaseState, PasswordVerdict
 from bot.core.names import AppName
 from bot.core.ports import ManagedDatabase
@@ -31,6 +32,10 @@ from bot.core.secret import Secret
 log = logging.getLogger(__name__)
 
 LEDGER_FILE = "local-mode.json"
+
+
+class LedgerError(PgdbError):
+    """The ledger cannot be read; the message says what to do."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,7 +153,7 @@ class Ledger:
         with os.fdopen(fd, "r+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             text = handle.read()
-            data: dict[str, Any] = json.loads(text)["servers"] if text.strip() else {}
+            data = self._parse(text)
             before = json.dumps(data, sort_keys=True)
             yield data
             if json.dumps(data, sort_keys=True) != before or not text.strip():
@@ -158,6 +163,23 @@ class Ledger:
                 handle.write("\n")
                 handle.flush()
                 os.fsync(handle.fileno())
+
+    def _parse(self, text: str) -> dict[str, Any]:
+        if not text.strip():
+            return {}
+        try:
+            servers = json.loads(text)["servers"]
+            if not isinstance(servers, dict) or not all(
+                isinstance(v, dict) for v in servers.values()
+            ):
+                raise TypeError("`servers` is not an object of objects")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LedgerError(
+                f"{self.path} (local mode's record of what it created) is not as local mode "
+                f"wrote it ({exc}): restore it, or delete it and remove what local mode created "
+                "yourself (roles, the bot's schema)"
+            ) from None
+        return servers
 
 
 def _replace(record: ServerRecord, **changes: Any) -> ServerRecord:
@@ -204,7 +226,7 @@ class RecordingDatabase:
                 server = server_key(conn)
             if oid is not None:
                 self._ledger.record_role(server, name=str(role), oid=oid)
-        except (psycopg.Error, OSError, ValueError) as exc:
+        except (psycopg.Error, OSError, PgdbError) as exc:
             log.warning(
                 "local mode could not note that it created role %s (%s): "
                 "`pgdb-bot console --reset` will leave it; drop it yourself",

@@ -59,3 +59,13 @@ def test_yes_without_reset_is_refused(tmp_path: Path) -> None:
 
     assert out.returncode == 2
     assert "--yes confirms --reset" in out.stderr
+
+
+def test_an_unreadable_ledger_is_reported_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "local-mode.json").write_text('{"servers": []}')
+
+    out = pgdb_bot("console", "--reset", "--yes", cwd=tmp_path, PGDB_STATE_DIR=str(tmp_path))
+
+    assert out.returncode == 2
+    assert "local-mode.json (local mode's record of what it created)" in out.stderr
+    assert "Traceback" not in out.stderr
