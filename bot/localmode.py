@@ -152,14 +152,44 @@ def _note_private(dsn: str, *, ledger: Ledger) -> None:
         return
 
 
+def servers_of(settings: Settings) -> tuple[str | None, dict[str | None, str]]:
+    """Where the bot keeps its state, and each environment's admin connection (``None``: the
+    single environment; with ``PGDB_CONFIG``, by name)."""
+    if settings.config is None:
+        single: dict[str | None, str] = {None: settings.pg_dsn} if settings.pg_dsn else {}
+        return settings.state_dsn or settings.pg_dsn, single
+    from bot.environments import resolve
+
+    declared = resolve(settings, settings.config)
+    admin: dict[str | None, str] = {
+        name: s.pg_dsn for name, s in declared.settings.items() if s.pg_dsn
+    }
+    return declared.state_dsn, admin
+
+
 def recording(services: Services, settings: Settings) -> Services:
-    """``services`` whose managed database notes each role it creates in the ledger (local
-    mode only: with GitHub or Infisical, ``--reset`` could not undo the rest)."""
-    if not is_local(settings) or not settings.pg_dsn:
+    """``services`` whose managed databases (each environment's) note each role they create
+    in the ledger. Local mode only: with GitHub or Infisical, ``--reset`` could not undo the
+    rest."""
+    if not is_local(settings):
         return services
     ledger = Ledger(settings.default_state_dir())
-    database = RecordingDatabase(services.database, dsn=settings.pg_dsn, ledger=ledger)
-    return dataclasses.replace(services, database=database)
+    _, admin = servers_of(settings)
+
+    def wrapped(env: Services, dsn: str | None) -> Services:
+        if dsn is None:
+            return env
+        database = RecordingDatabase(env.database, dsn=dsn, ledger=ledger)
+        return dataclasses.replace(env, database=database)
+
+    if services.fleet is None:
+        return wrapped(services, admin.get(None))
+    environments = {
+        name: wrapped(env, admin.get(name)) for name, env in services.fleet.environments.items()
+    }
+    fleet = dataclasses.replace(services.fleet, environments=environments)
+    first = next(iter(environments.values()))
+    return dataclasses.replace(first, fleet=fleet)
 
 
 def prepare(settings: Settings) -> tuple[Settings, list[str]]:
@@ -177,8 +207,6 @@ def prepare(settings: Settings) -> tuple[Settings, list[str]]:
     else:
         dsn = _choose_server(state_dir, notes, ledger=ledger if local else None)
         updates["pg_dsn"] = dsn
-    if local:
-        _note_schema(dsn, name=settings.state_schema, ledger=ledger)
 
     repo = settings.gitops_repo or state_dir / "gitops"
     if settings.gitops_repo is None and not settings.github_enabled:  # GitHub: no demo repo
@@ -209,7 +237,12 @@ def prepare(settings: Settings) -> tuple[Settings, list[str]]:
         os.chmod(secrets_dir, 0o700)
         updates["secrets_dir"] = secrets_dir
     notes.append(f"Secrets: {secrets_dir / settings.env} (one 0600 file per key)")
-    return settings.model_copy(update=updates), notes
+    prepared = settings.model_copy(update=updates)
+    if local:
+        state_dsn, _ = servers_of(prepared)
+        if state_dsn:
+            _note_schema(state_dsn, name=prepared.state_schema, ledger=ledger)
+    return prepared, notes
 
 
 def _choose_server(state_dir: Path, notes: list[str], *, ledger: Ledger | None) -> str:

@@ -14,7 +14,7 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,19 +91,22 @@ def server_key(conn: psycopg.Connection[Any]) -> str:
     return make_conninfo(host=info.host, port=str(info.port), user=info.user, dbname=info.dbname)
 
 
-def with_password_of(server: str, dsn: str | None) -> str:
-    """``server`` with the password of ``dsn`` when ``dsn`` names the same host, port and user
-    (else libpq's own sources apply: PGPASSWORD, ~/.pgpass)."""
-    if not dsn:
-        return server
-    try:
-        given = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return server
+def with_password_of(server: str, dsns: Iterable[str | None]) -> str:
+    """``server`` with the password of the first of ``dsns`` that names the same host, port
+    and user (none: libpq's own sources apply, PGPASSWORD or ~/.pgpass)."""
     wanted = conninfo_to_dict(server)
-    same = all(str(given.get(k, "")) == str(wanted.get(k, "")) for k in ("host", "port", "user"))
-    password = given.get("password")
-    return make_conninfo(server, password=str(password)) if same and password else server
+    for dsn in dsns:
+        try:
+            given = conninfo_to_dict(dsn) if dsn else {}
+        except psycopg.ProgrammingError:
+            continue
+        same = all(
+            str(given.get(k, "")) == str(wanted.get(k, "")) for k in ("host", "port", "user")
+        )
+        password = given.get("password")
+        if same and password:
+            return make_conninfo(server, password=str(password))
+    return server
 
 
 class Ledger:

@@ -11,7 +11,7 @@ server that cannot be reached (its records are kept, so a later reset finishes t
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ import psycopg
 from psycopg import sql
 
 from bot.config import Settings
-from bot.localmode import LOG_FILE, is_local, private_cluster_dir
+from bot.core.errors import ConfigError, PgdbError
+from bot.localmode import LOG_FILE, is_local, private_cluster_dir, servers_of
 from bot.localrecords import (
     LEDGER_FILE,
     Ledger,
@@ -57,6 +58,7 @@ class Plan:
     private_dir: Path | None
     paths: list[tuple[Path, str]]  # (path, what it is)
     not_created: list[str]  # roles in the bot's records that local mode did not create
+    dsns: list[str]  # the configured connections: their passwords, for the servers recorded
 
     @property
     def empty(self) -> bool:
@@ -97,12 +99,13 @@ def plan_reset(settings: Settings) -> Plan:
             paths.append((default, what))
     for log in sorted(state_dir.glob(f"{LOG_FILE}*")):
         paths.append((log, "the log"))
+    dsns = _configured_dsns(settings)
     created = {name for record in servers for name in record.roles}
     not_created = []
     for record in servers:
         if not record.private:
             schema = record.schema or settings.state_schema
-            for app in _apps_with_roles(record, schema=schema, dsn=settings.pg_dsn):
+            for app in _apps_with_roles(record, schema=schema, dsns=dsns):
                 if app not in created:
                     not_created.append(
                         f"role `{app}` on {record.describe()}: local mode did not create it "
@@ -114,7 +117,18 @@ def plan_reset(settings: Settings) -> Plan:
         private_dir=private if private.exists() else None,
         paths=paths,
         not_created=not_created,
+        dsns=dsns,
     )
+
+
+def _configured_dsns(settings: Settings) -> list[str]:
+    """Every connection the configuration names (a password may be needed to reconnect)."""
+    dsns = [d for d in (settings.pg_dsn, settings.state_dsn) if d]
+    try:
+        state, admin = servers_of(settings)
+    except (ConfigError, PgdbError):
+        return dsns  # an environments file that does not resolve: the variables' only
+    return dsns + [d for d in (state, *admin.values()) if d]
 
 
 def reset(
@@ -159,7 +173,7 @@ def reset(
         if not ask("Remove all of this? [y/N] "):
             out("Nothing removed.")
             return 1
-    report = carry_out(plan, dsn=settings.pg_dsn)
+    report = carry_out(plan, dsns=plan.dsns)
     out("Removed:" if report.removed else "Removed nothing.")
     for line in report.removed:
         out(f"  - {line}")
@@ -170,13 +184,13 @@ def reset(
     return 1 if report.failed else 0
 
 
-def carry_out(plan: Plan, *, dsn: str | None) -> Report:
+def carry_out(plan: Plan, *, dsns: Sequence[str]) -> Report:
     report = Report(left=list(plan.not_created))
     kept: list[ServerRecord] = []
     for record in plan.servers:
         if record.private:
             continue  # everything on it goes with the server
-        remaining = _reset_server(record, dsn=dsn, report=report)
+        remaining = _reset_server(record, dsns=dsns, report=report)
         if remaining is not None:
             kept.append(remaining)
     private_kept = False
@@ -203,12 +217,14 @@ def carry_out(plan: Plan, *, dsn: str | None) -> Report:
     return report
 
 
-def _reset_server(record: ServerRecord, *, dsn: str | None, report: Report) -> ServerRecord | None:
+def _reset_server(
+    record: ServerRecord, *, dsns: Sequence[str], report: Report
+) -> ServerRecord | None:
     """Drop the recorded roles and schema on one server; the record of what is left."""
     where = record.describe()
     try:
         conn = psycopg.connect(
-            with_password_of(record.server, dsn), connect_timeout=5, autocommit=True
+            with_password_of(record.server, dsns), connect_timeout=5, autocommit=True
         )
     except psycopg.Error as exc:
         report.leave(
@@ -238,10 +254,10 @@ def _reset_server(record: ServerRecord, *, dsn: str | None, report: Report) -> S
     )
 
 
-def _apps_with_roles(record: ServerRecord, *, schema: str, dsn: str | None) -> list[str]:
+def _apps_with_roles(record: ServerRecord, *, schema: str, dsns: Sequence[str]) -> list[str]:
     """The apps in the bot's records (``schema``) on that server that have a role."""
     try:
-        with psycopg.connect(with_password_of(record.server, dsn), connect_timeout=5) as conn:
+        with psycopg.connect(with_password_of(record.server, dsns), connect_timeout=5) as conn:
             if schema_oid(conn, schema) is None:
                 return []
             apps = conn.execute(

@@ -17,6 +17,7 @@ import pytest
 from psycopg import sql
 
 from bot.adapters.file_secrets import FileSecretStore
+from bot.adapters.local_git import DEFAULT_MANIFESTS_PATH as DEMO_PATH
 from bot.core.secret import generate_password
 from tests.e2e.test_local_mode import console
 from tests.fixtures.postgres import (
@@ -230,3 +231,48 @@ def test_on_a_terminal_the_log_goes_to_a_file_and_reset_asks(
     with psycopg.connect(pg_superuser_dsn) as conn:
         gone = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (app,)).fetchone()
     assert gone is None
+
+
+def test_reset_with_two_environments_reaches_each_server_with_its_password(
+    tmp_path: Path, pg_superuser_dsn: str, scram_superuser_dsn: str, scram_clean_roles: None
+) -> None:
+    """dev on the shared server, prod on the session's scram cluster (it checks passwords: the
+    reset takes prod's from the environments file), the bot's state in a database of its own."""
+    state_dir = tmp_path / "state"
+    state_db = fresh_database(pg_superuser_dsn, owner=dsn_user(pg_superuser_dsn))
+    dev_path, prod_path = DEMO_PATH, "apps/04-databases/postgresql-shared-prod/base"
+    config = tmp_path / "environments.yaml"
+    config.write_text(
+        "environments:\n"
+        f"  dev: {{pg_dsn: '{pg_superuser_dsn}', gitops_path: {dev_path}}}\n"
+        f"  prod: {{pg_dsn: '{scram_superuser_dsn}', gitops_path: {prod_path},"
+        " secrets_env: prod}\n"
+        f"state_dsn: '{with_params(pg_superuser_dsn, dbname=state_db)}'\n"
+    )
+    dev_app, prod_app = unique_app("dev"), unique_app("prod")
+    before = snapshot(pg_superuser_dsn, state_db), snapshot(scram_superuser_dsn, "postgres")
+
+    dev = console(state_dir, f"/pgdb create {dev_app}\n", PGDB_CONFIG=str(config))
+    assert f"Onboarded `{dev_app}`" in dev.stdout, dev.stdout + dev.stderr
+    repo = state_dir / "gitops"  # local mode's demo repo: prod's folder added as a team would
+    (repo / prod_path).mkdir(parents=True)
+    (repo / prod_path / "kustomization.yaml").write_text(
+        (repo / dev_path / "kustomization.yaml").read_text()
+    )
+    for args in (("add", "-A"), ("commit", "-qm", "prod folder")):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+    prod = console(state_dir, f"/pgdb create {prod_app} --env prod\n", PGDB_CONFIG=str(config))
+    assert f"Onboarded `{prod_app}`" in prod.stdout, prod.stdout + prod.stderr
+    with psycopg.connect(scram_superuser_dsn) as conn:
+        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (prod_app,)).fetchone()
+
+    reset = console(state_dir, "", "--reset", "--yes", PGDB_CONFIG=str(config))
+
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    removed = reset.stdout.partition("\nRemoved:\n")[2]
+    assert f"role `{dev_app}`" in removed and f"role `{prod_app}`" in removed
+    assert "schema `pgdb_bot` (the bot's records) in " in removed and state_db in removed
+    assert (snapshot(pg_superuser_dsn, state_db), snapshot(scram_superuser_dsn, "postgres")) == (
+        before
+    )
+    assert not state_dir.exists()
