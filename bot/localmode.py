@@ -205,7 +205,7 @@ def prepare(settings: Settings) -> tuple[Settings, list[str]]:
         notes.append(f"PostgreSQL: {describe_server(settings.pg_dsn)} (PGDB_PG_DSN)")
         dsn = settings.pg_dsn
     else:
-        dsn = _choose_server(state_dir, notes, ledger=ledger if local else None)
+        dsn = choose_server(state_dir, notes, ledger=ledger if local else None)
         updates["pg_dsn"] = dsn
 
     repo = settings.gitops_repo or state_dir / "gitops"
@@ -245,13 +245,16 @@ def prepare(settings: Settings) -> tuple[Settings, list[str]]:
     return prepared, notes
 
 
-def _choose_server(state_dir: Path, notes: list[str], *, ledger: Ledger | None) -> str:
+def choose_server(state_dir: Path, notes: list[str], *, ledger: Ledger | None) -> str:
     """The first usable candidate, else the private server (noted as local mode's)."""
     tried = []
     for candidate in candidate_dsns():
         where = _usable(candidate.dsn)
         if where is not None:
-            notes.append(f"PostgreSQL: {where} (found through {candidate.label})")
+            how = f"found through {candidate.label}"
+            if where == candidate.label:  # postgres@127.0.0.1:5432 itself
+                how = "the first server local mode tries"
+            notes.append(f"PostgreSQL: {where} ({how})")
             return candidate.dsn
         tried.append(candidate.label)
     dsn, where = start_private_server(state_dir)
