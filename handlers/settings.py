@@ -23,6 +23,17 @@ class Duration:
         return self.text
 
 
+@dataclass(frozen=True)
+class Size:
+    """A configured size: as the operator wrote it (for messages) and in bytes."""
+
+    text: str
+    bytes: int
+
+    def __str__(self) -> str:
+        return self.text
+
+
 @dataclass(frozen=True, kw_only=True)
 class Layout:
     """Where an app's pieces live: the cluster, the GitOps folder, the secret store's path."""
@@ -84,6 +95,18 @@ class WorkflowOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Guardrails:
+    """What a shared cluster allows each app (SPEC §13): the limits ``create`` gives its role
+    and manifest, the extensions it may ask for, and when usage becomes a finding."""
+
+    connection_limit: int = 20  # CONNECTION LIMIT of each new role; -1: none
+    statement_timeout_ms: int = 0  # the role's statement_timeout; 0: none
+    allowed_extensions: tuple[str, ...] = ()  # empty: no extension may be asked for
+    database_size_warn: Size = Size("5GiB", 5 * 1024**3)  # database_large above this
+    storage_warn_ratio: float = 0.8  # cluster_storage_low above this share of the storage
+
+
+@dataclass(frozen=True, kw_only=True)
 class CoreSettings:
     """Every slice, carried by the services; a use case reads the slice it needs."""
 
@@ -91,3 +114,4 @@ class CoreSettings:
     access: Access = field(default_factory=Access)
     timing: Timing = field(default_factory=Timing)
     options: WorkflowOptions = field(default_factory=WorkflowOptions)
+    guardrails: Guardrails = field(default_factory=Guardrails)

@@ -11,6 +11,8 @@ RESERVED_PREFIXES = ("pg_", "pg-", "cnpg")
 # The branches the bot proposes changes on, one per change and app (app names have no "--").
 ONBOARD_BRANCH_PREFIX = "pgdb/"
 OFFBOARD_BRANCH_PREFIX = "pgdb-offboard/"
+# a later change to an app whose manifests are on the base branch (limits, extensions; §11)
+UPDATE_BRANCH_PREFIX = "pgdb-update/"
 
 
 class InvalidAppName(ValueError):
@@ -45,6 +47,12 @@ def parse_app_name(raw: str, *, bot_role: str = "", deny: Iterable[str] = ()) ->
             f"`{name}` is on this bot's deny list (PGDB_DENY_NAMES): choose another app name"
         )
     return AppName(name)
+
+
+def update_branch(app: AppName) -> str:
+    """The branch of every later change to ``app``'s manifests (SPEC §11): one open at a time,
+    a further change is added to it."""
+    return UPDATE_BRANCH_PREFIX + app
 
 
 def is_system_role(role: str, *, bot_role: str) -> bool:

@@ -159,6 +159,22 @@ MIGRATIONS: Final[list[tuple[int, str]]] = [
             ON {schema}.alert_state (coalesce(env, ''), fingerprint) WHERE resolved_at IS NULL;
         """,
     ),
+    (
+        9,
+        # The limits the bot last declared for each app (issue 21, SPEC §13): its create or an
+        # operator's `/pgdb limits`; limits_drift compares the role with them. One row per app,
+        # replaced by each declaration. (Numbered after issue 20's migration at merge.)
+        """
+        CREATE TABLE {schema}.declared_limits (
+            app text PRIMARY KEY,
+            connection_limit int NOT NULL,
+            statement_timeout_ms int NOT NULL,
+            source text NOT NULL,
+            declared_by text NOT NULL,
+            declared_at timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ),
 ]
 
 
