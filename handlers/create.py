@@ -11,6 +11,7 @@ import posixpath
 from dataclasses import dataclass, replace
 
 from bot.core.errors import PgdbError
+from bot.core.limits import NO_LIMIT, DatabaseOptions, RoleLimits
 from bot.core.manifests.layout import KUSTOMIZATION_FILE, database_path, secret_name, secret_path
 from bot.core.manifests.onboarding import ManifestSet, build_manifest_set
 from bot.core.manifests.render import add_secret_namespace
@@ -22,6 +23,7 @@ from bot.core.model import (
     PasswordVerdict,
     Proposal,
     ProposalState,
+    RoleInfo,
     StoredCredentials,
     WorkflowRecord,
     WorkflowStatus,
@@ -106,10 +108,12 @@ def run_create(
     dry_run: bool,
     thread_link: str | None = None,
     approved: bool = False,
+    options: DatabaseOptions | None = None,
 ) -> Reply:
     """``thread_link``: where the follow-through goes when it is not this conversation's
     message (an approved request: the requester's thread); ``approved``: an operator approved
-    this request, so it runs with an operator's say."""
+    this request, so it runs with an operator's say; ``options``: the extensions and schemas
+    asked for (already checked against the allowlist), SPEC §13."""
     services = ctx.services
     reply = Reply(
         title=f"{'Plan for' if dry_run else 'Onboarding'} `{app}`",
@@ -117,7 +121,9 @@ def run_create(
         correlation_id=ctx.correlation_id,
     )
     if dry_run:
-        return _dry_run(ctx, app, reply, extra_namespace=extra_namespace, approved=approved)
+        return _dry_run(
+            ctx, app, reply, extra_namespace=extra_namespace, approved=approved, options=options
+        )
     # Shown at once (before the lock, which waits on PostgreSQL); when another run holds the
     # lock, the final reply replaces this message with "already in progress".
     ctx.conversation.show(reply)
@@ -152,6 +158,7 @@ def run_create(
         )
         _record_link(ctx, workflow_id, link=thread_link)
         run = RunState(app=app, offboarded=seen.history.retired)
+        database_options = manifest_options(ctx, app, seen, plan.create, options)
 
         def checks(_: Step) -> None:
             wanted = _checks(ctx, run, reply)
@@ -170,11 +177,16 @@ def run_create(
             kind="create",
             steps=[
                 ("credentials", lambda _: _credentials(ctx, run, reply, seen, plan.create)),
-                ("role", lambda _: _role(ctx, run, reply, plan.create)),
+                ("role", lambda _: _role(ctx, run, reply, plan.create, seen=seen)),
                 (
                     "manifests",
                     lambda _: ensure_manifests(
-                        ctx, run, reply, extra_namespace=extra_namespace, snapshot=snapshot
+                        ctx,
+                        run,
+                        reply,
+                        extra_namespace=extra_namespace,
+                        snapshot=snapshot,
+                        database_options=database_options,
                     ),
                 ),
                 ("checks", checks),
@@ -230,6 +242,28 @@ class Seen:
                 ctx, app, extra_namespace, existing=exists, operator=operator
             )
         return Planned(create=create, namespace_refusal=namespace)
+
+
+def manifest_options(
+    ctx: CommandContext,
+    app: AppName,
+    seen: Seen,
+    plan: CreatePlan,
+    options: DatabaseOptions | None,
+) -> DatabaseOptions:
+    """What the Database manifest declares (SPEC §13): the connection limit the role gets (the
+    configured one for a role ``create`` makes; an adopted role's own, which ``create`` never
+    changes), and the extensions and schemas asked for."""
+    role = seen.state.roles.get(app)
+    if plan.create_role or role is None:
+        limit = ctx.services.settings.guardrails.connection_limit
+    else:
+        limit = role.connection_limit
+    return DatabaseOptions(
+        connection_limit=None if limit == NO_LIMIT else limit,
+        extensions=options.extensions if options is not None else (),
+        schemas=options.schemas if options is not None else (),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -359,21 +393,49 @@ def _credentials(
     step.state, step.detail = StepState.EXISTS, f"reused the password at {location}"
 
 
-def _role(ctx: CommandContext, run: RunState, reply: Reply, plan: CreatePlan) -> None:
+def _role(
+    ctx: CommandContext, run: RunState, reply: Reply, plan: CreatePlan, *, seen: Seen
+) -> None:
     services, app = ctx.services, run.app
     step = reply.step("role")
     if plan.role.act is Act.STOP:
         raise StepStopped(plan.role.detail)
     assert run.password is not None
     if plan.create_role:
-        services.database.create_role(app, password=run.password)
-        step.state, step.detail = StepState.DONE, f"created role `{app}` (LOGIN, no privileges)"
+        limits = services.settings.guardrails.role_limits
+        services.database.create_role(app, password=run.password, limits=limits)
+        services.state.declare_limits(
+            app, limits=limits, source="create", declared_by=ctx.requester.user_id
+        )
+        step.state = StepState.DONE
+        step.detail = f"created role `{app}` (LOGIN, no privileges; {limits.describe()})"
     elif plan.enable_login:
         services.database.enable_login(app, password=run.password)
         step.state, step.detail = StepState.DONE, f"re-enabled LOGIN on role `{app}`"
     else:
         step.state, step.detail = StepState.EXISTS, plan.role.detail
+    if not plan.create_role:
+        kept = kept_limits(ctx, seen.state.roles.get(app))
+        if kept:
+            step.detail += f"; {kept}"
     run.role_ok = True
+
+
+def kept_limits(ctx: CommandContext, role: RoleInfo | None) -> str:
+    """An existing role keeps its limits (``create`` never changes them): say how they differ
+    from the configured ones, and how an operator changes them."""
+    if role is None:
+        return ""
+    actual = RoleLimits(
+        connection_limit=role.connection_limit, statement_timeout_ms=role.statement_timeout_ms
+    )
+    wanted = ctx.services.settings.guardrails.role_limits
+    if actual == wanted:
+        return ""
+    return (
+        f"it keeps its own limits ({actual.describe()}; the configured ones are "
+        f"{wanted.describe()}): an operator changes them with `/pgdb limits {role.name}`"
+    )
 
 
 def needs_operator(ctx: CommandContext, app: AppName) -> bool:
@@ -400,15 +462,30 @@ class ManifestsPlan:
 
 
 def plan_manifests(
-    ctx: CommandContext, app: AppName, snapshot: GitSnapshot, *, extra_namespace: str | None
+    ctx: CommandContext,
+    app: AppName,
+    snapshot: GitSnapshot,
+    *,
+    extra_namespace: str | None,
+    database_options: DatabaseOptions | None = None,
 ) -> ManifestsPlan:
     services = ctx.services
     settings = services.settings
     git = services.git
+    if database_options is None:
+        limit = settings.guardrails.connection_limit
+        database_options = DatabaseOptions(connection_limit=None if limit == NO_LIMIT else limit)
     if extra_namespace is None and manifests_on_base(snapshot, app):
+        asked = database_options.extensions or database_options.schemas
         return ManifestsPlan(
             act=Act.KEEP,
-            detail=f"the manifests are already on branch {snapshot.base_branch}",
+            detail=f"the manifests are already on branch {snapshot.base_branch}"
+            + (
+                f" (the extensions of an app on {snapshot.base_branch} are added with "
+                f"`/pgdb update {app} --extension …`; its schemas are not changed by create)"
+                if asked
+                else ""
+            ),
             on_base=True,
         )
     try:
@@ -417,6 +494,7 @@ def plan_manifests(
             settings=settings.layout.manifests,
             base_kustomization=snapshot.kustomization,
             extra_namespace=extra_namespace,
+            database_options=database_options,
         )
         manifests = _keep_hand_written(ctx, manifests, snapshot, extra_namespace=extra_namespace)
     except ValueError as exc:  # a file on the base branch the bot cannot edit: says what to fix
@@ -497,13 +575,16 @@ def ensure_manifests(
     *,
     extra_namespace: str | None,
     snapshot: GitSnapshot | None = None,
+    database_options: DatabaseOptions | None = None,
 ) -> None:
     services, app = ctx.services, run.app
     git = services.git
     step = reply.step("manifests")
     if snapshot is None:
         snapshot = git.snapshot(manifests_path=services.settings.layout.gitops_path)
-    plan = plan_manifests(ctx, app, snapshot, extra_namespace=extra_namespace)
+    plan = plan_manifests(
+        ctx, app, snapshot, extra_namespace=extra_namespace, database_options=database_options
+    )
     run.manifests = plan.manifests
     if plan.act is Act.KEEP:
         run.on_base = plan.on_base
@@ -642,6 +723,7 @@ def _dry_run(
     *,
     extra_namespace: str | None,
     approved: bool,
+    options: DatabaseOptions | None = None,
 ) -> Reply:
     """The real run's plan with the writes left out: where it would stop, and why."""
     services = ctx.services
@@ -666,7 +748,13 @@ def _dry_run(
     }
     if stop is None:
         try:
-            plan = plan_manifests(ctx, app, seen.snapshot, extra_namespace=extra_namespace)
+            plan = plan_manifests(
+                ctx,
+                app,
+                seen.snapshot,
+                extra_namespace=extra_namespace,
+                database_options=manifest_options(ctx, app, seen, planned.create, options),
+            )
         except StepStopped as exc:
             stop = ("manifests", str(exc))
         else:

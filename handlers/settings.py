@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.core.limits import RoleLimits
 from bot.core.manifests.layout import ManifestSettings
 
 
@@ -104,6 +105,13 @@ class Guardrails:
     allowed_extensions: tuple[str, ...] = ()  # empty: no extension may be asked for
     database_size_warn: Size = Size("5GiB", 5 * 1024**3)  # database_large above this
     storage_warn_ratio: float = 0.8  # cluster_storage_low above this share of the storage
+
+    @property
+    def role_limits(self) -> RoleLimits:
+        """The limits a role the bot creates gets (and its Database manifest's limit)."""
+        return RoleLimits(
+            connection_limit=self.connection_limit, statement_timeout_ms=self.statement_timeout_ms
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

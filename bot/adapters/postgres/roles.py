@@ -69,7 +69,7 @@ SELECT 'role'::text AS kind,
               GROUP BY m.member) mem ON mem.member = r.oid
   LEFT JOIN (SELECT s.setrole, max(substr(c, 19)) AS timeout
                FROM pg_catalog.pg_db_role_setting s, unnest(s.setconfig) c
-              WHERE s.setdatabase = 0 AND c LIKE 'statement\_timeout=%'
+              WHERE s.setdatabase = 0 AND c LIKE 'statement\\_timeout=%'
               GROUP BY s.setrole) st ON st.setrole = r.oid
   LEFT JOIN (SELECT a.usesysid, count(*) AS sessions
                FROM pg_catalog.pg_stat_activity a
