@@ -150,6 +150,12 @@ def run_status(ctx: CommandContext, app: AppName | None, *, page: int = 1) -> Re
                 f"removes the Database and InfisicalSecret of `{app}`; the database and its "
                 "data stay."
             )
+    updating = obs.git.value.updates.get(app) if obs.git.value is not None else None
+    if updating is not None and not judged.history.retired:
+        reply.lines.append(
+            f"A change to its manifests is proposed: {updating.url} (`/pgdb update` and "
+            "`/pgdb limits` add to it while it is open)."
+        )
     reply.fields.extend(_check_field(c) for c in judged.checks)
     return reply
 

@@ -352,3 +352,24 @@ def test_calls_per_pass_stay_constant_with_the_usage_findings(world: MemoryWorld
     small, large = calls_for(3), calls_for(40)
     assert small == large
     assert large == {"database": 2, "state": 1, "git": 1, "secrets": 1, "cluster": 1}
+
+
+def test_status_names_the_open_update_proposal(world: MemoryWorld) -> None:
+    onboard(world)
+    assert run(world, f"/pgdb limits {APP} --connections 30 --yes", user=OPERATOR).ok
+
+    status = run(world, f"/pgdb status {APP}")
+
+    assert any(f"branch pgdb-update/{APP}" in line for line in status.lines)
+    assert dict(status.fields)["✅ limits"].startswith("connection limit 30")
+
+
+def test_repair_recreates_a_dropped_role_with_the_configured_limits(world: MemoryWorld) -> None:
+    onboard(world)
+    world.database.drop_role(APP)
+
+    reply = run(world, f"/pgdb repair {APP} --yes", user=OPERATOR)
+
+    assert reply.ok, reply
+    assert world.database.roles[APP].connection_limit == 20
+    assert world.state.declared[APP][1] == "repair"
