@@ -11,7 +11,7 @@ import yaml
 
 from bot.core.limits import RoleLimits
 from bot.core.reply import Reply, StepState
-from handlers.findings import diagnose
+from handlers.findings import Finding, diagnose
 from handlers.observe import observe
 from tests.fakes.git_host import MANIFESTS
 from tests.fakes.services import MemoryWorld, run_command
@@ -50,7 +50,7 @@ def onboard(world: MemoryWorld, app: str = APP, options: str = "", **settings: A
     return reply
 
 
-def kinds(world: MemoryWorld, **settings: Any) -> dict[str, Any]:
+def kinds(world: MemoryWorld, **settings: Any) -> dict[tuple[str, str | None], Finding]:
     services = world.services(**settings)
     return {(f.kind, f.app): f for f in diagnose(observe(services), services).findings}
 
