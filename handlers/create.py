@@ -14,7 +14,7 @@ from bot.core.errors import PgdbError
 from bot.core.limits import NO_LIMIT, DatabaseOptions, RoleLimits
 from bot.core.manifests.layout import KUSTOMIZATION_FILE, database_path, secret_name, secret_path
 from bot.core.manifests.onboarding import ManifestSet, build_manifest_set
-from bot.core.manifests.render import add_secret_namespace
+from bot.core.manifests.render import add_secret_namespace, read_database
 from bot.core.model import (
     CheckResult,
     CheckState,
@@ -488,6 +488,19 @@ def plan_manifests(
             ),
             on_base=True,
         )
+    branch = f"pgdb/{app}"
+    # The snapshot lists every open proposal; only an open one matters here (a closed one is
+    # left alone), so the host is asked for details only when the snapshot has one.
+    listed = snapshot.proposals.get(app)
+    proposal = (
+        git.proposal(branch=branch)
+        if listed is not None and listed.state is ProposalState.OPEN
+        else None
+    )
+    on_branch: dict[str, str | None] = {}  # files of the open proposal read so far
+    if proposal is not None and proposal.state is ProposalState.OPEN:
+        # a re-run keeps what the open proposal already asks for (extensions, schemas)
+        database_options = _with_proposed(ctx, app, proposal, database_options, on_branch)
     try:
         manifests = build_manifest_set(
             app,
@@ -499,18 +512,9 @@ def plan_manifests(
         manifests = _keep_hand_written(ctx, manifests, snapshot, extra_namespace=extra_namespace)
     except ValueError as exc:  # a file on the base branch the bot cannot edit: says what to fix
         raise StepStopped(str(exc)) from exc
-    branch = f"pgdb/{app}"
-    # The snapshot lists every open proposal; only an open one matters here (a closed one is
-    # left alone), so the host is asked for details only when the snapshot has one.
-    listed = snapshot.proposals.get(app)
-    proposal = (
-        git.proposal(branch=branch)
-        if listed is not None and listed.state is ProposalState.OPEN
-        else None
-    )
     if proposal is not None and proposal.state is ProposalState.OPEN:
         current = proposal.base_sha == snapshot.base_sha and proposal.mergeable is not False
-        if current and _branch_has(services, proposal.head_sha, manifests):
+        if current and _branch_has(services, proposal.head_sha, manifests, on_branch):
             return ManifestsPlan(
                 act=Act.KEEP,
                 detail=f"reuse the open proposal: {proposal.url}",
@@ -535,6 +539,33 @@ def plan_manifests(
             else ""
         ),
         manifests=manifests,
+    )
+
+
+def _with_proposed(
+    ctx: CommandContext,
+    app: AppName,
+    proposal: Proposal,
+    options: DatabaseOptions,
+    read: dict[str, str | None],
+) -> DatabaseOptions:
+    """``options`` with the extensions and schemas the open onboarding proposal's Database
+    manifest already declares first: a re-run of ``create`` (to finish, or with one more
+    ``--extension``) never drops what an earlier run proposed. The text read is kept in
+    ``read`` (the proposal's files are compared next, with no second call)."""
+    path = posixpath.join(ctx.services.settings.layout.gitops_path.strip("/"), database_path(app))
+    text = ctx.services.git.read_file(ref=proposal.head_sha, path=path)
+    read[path] = text
+    if text is None:
+        return options
+    try:
+        proposed = read_database(text)
+    except ValueError:
+        return options
+    return replace(
+        options,
+        extensions=tuple(dict.fromkeys((*proposed.extensions, *options.extensions))),
+        schemas=tuple(dict.fromkeys((*proposed.schemas, *options.schemas))),
     )
 
 
@@ -609,9 +640,14 @@ def ensure_manifests(
     step.detail = f"{'rebuilt on the current base' if rebuilt else 'opened'}: {run.proposal.url}"
 
 
-def _branch_has(services: Services, sha: str, manifests: ManifestSet) -> bool:
+def _branch_has(
+    services: Services, sha: str, manifests: ManifestSet, known: dict[str, str | None]
+) -> bool:
+    """Whether the branch at ``sha`` carries exactly ``manifests`` (``known``: files of that
+    commit read already)."""
     return all(
-        services.git.read_file(ref=sha, path=path) == text for path, text in manifests.files.items()
+        (known[path] if path in known else services.git.read_file(ref=sha, path=path)) == text
+        for path, text in manifests.files.items()
     )
 
 

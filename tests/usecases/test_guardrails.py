@@ -373,3 +373,18 @@ def test_repair_recreates_a_dropped_role_with_the_configured_limits(world: Memor
     assert reply.ok, reply
     assert world.database.roles[APP].connection_limit == 20
     assert world.state.declared[APP][1] == "repair"
+
+
+def test_a_re_run_of_create_keeps_the_extensions_its_open_proposal_asks_for(
+    world: MemoryWorld,
+) -> None:
+    allowed = "vector,pg_trgm"
+    assert run(world, f"/pgdb create {APP} --extension vector", allowed_extensions=allowed).ok
+    world.git.push({f"{MANIFESTS}/README.md": "the base moved on\n"}, message="elsewhere")
+
+    rerun = run(world, f"/pgdb create {APP}", allowed_extensions=allowed)
+    more = run(world, f"/pgdb create {APP} --extension pg_trgm", allowed_extensions=allowed)
+
+    assert rerun.ok and more.ok
+    spec = spec_of(world, ref=f"pgdb/{APP}")
+    assert [e["name"] for e in spec["extensions"]] == ["vector", "pg_trgm"]

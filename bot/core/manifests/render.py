@@ -62,6 +62,7 @@ class DatabaseManifest:
 
     connection_limit: int | None
     extensions: tuple[str, ...]
+    schemas: tuple[str, ...] = ()
 
 
 def _load_database(text: str) -> tuple[Any, CommentedMap, Any]:
@@ -90,9 +91,17 @@ def read_database(text: str) -> DatabaseManifest:
             name = item.get("name")
             if isinstance(name, str) and name not in names:
                 names.append(name)
+    schemas = [
+        item["name"]
+        for item in spec.get("schemas") or ()
+        if isinstance(item, Mapping)
+        and isinstance(item.get("name"), str)
+        and item.get("ensure", "present") == "present"
+    ]
     return DatabaseManifest(
         connection_limit=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
         extensions=tuple(names),
+        schemas=tuple(dict.fromkeys(schemas)),
     )
 
 
