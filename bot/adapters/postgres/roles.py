@@ -79,8 +79,12 @@ SELECT 'role'::text AS kind,
 UNION ALL
 SELECT 'database', d.datname::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        pg_catalog.pg_get_userbyid(d.datdba)::text, NULL, NULL, NULL, NULL,
-       CASE WHEN pg_catalog.has_database_privilege(d.oid, 'CONNECT')
-                 OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER')
+       -- has_database_privilege answers NULL for a database dropped since the scan began
+       -- (tests and other clients drop theirs at any time): its size is then not asked for,
+       -- which would fail the whole read
+       CASE WHEN pg_catalog.has_database_privilege(d.oid, 'CONNECT') IS NOT NULL
+                 AND (pg_catalog.has_database_privilege(d.oid, 'CONNECT')
+                      OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'))
             THEN pg_catalog.pg_database_size(d.oid) END
   FROM pg_catalog.pg_database d
 """
