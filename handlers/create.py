@@ -780,7 +780,15 @@ def _dry_run(
         stop = planned.create.stop
     steps: dict[str, tuple[StepState, str]] = {
         "credentials": (_WOULD[planned.create.credentials.act], planned.create.credentials.detail),
-        "role": (_WOULD[planned.create.role.act], planned.create.role.detail),
+        "role": (
+            _WOULD[planned.create.role.act],
+            planned.create.role.detail
+            + (
+                f" ({services.settings.guardrails.role_limits.describe()})"
+                if planned.create.create_role
+                else ""
+            ),
+        ),
     }
     if stop is None:
         try:

@@ -9,7 +9,7 @@ Without ``--yes`` (or with ``--dry-run``) it shows what it would change and chan
 from __future__ import annotations
 
 from bot.core.errors import PgdbError
-from bot.core.limits import NO_LIMIT, RoleLimits
+from bot.core.limits import NO_LIMIT, RoleLimits, limits_command
 from bot.core.model import RoleInfo
 from bot.core.names import AppName, update_branch
 from bot.core.reply import Button, Reply, Step, StepState, error_reply
@@ -154,10 +154,7 @@ def _preview(
         manifest_step.detail = "the manifest already says so" + (
             f" ({plan.open_proposal.url})" if plan.open_proposal is not None else ""
         )
-    command = (
-        f"/pgdb limits {app} --connections {wanted.connection_limit} "
-        f"--statement-timeout {wanted.statement_timeout_ms}ms --yes"
-    )
+    command = limits_command(app, wanted, confirmed=True)
     if dry_run:
         reply.title = f"Limits of `{app}`: dry run"
         reply.lines.append("Dry run: nothing was changed.")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.core.limits import NO_LIMIT, RoleLimits
+from bot.core.limits import NO_LIMIT, RoleLimits, limits_command
 from bot.core.model import ClusterSnapshot, DatabaseInfo, DatabaseResource, DatabaseState, RoleInfo
 from bot.core.names import AppName
-from bot.core.sizes import format_size, format_timeout
+from bot.core.sizes import format_size
 from handlers.checks import Check, CheckOutcome, Finding, Severity, ok, pending, problem
 from handlers.settings import CoreSettings
 
@@ -54,13 +54,6 @@ def usage_checks(u: AppUsage) -> list[Check]:
     if u.resource is not None and u.resource.extensions:
         checks.append(_extensions(u, u.resource))
     return checks
-
-
-def _limits_command(app: str, limits: RoleLimits) -> str:
-    return (
-        f"/pgdb limits {app} --connections {limits.connection_limit} "
-        f"--statement-timeout {format_timeout(limits.statement_timeout_ms).replace('none', '0')}"
-    )
 
 
 def _connections(u: AppUsage, role: RoleInfo) -> Check | None:
@@ -137,7 +130,7 @@ def _limits(u: AppUsage, role: RoleInfo) -> Check:
                 severity=Severity.WARNING,
                 message=f"role `{u.app}` has {'; '.join(drift)}: changed outside the bot, "
                 "without an operator's `/pgdb limits`",
-                remedy=f"{_limits_command(u.app, u.declared)} (declares the limits again), or "
+                remedy=f"{limits_command(u.app, u.declared)} (declares the limits again), or "
                 "the same command with the values it should keep",
             ),
         )
@@ -163,7 +156,7 @@ def _limits(u: AppUsage, role: RoleInfo) -> Check:
             severity=Severity.INFO,
             message=f"role `{u.app}` has no limits declared by the bot (onboarded before "
             f"limits, or adopted): {'; '.join(drift).replace('declared', source)}",
-            remedy=_limits_command(u.app, expected),
+            remedy=limits_command(u.app, expected),
         ),
     )
 

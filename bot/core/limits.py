@@ -92,6 +92,25 @@ def parse_statement_timeout(raw: str) -> int:
     return milliseconds
 
 
+def timeout_argument(milliseconds: int) -> str:
+    """A statement timeout as ``--statement-timeout`` takes it back (``0``, ``30s``, ``5m``)."""
+    if milliseconds <= 0:
+        return "0"
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if milliseconds % size == 0:
+            return f"{milliseconds // size}{unit}"
+    return f"{milliseconds}ms"
+
+
+def limits_command(app: str, limits: RoleLimits, *, confirmed: bool = False) -> str:
+    """The ``/pgdb limits`` command that sets ``limits`` on ``app``."""
+    return (
+        f"/pgdb limits {app} --connections {limits.connection_limit} "
+        f"--statement-timeout {timeout_argument(limits.statement_timeout_ms)}"
+        + (" --yes" if confirmed else "")
+    )
+
+
 def parse_names(raw: str, *, what: str) -> tuple[str, ...]:
     """``a,b`` into unique, validated extension (``what="extension"``) or schema names."""
     names: list[str] = []

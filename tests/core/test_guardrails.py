@@ -10,6 +10,7 @@ from bot.core.limits import (
     NO_LIMIT,
     DatabaseOptions,
     RoleLimits,
+    limits_command,
     parse_connection_limit,
     parse_names,
     parse_statement_timeout,
@@ -130,3 +131,11 @@ def test_sizes_and_their_display() -> None:
 def test_update_branches_never_collide_with_onboardings() -> None:
     assert update_branch(APP) == "pgdb-update/docspell"
     assert not update_branch(APP).startswith("pgdb/")
+
+
+def test_the_limits_command_takes_back_what_it_shows() -> None:
+    for ms in (0, 500, 30_000, 300_000, 7_200_000):
+        command = limits_command(
+            "docspell", RoleLimits(connection_limit=20, statement_timeout_ms=ms)
+        )
+        assert parse_statement_timeout(command.rsplit(" ", 1)[1]) == ms
