@@ -122,7 +122,9 @@ def run_limits(
         reply.fields.append(
             ("Pull request" if proposal.number is not None else "Branch to merge", proposal.url)
         )
-    reply.title = f"Limits of `{app}` changed"
+    changed = wanted != before or (proposal is not None and not plan.current)
+    outcome = "changed" if changed else "declared: nothing else to change"
+    reply.title = f"Limits of `{app}` {outcome}"
     reply.lines.append(f"Role `{app}` now has {wanted.describe()} (declared by the bot).")
     return reply
 
