@@ -5,6 +5,7 @@ connections show in ``/pgdb usage`` and ``/pgdb status`` as PostgreSQL counts th
 
 from __future__ import annotations
 
+import json
 from contextlib import ExitStack
 
 import psycopg
@@ -61,6 +62,12 @@ def test_limits_extensions_and_usage_through_the_console(bot_env: BotEnv) -> Non
             sessions.enter_context(psycopg.connect(dsn, autocommit=True, connect_timeout=5))
 
         out = bot_env.console("/pgdb usage", "/pgdb status docspell", "/pgdb diagnose")
+        report = bot_env.diagnose("--json")
+
+    assert report.returncode == 1, report.stderr  # a warning finding
+    found = {(f["kind"], f["app"]): f for f in json.loads(report.stdout)["findings"]}
+    near = found[("connections_near_limit", "docspell")]
+    assert near["severity"] == "warning" and "17 of its 20 connections" in near["message"]
 
     assert out.returncode == 0, out.stderr
     assert "Usage: 2 app(s)" in out.stdout
