@@ -95,7 +95,11 @@ def app_icon(judged: AppAssessment) -> str:
     """❌ for a critical problem, ⚠️ when every problem is a warning, else the outcome's."""
     if judged.history.retired and judged.outcome in FINE:
         return ICONS[CheckOutcome.NOT_EXPECTED]
-    problems = [c.finding for c in judged.checks if c.finding is not None]
+    problems = [
+        c.finding
+        for c in judged.checks
+        if c.finding is not None and c.finding.severity is not Severity.INFO  # a note: not wrong
+    ]
     if problems and all(f.severity is Severity.WARNING for f in problems):
         return WARNING_ICON
     return ICONS[judged.outcome]

@@ -388,3 +388,18 @@ def test_a_re_run_of_create_keeps_the_extensions_its_open_proposal_asks_for(
     assert rerun.ok and more.ok
     spec = spec_of(world, ref=f"pgdb/{APP}")
     assert [e["name"] for e in spec["extensions"]] == ["vector", "pg_trgm"]
+
+
+def test_a_note_never_turns_a_warning_into_a_red_cross(world: MemoryWorld) -> None:
+    password = "an-existing-password-0123456789abcdef"
+    world.secrets.put(APP, password)
+    world.database.add_role(APP, password=password, connection_limit=10)  # not declared: a note
+    world.database.sessions[APP] = 9  # a warning
+
+    found = kinds(world)
+    fleet = run(world, "/pgdb status")
+
+    assert found[("limits_drift", APP)].severity.value == "info"
+    assert found[("connections_near_limit", APP)].severity.value == "warning"
+    line = next(line for line in fleet.lines if f" {APP}:" in line)
+    assert line.startswith("⚠️"), line
