@@ -16,7 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.durations import parse_duration, parse_schedule
 from bot.core.errors import ConfigError
+from bot.core.limits import parse_names, parse_statement_timeout
 from bot.core.manifests.layout import ManifestSettings
+from bot.core.sizes import parse_size
 
 CommaList = Annotated[list[str], NoDecode]
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -387,6 +389,34 @@ class Settings(BaseSettings):
         description="`on`: after a rotation, restart the Deployments and StatefulSets that read "
         "the app's Secret (needs the optional rollout RBAC).",
     )
+    # guardrails of a shared cluster (README "Limits, extensions and usage")
+    connection_limit: int = Field(
+        default=20,
+        ge=-1,
+        le=10_000,
+        description="CONNECTION LIMIT of each role create makes, and connectionLimit in its "
+        "Database manifest; -1 for none",
+    )
+    statement_timeout: str = Field(
+        default="0",
+        description="statement_timeout set on each role create makes (30s, 500ms, 5m); 0 for none",
+    )
+    allowed_extensions: CommaList = Field(
+        default_factory=list,
+        description="extensions apps may ask for (create --extension, update --extension), "
+        "comma-separated; empty allows none",
+    )
+    database_size_warn: str = Field(
+        default="5GiB",
+        description="an app's database above this size is the database_large finding",
+    )
+    storage_warn_ratio: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="the databases' total size above this share of the Cluster CR's storage "
+        "size is the cluster_storage_low finding",
+    )
     log_level: str = Field(
         default="INFO",
         description="`DEBUG`, `INFO`, `WARNING` or `ERROR`.",
@@ -397,7 +427,13 @@ class Settings(BaseSettings):
     )
 
     _split = field_validator(
-        "requesters", "operators", "deny_names", "ignore_roles", "secret_namespaces", mode="before"
+        "requesters",
+        "operators",
+        "deny_names",
+        "ignore_roles",
+        "secret_namespaces",
+        "allowed_extensions",
+        mode="before",
     )(_split_commas)
 
     @field_validator("pg_dsn", "state_dsn")
@@ -721,6 +757,31 @@ class Settings(BaseSettings):
     @property
     def rollout_enabled(self) -> bool:
         return self.rollout == "on"
+
+    @field_validator("statement_timeout")
+    @classmethod
+    def _statement_timeout(cls, value: str) -> str:
+        parse_statement_timeout(value)
+        return value.strip()
+
+    @property
+    def statement_timeout_ms(self) -> int:
+        return parse_statement_timeout(self.statement_timeout)
+
+    @field_validator("allowed_extensions")
+    @classmethod
+    def _extensions(cls, value: list[str]) -> list[str]:
+        return list(parse_names(",".join(value), what="extension")) if value else []
+
+    @field_validator("database_size_warn")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        parse_size(value)
+        return value.strip()
+
+    @property
+    def database_size_warn_bytes(self) -> int:
+        return parse_size(self.database_size_warn)
 
     @field_validator("secret_namespaces")
     @classmethod

@@ -69,8 +69,20 @@ class EnvironmentConfig(BaseModel):
     operators: list[str] | None = Field(
         default=None, description="who operates here (else PGDB_OPERATORS)"
     )
+    connection_limit: int | None = Field(
+        default=None,
+        description="each new role's CONNECTION LIMIT and the manifest's connectionLimit "
+        "(else PGDB_CONNECTION_LIMIT)",
+    )
+    statement_timeout: str | None = Field(
+        default=None, description="each new role's statement_timeout (else PGDB_STATEMENT_TIMEOUT)"
+    )
+    allowed_extensions: list[str] | None = Field(
+        default=None,
+        description="extensions apps may ask for here (else PGDB_ALLOWED_EXTENSIONS)",
+    )
 
-    @field_validator("requesters", "operators", mode="before")
+    @field_validator("requesters", "operators", "allowed_extensions", mode="before")
     @classmethod
     def _commas(cls, value: Any) -> Any:
         if isinstance(value, str):

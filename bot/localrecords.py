@@ -24,6 +24,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.core.errors import PgdbError
+from bot.core.limits import RoleLimits
 from bot.core.model import DatabaseState, PasswordVerdict
 from bot.core.names import AppName
 from bot.core.ports import ManagedDatabase
@@ -221,8 +222,10 @@ class RecordingDatabase:
     ) -> dict[str, PasswordVerdict]:
         return self._inner.check_passwords(candidates, state=state)
 
-    def create_role(self, role: AppName, *, password: Secret) -> None:
-        self._inner.create_role(role, password=password)
+    def create_role(
+        self, role: AppName, *, password: Secret, limits: RoleLimits | None = None
+    ) -> None:
+        self._inner.create_role(role, password=password, limits=limits)
         try:
             with psycopg.connect(self._dsn, connect_timeout=5) as conn:
                 oid = role_oid(conn, str(role))
@@ -239,6 +242,9 @@ class RecordingDatabase:
 
     def enable_login(self, role: AppName, *, password: Secret) -> None:
         self._inner.enable_login(role, password=password)
+
+    def set_limits(self, role: AppName, *, limits: RoleLimits) -> None:
+        self._inner.set_limits(role, limits=limits)
 
     def set_password(self, role: AppName, *, password: Secret) -> None:
         self._inner.set_password(role, password=password)

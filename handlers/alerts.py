@@ -76,6 +76,12 @@ FINDING_KINDS = (
     "offboard_pending",
     "offboard_incomplete",
     "kustomization_broken",
+    # SPEC §13 (guardrails)
+    "extension_not_applied",
+    "connections_near_limit",
+    "database_large",
+    "cluster_storage_low",
+    "limits_drift",
 )
 
 # The systems each kind is derived from: when one of them could not be observed, an open
@@ -102,6 +108,11 @@ _SOURCES: dict[str, frozenset[str]] = {
     "offboard_pending": frozenset({"git"}),
     "offboard_incomplete": frozenset({"git", "bot state", "PostgreSQL"}),
     "kustomization_broken": frozenset({"git"}),
+    "extension_not_applied": frozenset({"Kubernetes"}),
+    "connections_near_limit": frozenset({"PostgreSQL"}),
+    "database_large": frozenset({"PostgreSQL"}),
+    "cluster_storage_low": frozenset({"PostgreSQL", "Kubernetes"}),
+    "limits_drift": frozenset({"PostgreSQL", "bot state"}),
 }
 
 

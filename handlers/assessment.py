@@ -66,6 +66,7 @@ from handlers.cluster_checks import (
 from handlers.context import Services
 from handlers.lifecycle import NO_HISTORY, AppHistory, Lifecycle, histories, interrupted
 from handlers.observe import Observation, check_passwords, known_apps
+from handlers.usage_checks import AppUsage, storage_finding, usage_checks
 
 PG = "PostgreSQL"
 CHECK_CREDENTIALS = "credentials stored"
@@ -228,7 +229,13 @@ def assess(
         *(cluster_findings(snap, services, at=p.at, grace=p.grace) if snap is not None else []),
         *([p.argocd] if p.argocd is not None else []),
     ]
-    system = [*_system_findings(p, untrusted), *kube, *_orphans(p, apps)]
+    storage = storage_finding(snap, p.database, services.settings)
+    system = [
+        *_system_findings(p, untrusted),
+        *kube,
+        *([storage] if storage is not None else []),
+        *_orphans(p, apps),
+    ]
     unread = set(obs.unreachable())
     if untrusted is not None:
         unread.add("secret store")
@@ -437,6 +444,7 @@ def _assess_app(p: _Pass, app: AppName) -> AppAssessment:
                 configured=p.obs.cluster.configured,
                 error=p.obs.cluster.error,
             ),
+            *usage_checks(_usage(p, app, role, history)),
         ]
     latest = history.latest
     if latest is not None and interrupted(latest, at=p.at) and not history.retired:
@@ -453,6 +461,19 @@ def _assess_app(p: _Pass, app: AppName) -> AppAssessment:
         )
     return AppAssessment(
         app=app, checks=tuple(checks), history=history, notes=tuple(notes), verdict=verdict
+    )
+
+
+def _usage(p: _Pass, app: AppName, role: RoleInfo | None, history: AppHistory) -> AppUsage:
+    """What the guardrail checks of one app read (SPEC §13), all from this pass."""
+    snap = p.obs.cluster.value
+    return AppUsage(
+        app=app,
+        role=role,
+        database=p.database.databases.get(app) if p.database is not None else None,
+        resource=snap.database_for(app) if snap is not None else None,
+        declared=history.latest.declared if history.latest is not None else None,
+        settings=p.services.settings,
     )
 
 

@@ -49,11 +49,13 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec(
             name="create",
-            usage="/pgdb create <app> [--namespace <ns>] [--dry-run]",
-            summary="onboard an app: credentials, role, pull request with the manifests",
+            usage="/pgdb create <app> [--namespace <ns>] [--extension e1,e2] [--schema s1,s2] "
+            "[--dry-run]",
+            summary="onboard an app: credentials, role (with the cluster's connection limit), "
+            "pull request with the manifests; extensions from the allowed list",
             needs=Role.REQUESTER,
             positional=("app",),
-            options=("namespace",),
+            options=("namespace", "extension", "schema"),
             flags=("dry-run",),
             environments=Spread.EACH,
         ),
@@ -116,6 +118,37 @@ COMMANDS: dict[str, CommandSpec] = {
             positional=("app",),
             flags=("yes",),
             environments=Spread.ONE,
+        ),
+        CommandSpec(
+            name="limits",
+            usage="/pgdb limits <app> [--connections <n>] [--statement-timeout <30s|0>] "
+            "[--yes] [--dry-run]",
+            summary="an app's connection limit and statement timeout: the role at once, the "
+            "manifest by a pull request (asks for confirmation)",
+            needs=Role.OPERATOR,
+            positional=("app",),
+            options=("connections", "statement-timeout"),
+            flags=("yes", "dry-run"),
+            environments=Spread.ONE,
+        ),
+        CommandSpec(
+            name="update",
+            usage="/pgdb update <app> --extension <e1,e2> [--dry-run]",
+            summary="add allowed extensions to an app: a pull request changing its Database "
+            "manifest only (the app's requester, or operators)",
+            needs=Role.REQUESTER,
+            positional=("app",),
+            options=("extension",),
+            flags=("dry-run",),
+            environments=Spread.ONE,
+        ),
+        CommandSpec(
+            name="usage",
+            usage="/pgdb usage [--top <n>]",
+            summary="connections, database sizes and extensions of every app, biggest first",
+            needs=Role.REQUESTER,
+            options=("top",),
+            environments=Spread.ALL,
         ),
         CommandSpec(
             name="approve",

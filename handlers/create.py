@@ -11,9 +11,10 @@ import posixpath
 from dataclasses import dataclass, replace
 
 from bot.core.errors import PgdbError
+from bot.core.limits import NO_LIMIT, DatabaseOptions, RoleLimits
 from bot.core.manifests.layout import KUSTOMIZATION_FILE, database_path, secret_name, secret_path
 from bot.core.manifests.onboarding import ManifestSet, build_manifest_set
-from bot.core.manifests.render import add_secret_namespace
+from bot.core.manifests.render import add_secret_namespace, read_database
 from bot.core.manifests.runbook_page import RUNBOOK_PAGE, read_page
 from bot.core.model import (
     CheckResult,
@@ -23,6 +24,7 @@ from bot.core.model import (
     PasswordVerdict,
     Proposal,
     ProposalState,
+    RoleInfo,
     StoredCredentials,
     WorkflowRecord,
     WorkflowStatus,
@@ -107,10 +109,12 @@ def run_create(
     dry_run: bool,
     thread_link: str | None = None,
     approved: bool = False,
+    options: DatabaseOptions | None = None,
 ) -> Reply:
     """``thread_link``: where the follow-through goes when it is not this conversation's
     message (an approved request: the requester's thread); ``approved``: an operator approved
-    this request, so it runs with an operator's say."""
+    this request, so it runs with an operator's say; ``options``: the extensions and schemas
+    asked for (already checked against the allowlist), SPEC §13."""
     services = ctx.services
     reply = Reply(
         title=f"{'Plan for' if dry_run else 'Onboarding'} `{app}`",
@@ -118,7 +122,9 @@ def run_create(
         correlation_id=ctx.correlation_id,
     )
     if dry_run:
-        return _dry_run(ctx, app, reply, extra_namespace=extra_namespace, approved=approved)
+        return _dry_run(
+            ctx, app, reply, extra_namespace=extra_namespace, approved=approved, options=options
+        )
     # Shown at once (before the lock, which waits on PostgreSQL); when another run holds the
     # lock, the final reply replaces this message with "already in progress".
     ctx.conversation.show(reply)
@@ -153,6 +159,7 @@ def run_create(
         )
         _record_link(ctx, workflow_id, link=thread_link)
         run = RunState(app=app, offboarded=seen.history.retired)
+        database_options = manifest_options(ctx, app, seen, plan.create, options)
 
         def checks(_: Step) -> None:
             wanted = _checks(ctx, run, reply)
@@ -173,11 +180,16 @@ def run_create(
             kind="create",
             steps=[
                 ("credentials", lambda _: _credentials(ctx, run, reply, seen, plan.create)),
-                ("role", lambda _: _role(ctx, run, reply, plan.create)),
+                ("role", lambda _: _role(ctx, run, reply, plan.create, seen=seen)),
                 (
                     "manifests",
                     lambda _: ensure_manifests(
-                        ctx, run, reply, extra_namespace=extra_namespace, snapshot=snapshot
+                        ctx,
+                        run,
+                        reply,
+                        extra_namespace=extra_namespace,
+                        snapshot=snapshot,
+                        database_options=database_options,
                     ),
                 ),
                 ("checks", checks),
@@ -233,6 +245,28 @@ class Seen:
                 ctx, app, extra_namespace, existing=exists, operator=operator
             )
         return Planned(create=create, namespace_refusal=namespace)
+
+
+def manifest_options(
+    ctx: CommandContext,
+    app: AppName,
+    seen: Seen,
+    plan: CreatePlan,
+    options: DatabaseOptions | None,
+) -> DatabaseOptions:
+    """What the Database manifest declares (SPEC §13): the connection limit the role gets (the
+    configured one for a role ``create`` makes; an adopted role's own, which ``create`` never
+    changes), and the extensions and schemas asked for."""
+    role = seen.state.roles.get(app)
+    if plan.create_role or role is None:
+        limit = ctx.services.settings.guardrails.connection_limit
+    else:
+        limit = role.connection_limit
+    return DatabaseOptions(
+        connection_limit=None if limit == NO_LIMIT else limit,
+        extensions=options.extensions if options is not None else (),
+        schemas=options.schemas if options is not None else (),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -362,21 +396,49 @@ def _credentials(
     step.state, step.detail = StepState.EXISTS, f"reused the password at {location}"
 
 
-def _role(ctx: CommandContext, run: RunState, reply: Reply, plan: CreatePlan) -> None:
+def _role(
+    ctx: CommandContext, run: RunState, reply: Reply, plan: CreatePlan, *, seen: Seen
+) -> None:
     services, app = ctx.services, run.app
     step = reply.step("role")
     if plan.role.act is Act.STOP:
         raise StepStopped(plan.role.detail)
     assert run.password is not None
     if plan.create_role:
-        services.database.create_role(app, password=run.password)
-        step.state, step.detail = StepState.DONE, f"created role `{app}` (LOGIN, no privileges)"
+        limits = services.settings.guardrails.role_limits
+        services.database.create_role(app, password=run.password, limits=limits)
+        services.state.declare_limits(
+            app, limits=limits, source="create", declared_by=ctx.requester.user_id
+        )
+        step.state = StepState.DONE
+        step.detail = f"created role `{app}` (LOGIN, no privileges; {limits.describe()})"
     elif plan.enable_login:
         services.database.enable_login(app, password=run.password)
         step.state, step.detail = StepState.DONE, f"re-enabled LOGIN on role `{app}`"
     else:
         step.state, step.detail = StepState.EXISTS, plan.role.detail
+    if not plan.create_role:
+        kept = kept_limits(ctx, seen.state.roles.get(app))
+        if kept:
+            step.detail += f"; {kept}"
     run.role_ok = True
+
+
+def kept_limits(ctx: CommandContext, role: RoleInfo | None) -> str:
+    """An existing role keeps its limits (``create`` never changes them): say how they differ
+    from the configured ones, and how an operator changes them."""
+    if role is None:
+        return ""
+    actual = RoleLimits(
+        connection_limit=role.connection_limit, statement_timeout_ms=role.statement_timeout_ms
+    )
+    wanted = ctx.services.settings.guardrails.role_limits
+    if actual == wanted:
+        return ""
+    return (
+        f"it keeps its own limits ({actual.describe()}; the configured ones are "
+        f"{wanted.describe()}): an operator changes them with `/pgdb limits {role.name}`"
+    )
 
 
 def needs_operator(ctx: CommandContext, app: AppName) -> bool:
@@ -403,28 +465,32 @@ class ManifestsPlan:
 
 
 def plan_manifests(
-    ctx: CommandContext, app: AppName, snapshot: GitSnapshot, *, extra_namespace: str | None
+    ctx: CommandContext,
+    app: AppName,
+    snapshot: GitSnapshot,
+    *,
+    extra_namespace: str | None,
+    database_options: DatabaseOptions | None = None,
 ) -> ManifestsPlan:
     services = ctx.services
     settings = services.settings
     git = services.git
+    if database_options is None:
+        limit = settings.guardrails.connection_limit
+        database_options = DatabaseOptions(connection_limit=None if limit == NO_LIMIT else limit)
     if extra_namespace is None and manifests_on_base(snapshot, app):
+        asked = database_options.extensions or database_options.schemas
         return ManifestsPlan(
             act=Act.KEEP,
-            detail=f"the manifests are already on branch {snapshot.base_branch}",
+            detail=f"the manifests are already on branch {snapshot.base_branch}"
+            + (
+                f" (the extensions of an app on {snapshot.base_branch} are added with "
+                f"`/pgdb update {app} --extension …`; its schemas are not changed by create)"
+                if asked
+                else ""
+            ),
             on_base=True,
         )
-    try:
-        manifests = build_manifest_set(
-            app,
-            settings=settings.layout.manifests,
-            base_kustomization=snapshot.kustomization,
-            extra_namespace=extra_namespace,
-            runbook_page=_runbook_page(ctx, app, snapshot),
-        )
-        manifests = _keep_hand_written(ctx, manifests, snapshot, extra_namespace=extra_namespace)
-    except ValueError as exc:  # a file on the base branch the bot cannot edit: says what to fix
-        raise StepStopped(str(exc)) from exc
     # The snapshot lists every open proposal; only an open one matters here (a closed one is
     # left alone), so the host is asked for details only when the snapshot has one. An open one
     # keeps its branch (``pgdb/<app>`` opened before environments were declared, too).
@@ -434,9 +500,25 @@ def plan_manifests(
         listed.branch if listed and open_listed else services.settings.layout.onboard_branch(app)
     )
     proposal = git.proposal(branch=branch) if open_listed else None
+    on_branch: dict[str, str | None] = {}  # files of the open proposal read so far
+    if proposal is not None and proposal.state is ProposalState.OPEN:
+        # a re-run keeps what the open proposal already asks for (extensions, schemas)
+        database_options = _with_proposed(ctx, app, proposal, database_options, on_branch)
+    try:
+        manifests = build_manifest_set(
+            app,
+            settings=settings.layout.manifests,
+            base_kustomization=snapshot.kustomization,
+            extra_namespace=extra_namespace,
+            runbook_page=_runbook_page(ctx, app, snapshot),
+            database_options=database_options,
+        )
+        manifests = _keep_hand_written(ctx, manifests, snapshot, extra_namespace=extra_namespace)
+    except ValueError as exc:  # a file on the base branch the bot cannot edit: says what to fix
+        raise StepStopped(str(exc)) from exc
     if proposal is not None and proposal.state is ProposalState.OPEN:
         current = proposal.base_sha == snapshot.base_sha and proposal.mergeable is not False
-        if current and _branch_has(services, proposal.head_sha, manifests):
+        if current and _branch_has(services, proposal.head_sha, manifests, on_branch):
             return ManifestsPlan(
                 act=Act.KEEP,
                 detail=f"reuse the open proposal: {proposal.url}",
@@ -479,6 +561,33 @@ def _runbook_page(ctx: CommandContext, app: AppName, snapshot: GitSnapshot) -> s
     )
 
 
+def _with_proposed(
+    ctx: CommandContext,
+    app: AppName,
+    proposal: Proposal,
+    options: DatabaseOptions,
+    read: dict[str, str | None],
+) -> DatabaseOptions:
+    """``options`` with the extensions and schemas the open onboarding proposal's Database
+    manifest already declares first: a re-run of ``create`` (to finish, or with one more
+    ``--extension``) never drops what an earlier run proposed. The text read is kept in
+    ``read`` (the proposal's files are compared next, with no second call)."""
+    path = posixpath.join(ctx.services.settings.layout.gitops_path.strip("/"), database_path(app))
+    text = ctx.services.git.read_file(ref=proposal.head_sha, path=path)
+    read[path] = text
+    if text is None:
+        return options
+    try:
+        proposed = read_database(text)
+    except ValueError:
+        return options
+    return replace(
+        options,
+        extensions=tuple(dict.fromkeys((*proposed.extensions, *options.extensions))),
+        schemas=tuple(dict.fromkeys((*proposed.schemas, *options.schemas))),
+    )
+
+
 def _keep_hand_written(
     ctx: CommandContext,
     manifests: ManifestSet,
@@ -516,13 +625,16 @@ def ensure_manifests(
     *,
     extra_namespace: str | None,
     snapshot: GitSnapshot | None = None,
+    database_options: DatabaseOptions | None = None,
 ) -> None:
     services, app = ctx.services, run.app
     git = services.git
     step = reply.step("manifests")
     if snapshot is None:
         snapshot = read_git(services)
-    plan = plan_manifests(ctx, app, snapshot, extra_namespace=extra_namespace)
+    plan = plan_manifests(
+        ctx, app, snapshot, extra_namespace=extra_namespace, database_options=database_options
+    )
     run.manifests = plan.manifests
     if plan.act is Act.KEEP:
         run.on_base = plan.on_base
@@ -548,9 +660,14 @@ def ensure_manifests(
     step.detail = f"{'rebuilt on the current base' if rebuilt else 'opened'}: {run.proposal.url}"
 
 
-def _branch_has(services: Services, sha: str, manifests: ManifestSet) -> bool:
+def _branch_has(
+    services: Services, sha: str, manifests: ManifestSet, known: dict[str, str | None]
+) -> bool:
+    """Whether the branch at ``sha`` carries exactly ``manifests`` (``known``: files of that
+    commit read already)."""
     return all(
-        services.git.read_file(ref=sha, path=path) == text for path, text in manifests.files.items()
+        (known[path] if path in known else services.git.read_file(ref=sha, path=path)) == text
+        for path, text in manifests.files.items()
     )
 
 
@@ -662,6 +779,7 @@ def _dry_run(
     *,
     extra_namespace: str | None,
     approved: bool,
+    options: DatabaseOptions | None = None,
 ) -> Reply:
     """The real run's plan with the writes left out: where it would stop, and why."""
     services = ctx.services
@@ -682,11 +800,25 @@ def _dry_run(
         stop = planned.create.stop
     steps: dict[str, tuple[StepState, str]] = {
         "credentials": (_WOULD[planned.create.credentials.act], planned.create.credentials.detail),
-        "role": (_WOULD[planned.create.role.act], planned.create.role.detail),
+        "role": (
+            _WOULD[planned.create.role.act],
+            planned.create.role.detail
+            + (
+                f" ({services.settings.guardrails.role_limits.describe()})"
+                if planned.create.create_role
+                else ""
+            ),
+        ),
     }
     if stop is None:
         try:
-            plan = plan_manifests(ctx, app, seen.snapshot, extra_namespace=extra_namespace)
+            plan = plan_manifests(
+                ctx,
+                app,
+                seen.snapshot,
+                extra_namespace=extra_namespace,
+                database_options=manifest_options(ctx, app, seen, planned.create, options),
+            )
         except StepStopped as exc:
             stop = ("manifests", str(exc))
         else:

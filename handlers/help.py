@@ -21,6 +21,11 @@ def run_help(*, correlation_id: str = "", environments: Fleet | None = None) -> 
     reply.lines.append("`/pgdb create docspell --namespace docspell --dry-run` — show the plan")
     reply.lines.append("`/pgdb status docspell` — every layer of one app")
     reply.lines.append(
+        "`/pgdb create photos --extension earthdistance,cube` — with extensions the platform "
+        "team allows (PGDB_ALLOWED_EXTENSIONS)"
+    )
+    reply.lines.append("`/pgdb usage --top 10` — the ten biggest apps: connections, sizes")
+    reply.lines.append(
         "`/pgdb offboard docspell` — show what offboarding would do (the data is always kept)"
     )
     if environments is not None and environments.declared:

@@ -162,7 +162,10 @@ def read_git(services: Services) -> GitSnapshot:
         return found
 
     return dataclasses.replace(
-        snapshot, proposals=mine(snapshot.proposals), offboardings=mine(snapshot.offboardings)
+        snapshot,
+        proposals=mine(snapshot.proposals),
+        offboardings=mine(snapshot.offboardings),
+        updates=mine(snapshot.updates),
     )
 
 

@@ -52,7 +52,7 @@ def run_repair(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply:
         return reply
     # Repair acts on what is wrong now, even within the grace period that holds the alerts.
     judged = assess(obs, services, only=app, respect_grace=False).apps[app]
-    findings = judged.findings
+    findings = [f for f in judged.findings if f.severity is not Severity.INFO]  # notes: not wrong
     steps, manual = plan(findings)
     by_step = {r: [f for f in findings if f.repair is r] for r in steps}
     # Credentials an operator must decide on (a role with nothing stored, values naming
@@ -163,7 +163,11 @@ def _apply(ctx: CommandContext, app: AppName, step: Step) -> None:
         if stored is None or stored.password is None:
             raise PgdbError(f"no password is stored at {services.secrets.location(app)}")
         if role is None:
-            services.database.create_role(app, password=stored.password)
-            step.state, step.detail = StepState.DONE, f"created role `{app}`"
+            limits = services.settings.guardrails.role_limits
+            services.database.create_role(app, password=stored.password, limits=limits)
+            services.state.declare_limits(
+                app, limits=limits, source="repair", declared_by=ctx.requester.user_id
+            )
+            step.state, step.detail = StepState.DONE, f"created role `{app}` ({limits.describe()})"
         else:
             step.state, step.detail = StepState.EXISTS, "the role exists already"

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.core.limits import RoleLimits
 from bot.core.manifests.layout import ManifestSettings
 from bot.core.names import (
     OFFBOARD_BRANCH_PREFIX,
     ONBOARD_BRANCH_PREFIX,
+    UPDATE_BRANCH_PREFIX,
     app_of_suffix,
     branch_suffix,
 )
@@ -24,6 +26,17 @@ class Duration:
 
     text: str
     seconds: float
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Size:
+    """A configured size: as the operator wrote it (for messages) and in bytes."""
+
+    text: str
+    bytes: int
 
     def __str__(self) -> str:
         return self.text
@@ -54,6 +67,11 @@ class Layout:
         """``pgdb-offboard/<app>``: not under ``pgdb/``, where every branch is an onboarding
         (and ``pgdb/offboard/<app>`` would clash in git refs with an app named ``offboard``)."""
         return OFFBOARD_BRANCH_PREFIX + branch_suffix(app, scope=self.branch_scope)
+
+    def update_branch(self, app: str) -> str:
+        """The branch of every later change to the app's manifests (limits, extensions): one
+        open at a time, a further change is added to it."""
+        return UPDATE_BRANCH_PREFIX + branch_suffix(app, scope=self.branch_scope)
 
     def app_of_branch(self, suffix: str) -> str | None:
         """The app of a branch suffix when it is this environment's, else None."""
@@ -108,6 +126,25 @@ class WorkflowOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Guardrails:
+    """What a shared cluster allows each app (SPEC §13): the limits ``create`` gives its role
+    and manifest, the extensions it may ask for, and when usage becomes a finding."""
+
+    connection_limit: int = 20  # CONNECTION LIMIT of each new role; -1: none
+    statement_timeout_ms: int = 0  # the role's statement_timeout; 0: none
+    allowed_extensions: tuple[str, ...] = ()  # empty: no extension may be asked for
+    database_size_warn: Size = Size("5GiB", 5 * 1024**3)  # database_large above this
+    storage_warn_ratio: float = 0.8  # cluster_storage_low above this share of the storage
+
+    @property
+    def role_limits(self) -> RoleLimits:
+        """The limits a role the bot creates gets (and its Database manifest's limit)."""
+        return RoleLimits(
+            connection_limit=self.connection_limit, statement_timeout_ms=self.statement_timeout_ms
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class CoreSettings:
     """Every slice, carried by the services; a use case reads the slice it needs."""
 
@@ -115,3 +152,4 @@ class CoreSettings:
     access: Access = field(default_factory=Access)
     timing: Timing = field(default_factory=Timing)
     options: WorkflowOptions = field(default_factory=WorkflowOptions)
+    guardrails: Guardrails = field(default_factory=Guardrails)

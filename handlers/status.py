@@ -95,7 +95,11 @@ def app_icon(judged: AppAssessment) -> str:
     """❌ for a critical problem, ⚠️ when every problem is a warning, else the outcome's."""
     if judged.history.retired and judged.outcome in FINE:
         return ICONS[CheckOutcome.NOT_EXPECTED]
-    problems = [c.finding for c in judged.checks if c.finding is not None]
+    problems = [
+        c.finding
+        for c in judged.checks
+        if c.finding is not None and c.finding.severity is not Severity.INFO  # a note: not wrong
+    ]
     if problems and all(f.severity is Severity.WARNING for f in problems):
         return WARNING_ICON
     return ICONS[judged.outcome]
@@ -150,6 +154,12 @@ def run_status(ctx: CommandContext, app: AppName | None, *, page: int = 1) -> Re
                 f"removes the Database and InfisicalSecret of `{app}`; the database and its "
                 "data stay."
             )
+    updating = obs.git.value.updates.get(app) if obs.git.value is not None else None
+    if updating is not None and not judged.history.retired:
+        reply.lines.append(
+            f"A change to its manifests is proposed: {updating.url} (`/pgdb update` and "
+            "`/pgdb limits` add to it while it is open)."
+        )
     reply.fields.extend(_check_field(c) for c in judged.checks)
     return reply
 

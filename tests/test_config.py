@@ -286,3 +286,50 @@ def test_dotenv_elsewhere_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyP
     (tmp_path / ".env").write_text("PGDB_ENV=staging\n")
     monkeypatch.chdir(elsewhere)
     assert load_settings().env == "dev"
+
+
+# --- guardrails of a shared cluster (SPEC §13) ---------------------------------------------
+
+
+def test_guardrail_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+
+    assert settings.connection_limit == 20
+    assert settings.statement_timeout_ms == 0
+    assert settings.allowed_extensions == []
+    assert settings.database_size_warn_bytes == 5 * 1024**3
+    assert settings.storage_warn_ratio == 0.8
+
+
+def test_guardrails_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGDB_CONNECTION_LIMIT", "8")
+    monkeypatch.setenv("PGDB_STATEMENT_TIMEOUT", "30s")
+    monkeypatch.setenv("PGDB_ALLOWED_EXTENSIONS", " vector, pg_trgm ,earthdistance,cube")
+    monkeypatch.setenv("PGDB_DATABASE_SIZE_WARN", "500MiB")
+    monkeypatch.setenv("PGDB_STORAGE_WARN_RATIO", "0.9")
+
+    settings = load_settings()
+
+    assert settings.connection_limit == 8
+    assert settings.statement_timeout_ms == 30_000
+    assert settings.allowed_extensions == ["vector", "pg_trgm", "earthdistance", "cube"]
+    assert settings.database_size_warn_bytes == 500 * 1024**2
+    assert settings.storage_warn_ratio == 0.9
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "hint"),
+    [
+        ("PGDB_CONNECTION_LIMIT", "-5", "PGDB_CONNECTION_LIMIT"),
+        ("PGDB_STATEMENT_TIMEOUT", "soon", "e.g. 30s, 500ms, 5m, or 0 for none"),
+        ("PGDB_ALLOWED_EXTENSIONS", "vector,Bad Name", "is not an extension name"),
+        ("PGDB_DATABASE_SIZE_WARN", "big", "use e.g. 5GiB"),
+        ("PGDB_STORAGE_WARN_RATIO", "1.5", "PGDB_STORAGE_WARN_RATIO"),
+    ],
+)
+def test_a_bad_guardrail_names_the_variable_and_a_valid_value(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, hint: str
+) -> None:
+    message = config_error(monkeypatch, name, value)
+
+    assert name in message and hint in message

@@ -149,3 +149,19 @@ def test_no_state_database_anywhere_is_refused(tmp_path: Path) -> None:
     base = _settings(tmp_path, f"environments:\n  dev: {{pg_dsn: '{DEV}'}}\n")
     with pytest.raises(ConfigError, match="state_dsn: missing"):
         _resolve(base)
+
+
+def test_guardrails_may_differ_per_environment(tmp_path: Path) -> None:
+    text = (
+        f"environments:\n  dev: {{pg_dsn: '{DEV}'}}\n"
+        f"  prod: {{pg_dsn: '{PROD}', gitops_path: p, connection_limit: 50,"
+        " statement_timeout: 30s, allowed_extensions: 'vector,pg_trgm'}\n"
+    )
+    base = _settings(tmp_path, text, pg_dsn=STATE, allowed_extensions="pg_trgm")
+    declared = _resolve(base)
+    dev = core_settings(declared.settings["dev"], environment="dev").guardrails
+    prod = core_settings(declared.settings["prod"], environment="prod").guardrails
+    assert (dev.connection_limit, dev.allowed_extensions) == (20, ("pg_trgm",))
+    assert prod.connection_limit == 50
+    assert set(prod.allowed_extensions) == {"vector", "pg_trgm"}
+    assert (prod.statement_timeout_ms, dev.statement_timeout_ms) == (30_000, 0)

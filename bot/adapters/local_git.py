@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bot.core.errors import BackendUnavailable, ConflictError
 from bot.core.model import CheckResult, CheckState, GitSnapshot, Proposal, ProposalState
-from bot.core.names import OFFBOARD_BRANCH_PREFIX
+from bot.core.names import OFFBOARD_BRANCH_PREFIX, UPDATE_BRANCH_PREFIX
 
 BOT_NAME = "pgdb-bot"
 BOT_EMAIL = "pgdb-bot@localhost"
@@ -161,11 +161,17 @@ class LocalGitHost:
         folder = _clean_path(manifests_path, allow_root=True)
         base_ref = f"refs/heads/{self.base_branch}"
         offboard_prefix = "refs/heads/" + OFFBOARD_BRANCH_PREFIX
-        refs = self._refs([base_ref, "refs/heads/" + BRANCH_PREFIX, offboard_prefix, NOTES_REF])
+        update_prefix = "refs/heads/" + UPDATE_BRANCH_PREFIX
+        refs = self._refs(
+            [base_ref, "refs/heads/" + BRANCH_PREFIX, offboard_prefix, update_prefix, NOTES_REF]
+        )
         base = self._base(refs)
         branches = _apps_of(refs, "refs/heads/" + BRANCH_PREFIX)
         offboard_branches = _apps_of(refs, offboard_prefix)
-        merged = self._merged(base.sha) if branches or offboard_branches else set()
+        update_branches = _apps_of(refs, update_prefix)
+        merged = (
+            self._merged(base.sha) if branches or offboard_branches or update_branches else set()
+        )
         listing = self._list_folder(base.sha, folder)
         notes = (
             self._note_blobs({ref.sha for ref in branches.values()})
@@ -191,6 +197,11 @@ class LocalGitHost:
             for app, ref in sorted(offboard_branches.items())
             if ref.name not in merged
         }
+        updates = {
+            app: self._proposal(ref, merged=False, checks=())
+            for app, ref in sorted(update_branches.items())
+            if ref.name not in merged
+        }
         return GitSnapshot(
             base_branch=self.base_branch,
             base_sha=base.sha,
@@ -198,6 +209,7 @@ class LocalGitHost:
             kustomization=kustomization,
             proposals=proposals,
             offboardings=offboardings,
+            updates=updates,
         )
 
     def read_file(self, *, ref: str, path: str) -> str | None:
@@ -464,6 +476,7 @@ class LocalGitHost:
             "--format=%(refname)",
             "refs/heads/" + BRANCH_PREFIX,
             "refs/heads/" + OFFBOARD_BRANCH_PREFIX,
+            "refs/heads/" + UPDATE_BRANCH_PREFIX,
         ).out
         return set(out.decode("utf-8", "replace").split())
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from bot.core.limits import RoleLimits
 from bot.core.secret import Secret
 
 T = TypeVar("T")
@@ -80,6 +81,10 @@ class RoleInfo:
     bot_can_alter: bool = True
     valid_until: datetime | None = None  # rolvaliduntil; None: no expiry
     connection_limit: int = -1  # rolconnlimit; -1: no limit
+    # SPEC §13, read in the same catalog query: the role's own statement_timeout setting in
+    # ms (0: none set), and its sessions open now (pg_stat_activity)
+    statement_timeout_ms: int = 0
+    connections: int = 0
 
     def login_refusal(self, at: datetime) -> str | None:
         """Why PostgreSQL refuses every login of this role, from the catalogs alone."""
@@ -104,6 +109,7 @@ class RoleInfo:
 class DatabaseInfo:
     name: str
     owner: str
+    size_bytes: int | None = None  # pg_database_size; None: not readable by the bot
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,6 +190,8 @@ class GitSnapshot:
     proposals: Mapping[str, Proposal] = field(default_factory=dict)
     # app -> its open offboarding proposal (``pgdb-offboard/<app>``, not merged)
     offboardings: Mapping[str, Proposal] = field(default_factory=dict)
+    # app -> its open update proposal (``pgdb-update/<app>``: limits, extensions; not merged)
+    updates: Mapping[str, Proposal] = field(default_factory=dict)
 
 
 # --- Kubernetes ---------------------------------------------------------------------------
@@ -229,6 +237,8 @@ class PgCluster:
     cannot_reconcile: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     last_successful_backup: datetime | None = None  # deprecated field, unset with plugins
     created_at: datetime | None = None
+    storage_size: str = ""  # spec.storage.size as written (e.g. 20Gi); "" when absent
+    storage_bytes: int | None = None  # the same in bytes; None when absent or unreadable
 
     def condition(self, kind: str) -> KubeCondition | None:
         return find_condition(self.conditions, kind)
@@ -242,6 +252,15 @@ class PgCluster:
             and self.ready_instances >= self.instances
             and (ready is None or ready.true)
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectStatus:
+    """One ``status.extensions[]`` (or ``schemas[]``) entry of a CNPG Database."""
+
+    name: str
+    applied: bool
+    message: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -259,6 +278,10 @@ class DatabaseResource:
     created_at: datetime | None = None
     # spec.databaseReclaimPolicy; None when absent, which is the CRD's default: retain
     reclaim_policy: str | None = None
+    connection_limit: int | None = None  # spec.connectionLimit; None when absent
+    extensions: tuple[str, ...] = ()  # spec.extensions[].name with ensure present
+    # status.extensions[]: whether CloudNativePG applied each, with its message
+    extension_status: tuple[ObjectStatus, ...] = ()
 
     @property
     def drops_on_delete(self) -> bool:
@@ -477,6 +500,9 @@ class WorkflowRecord:
     # record started, and who ran its first ``create``
     app_first_at: datetime | None = None
     app_requester: str | None = None
+    # the limits the bot last declared for the app (its create or `/pgdb limits`, SPEC §13),
+    # filled by ``BotState.workflows``; None when it declared none
+    declared: RoleLimits | None = None
 
 
 class ApprovalStatus(enum.StrEnum):

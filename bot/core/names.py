@@ -32,6 +32,10 @@ def app_of_suffix(suffix: str, *, scope: str | None, owns_unscoped: bool) -> str
     return app if scope is not None and env == scope and app else None
 
 
+# a later change to an app whose manifests are on the base branch (limits, extensions; §11)
+UPDATE_BRANCH_PREFIX = "pgdb-update/"
+
+
 class InvalidAppName(ValueError):
     """The name cannot be an app; the message says why and what to type instead."""
 

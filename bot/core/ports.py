@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from bot.core.limits import RoleLimits
 from bot.core.model import (
     AlertRecord,
     ApprovalRequest,
@@ -82,8 +83,15 @@ class ManagedDatabase(Protocol):
         """Whether each stored password opens its role (verifier comparison, else a login)."""
         ...
 
-    def create_role(self, role: AppName, *, password: Secret) -> None:
-        """``CREATE ROLE … LOGIN`` with a client-side SCRAM-SHA-256 verifier."""
+    def create_role(
+        self, role: AppName, *, password: Secret, limits: RoleLimits | None = None
+    ) -> None:
+        """``CREATE ROLE … LOGIN`` with a client-side SCRAM-SHA-256 verifier, and ``limits``
+        (connection limit, statement timeout; none when None) in the same round trip."""
+        ...
+
+    def set_limits(self, role: AppName, *, limits: RoleLimits) -> None:
+        """``ALTER ROLE … CONNECTION LIMIT`` and its ``statement_timeout`` (reset for 0)."""
         ...
 
     def enable_login(self, role: AppName, *, password: Secret) -> None:
@@ -114,6 +122,13 @@ class BotState(Protocol):
     def audit_entries(self, *, limit: int = 100) -> list[AuditEntry]: ...
 
     def start_workflow(self, *, app: AppName, kind: str, requester: str) -> int: ...
+
+    def declare_limits(
+        self, app: AppName, *, limits: RoleLimits, source: str, declared_by: str
+    ) -> None:
+        """Record the limits the bot gave the app (``create`` or ``limits``, SPEC §13): what
+        ``limits_drift`` compares the role with. ``workflows()`` carries them."""
+        ...
 
     def update_workflow(
         self,

@@ -32,13 +32,22 @@ from bot.core.secret import Secret
 from bot.metrics import Instrumented, PrometheusMetrics
 from bot.runner import CommandRunner
 from bot.wiring.kubernetes import build_cluster
+from handlers.announce import Announcer
+from handlers.context import Fleet, Services
+from handlers.settings import (
+    Access,
+    CoreSettings,
+    Duration,
+    Guardrails,
+    Layout,
+    Size,
+    Timing,
+    WorkflowOptions,
+)
 
 if TYPE_CHECKING:
     from bot.adapters.kubernetes.api import KubeApi
     from bot.adapters.kubernetes.source import KubeSource
-from handlers.announce import Announcer
-from handlers.context import Fleet, Services
-from handlers.settings import Access, CoreSettings, Duration, Layout, Timing, WorkflowOptions
 
 LOCAL_ONLY = "(local-mode defaults apply to `pgdb-bot console` only)"
 
@@ -138,6 +147,18 @@ def core_settings(
             rollout=settings.rollout_enabled,
             offboard_delete_secret=settings.offboard_delete_secret,
         ),
+        guardrails=guardrails(settings),
+    )
+
+
+def guardrails(settings: Settings) -> Guardrails:
+    """SPEC §13's settings of one environment (a per-environment file overrides them later)."""
+    return Guardrails(
+        connection_limit=settings.connection_limit,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        allowed_extensions=tuple(settings.allowed_extensions),
+        database_size_warn=Size(settings.database_size_warn, settings.database_size_warn_bytes),
+        storage_warn_ratio=settings.storage_warn_ratio,
     )
 
 

@@ -20,8 +20,12 @@ from bot.adapters.kubernetes.source import KubeSource, select_source
 from bot.adapters.no_cluster import NoCluster
 from bot.config import Settings, load_settings
 from bot.core.errors import BackendUnavailable, ConfigError
+from bot.core.names import AppName
 from bot.core.secret import Secret
 from bot.wiring.kubernetes import build_cluster, connect_cluster, kube_source
+from handlers.findings import diagnose
+from handlers.observe import observe
+from tests.fakes.services import MemoryWorld, memory_services
 from tests.fixtures.kubernetes import (
     CLUSTER,
     NAMESPACE,
@@ -427,3 +431,58 @@ def test_the_adapter_loads_no_typed_api_or_model_class() -> None:
         cwd=Path(__file__).resolve().parents[2],  # this checkout's bot package
     ).stdout
     assert loaded.strip() == "['kubernetes.client.models']"  # the package only: lazy
+
+
+# --- SPEC §13: what the Database CRs and the Cluster say about guardrails ------------------
+
+NOT_AVAILABLE = (
+    'while creating extension "vector": ERROR: extension "vector" is not available (SQLSTATE 0A000)'
+)
+
+
+def test_extensions_their_status_the_connection_limit_and_the_storage_are_read(
+    fake_kube: FakeKubernetes,
+) -> None:
+    fake_kube.put(pg_cluster(storage="20Gi"))
+    fake_kube.put(
+        database("photos", connection_limit=20, extensions={"cube": None, "vector": NOT_AVAILABLE})
+    )
+    fake_kube.put(database("docspell"))
+
+    snap = connect(fake_kube).observe()
+
+    photos = snap.databases["photos"]
+    assert photos.connection_limit == 20
+    assert photos.extensions == ("cube", "vector")
+    assert [(s.name, s.applied, s.message) for s in photos.extension_status] == [
+        ("cube", True, ""),
+        ("vector", False, NOT_AVAILABLE),
+    ]
+    assert snap.databases["docspell"].extensions == ()
+    assert snap.databases["docspell"].connection_limit is None
+    assert snap.cluster is not None
+    assert (snap.cluster.storage_size, snap.cluster.storage_bytes) == ("20Gi", 20 * 1024**3)
+
+
+def test_an_extension_the_image_lacks_is_extension_not_applied_with_cnpgs_message(
+    fake_kube: FakeKubernetes,
+) -> None:
+    world = MemoryWorld()
+    world.secrets.put("photos", PASSWORD)
+    world.database.add_role("photos", password=PASSWORD, connection_limit=20)
+    world.database.add_database("photos", owner="photos", size_bytes=17 * 1024**3)
+    fake_kube.put(pg_cluster(storage="20Gi"))
+    seed_app(fake_kube, "photos", PASSWORD, extensions={"cube": None, "vector": NOT_AVAILABLE})
+    services = memory_services(world, cluster=connect(fake_kube))
+
+    found = {f.kind: f for f in diagnose(observe(services), services).findings}
+
+    missing = found["extension_not_applied"]
+    assert missing.app == AppName("photos") and missing.severity.value == "warning"
+    assert "`vector`" in missing.message and NOT_AVAILABLE in missing.message
+    assert "`cube`" not in missing.message
+    assert "kubectl get database -n databases photos" in missing.remedy
+    # 17 GiB of the Cluster's 20Gi: above 80 %, one critical finding for the whole cluster
+    storage = found["cluster_storage_low"]
+    assert storage.app is None and storage.severity.value == "critical"
+    assert "of its 20Gi storage" in storage.message

@@ -256,6 +256,28 @@ def test_a_merged_branch_shows_as_merged_and_its_files_reach_the_base(gitops_rep
     assert "databases/docspell.yaml" in (snap.kustomization or "")
 
 
+def test_an_update_branch_is_discovered_as_an_update_until_merged(gitops_repo: Path) -> None:
+    host = LocalGitHost(gitops_repo)
+    onboard(host)
+    git(gitops_repo, "merge", "-q", "--ff-only", "pgdb/docspell")
+    sha = host.commit(
+        parent="main",
+        files={
+            DATABASE: "kind: Database\nmetadata:\n  name: docspell\nspec:\n  connectionLimit: 40\n"
+        },
+        message="pgdb: update docspell",
+    )
+    host.set_branch(branch="pgdb-update/docspell", sha=sha)
+
+    snap = host.snapshot(manifests_path=MANIFESTS)
+
+    assert snap.updates["docspell"].branch == "pgdb-update/docspell"
+    assert snap.updates["docspell"].state is ProposalState.OPEN
+    assert snap.proposals["docspell"].branch == "pgdb/docspell"  # not an onboarding
+    git(gitops_repo, "merge", "-q", "--ff-only", "pgdb-update/docspell")
+    assert "docspell" not in host.snapshot(manifests_path=MANIFESTS).updates
+
+
 def test_open_proposal_returns_the_branch_and_refuses_a_missing_one(gitops_repo: Path) -> None:
     host = LocalGitHost(gitops_repo)
     sha = onboard(host)

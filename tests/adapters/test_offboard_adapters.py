@@ -261,3 +261,24 @@ def test_github_commit_deletes_files_and_gets_422_for_an_absent_one(
     assert tree.body["tree"] == [{"path": DB_FILE, "mode": "100644", "type": "blob", "sha": None}]
     with pytest.raises(BackendUnavailable, match="422"):
         host.commit(parent=sha, files={DB_FILE: None}, message="again")
+
+
+def test_github_discovers_an_update_pull_request_as_an_update(fake_github: FakeGitHub) -> None:
+    """SPEC §11: ``pgdb-update/<app>`` pull requests are updates, never onboardings."""
+    base = fake_github.commit_on("main", {DB_FILE: "kind: Database\n"}, "docspell")
+    host = GitHubHost(
+        repo=fake_github.full_name,
+        token=Secret(fake_github.token),
+        api_url=fake_github.url,
+        throttle=False,
+    )
+    sha = host.commit(
+        parent=base, files={DB_FILE: "kind: Database\nspec:\n  connectionLimit: 40\n"}, message="x"
+    )
+    host.set_branch(branch="pgdb-update/docspell", sha=sha)
+    opened = host.open_proposal(branch="pgdb-update/docspell", title="pgdb: update", body="b")
+
+    snapshot = host.snapshot(manifests_path=MANIFESTS)
+
+    assert snapshot.updates["docspell"].url == opened.url
+    assert "docspell" not in snapshot.proposals and "docspell" not in snapshot.offboardings

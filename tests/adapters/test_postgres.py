@@ -490,6 +490,7 @@ def test_migrations_apply_once_and_again_is_a_no_op(state_dsn: str) -> None:
         "silences",
         "approvals",
         "seen_requests",
+        "declared_limits",
     }
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.core.errors import ConflictError
+from bot.core.limits import RoleLimits
 from bot.core.model import AuditEntry, WorkflowRecord, WorkflowStatus
 from bot.core.names import AppName
 from tests.fakes.faults import FakeClock, Faults
@@ -37,6 +38,7 @@ class MemoryBotState(Faults):
         self._workflows: dict[int, _Workflow] = {}
         self._locked: set[str] = set()
         self._seen: dict[str, datetime] = {}
+        self.declared: dict[str, tuple[RoleLimits, str, str]] = {}  # app -> (limits, source, by)
 
     def records(self, app: str | None = None) -> list[WorkflowRecord]:
         """Every workflow record (of ``app``), oldest first."""
@@ -137,9 +139,17 @@ class MemoryBotState(Faults):
                     row.record,
                     app_first_at=first_at[app],
                     app_requester=creator.get(app),
+                    declared=self.declared[app][0] if app in self.declared else None,
                 )
                 for app, row in sorted(self._latest_rows().items())
             ]
+
+    def declare_limits(
+        self, app: AppName, *, limits: RoleLimits, source: str, declared_by: str
+    ) -> None:
+        self._enter("declare_limits")
+        with self._lock:
+            self.declared[app] = (limits, source, declared_by)
 
     def latest_workflow(self, app: AppName) -> WorkflowRecord | None:
         self._enter("latest_workflow")

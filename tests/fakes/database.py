@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.core.errors import ConflictError, PermissionProblem
+from bot.core.limits import RoleLimits
 from bot.core.model import (
     DatabaseInfo,
     DatabaseState,
@@ -86,9 +87,9 @@ class MemoryDatabase(Faults):
             self.roles[name] = info
         return info
 
-    def add_database(self, name: str, *, owner: str) -> None:
+    def add_database(self, name: str, *, owner: str, size_bytes: int | None = None) -> None:
         with self._lock:
-            self.databases[name] = DatabaseInfo(name=name, owner=owner)
+            self.databases[name] = DatabaseInfo(name=name, owner=owner, size_bytes=size_bytes)
 
     def drop_database(self, name: str) -> None:
         with self._lock:
@@ -107,7 +108,10 @@ class MemoryDatabase(Faults):
     def observe(self) -> DatabaseState:
         self._enter("observe")
         with self._lock:
-            roles = {name: self._as_seen(info) for name, info in self.roles.items()}
+            roles = {
+                name: replace(self._as_seen(info), connections=self.sessions.get(name, 0))
+                for name, info in self.roles.items()
+            }
             return DatabaseState(
                 roles=roles,
                 databases=dict(self.databases),
@@ -125,8 +129,11 @@ class MemoryDatabase(Faults):
             verdicts[role] = self._check(role, password, state=state)
         return verdicts
 
-    def create_role(self, role: AppName, *, password: Secret) -> None:
+    def create_role(
+        self, role: AppName, *, password: Secret, limits: RoleLimits | None = None
+    ) -> None:
         self._enter("create_role")
+        limits = limits or RoleLimits()
         with self._lock:
             if role in self.roles:
                 raise ConflictError(
@@ -135,7 +142,12 @@ class MemoryDatabase(Faults):
                 )
             if not self.bot_is_superuser and not self.roles[self.bot_role].createrole:
                 raise self._needs_createrole(role)
-            self.roles[role] = RoleInfo(name=role, can_login=True)
+            self.roles[role] = RoleInfo(
+                name=role,
+                can_login=True,
+                connection_limit=limits.connection_limit,
+                statement_timeout_ms=limits.statement_timeout_ms,
+            )
             self._verifiers[role] = scram_verifier(password)
 
     def enable_login(self, role: AppName, *, password: Secret) -> None:
@@ -150,6 +162,26 @@ class MemoryDatabase(Faults):
             login=True,
             if_dropped=f"`/pgdb repair {role} --yes` creates it with the stored password",
         )
+
+    def set_limits(self, role: AppName, *, limits: RoleLimits) -> None:
+        self._enter("set_limits")
+        with self._lock:
+            info = self.roles.get(role)
+            if info is None:
+                raise ConflictError(
+                    f"role `{role}` no longer exists (dropped while this command ran); "
+                    f"`/pgdb repair {role} --yes` creates it, then run the command again"
+                )
+            if not self._may_alter(info):
+                raise PermissionProblem(
+                    f"the bot's account `{self.bot_role}` may not alter role `{role}`: run "
+                    f'`GRANT "{role}" TO "{self.bot_role}" WITH ADMIN OPTION;` as a superuser'
+                )
+            self.roles[role] = replace(
+                info,
+                connection_limit=limits.connection_limit,
+                statement_timeout_ms=limits.statement_timeout_ms,
+            )
 
     def disable_login(self, role: AppName) -> int:
         self._enter("disable_login")

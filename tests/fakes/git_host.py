@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot.core.errors import BackendUnavailable, ConflictError
 from bot.core.model import CheckResult, GitSnapshot, Proposal, ProposalState
-from bot.core.names import OFFBOARD_BRANCH_PREFIX
+from bot.core.names import OFFBOARD_BRANCH_PREFIX, UPDATE_BRANCH_PREFIX
 from tests.fakes.faults import FakeClock, Faults
 
 MANIFESTS = "apps/04-databases/postgresql-shared/base"  # PGDB_GITOPS_PATH's default
@@ -155,6 +155,11 @@ class MemoryGitHost(Faults):
                 for app, branch in sorted(self._apps_of(OFFBOARD_BRANCH_PREFIX).items())
                 if not self._contains(base, self.branches[branch])
             }
+            updates = {
+                app: self._proposal(branch)
+                for app, branch in sorted(self._apps_of(UPDATE_BRANCH_PREFIX).items())
+                if not self._contains(base, self.branches[branch])
+            }
             return GitSnapshot(
                 base_branch=self.base_branch,
                 base_sha=base,
@@ -162,6 +167,7 @@ class MemoryGitHost(Faults):
                 kustomization=tree.get(f"{prefix}kustomization.yaml"),
                 proposals=proposals,
                 offboardings=offboardings,
+                updates=updates,
             )
 
     def read_file(self, *, ref: str, path: str) -> str | None:

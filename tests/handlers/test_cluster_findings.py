@@ -97,7 +97,10 @@ def services(
         world.secrets.put(app, stored_password)
     for app in apps:
         if app not in without_role:
-            world.database.add_role(app, password=passwords.get(app, password(app)))
+            # with the limits create gives a role (SPEC §13): no limits_drift note
+            world.database.add_role(
+                app, password=passwords.get(app, password(app)), connection_limit=20
+            )
         if app not in without_database:
             world.database.add_database(app, owner=app)
     world.git.push(on_base(*(apps if merged is None else merged)))

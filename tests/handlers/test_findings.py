@@ -115,6 +115,7 @@ def creds(app: str = APP, *, password: bool = True, **keys: str | None) -> Store
 
 
 def login(name: str = APP, **attributes: Any) -> RoleInfo:
+    attributes.setdefault("connection_limit", 20)  # the default limits (SPEC §13): no note
     return RoleInfo(name=name, can_login=attributes.pop("can_login", True), **attributes)
 
 

@@ -18,7 +18,7 @@ from bot.adapters.github.refs import check_branch, check_ref, clean_path
 from bot.adapters.github.statuses import read_checks
 from bot.core.errors import BackendUnavailable
 from bot.core.model import CheckResult, GitSnapshot, Proposal, ProposalState
-from bot.core.names import OFFBOARD_BRANCH_PREFIX, ONBOARD_BRANCH_PREFIX
+from bot.core.names import OFFBOARD_BRANCH_PREFIX, ONBOARD_BRANCH_PREFIX, UPDATE_BRANCH_PREFIX
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +90,7 @@ def snapshot(conn: GitHubConnection, *, manifests_path: str) -> GitSnapshot:
     )
     proposals: dict[str, Proposal] = {}
     offboardings: dict[str, Proposal] = {}
+    updates: dict[str, Proposal] = {}
     for pr in pulls:
         app = _app_of(conn, pr)
         if app is not None and app not in proposals:
@@ -97,6 +98,9 @@ def snapshot(conn: GitHubConnection, *, manifests_path: str) -> GitSnapshot:
         leaving = _app_of(conn, pr, prefix=OFFBOARD_BRANCH_PREFIX)
         if leaving is not None and leaving not in offboardings:
             offboardings[leaving] = to_proposal(pr)
+        changing = _app_of(conn, pr, prefix=UPDATE_BRANCH_PREFIX)
+        if changing is not None and changing not in updates:
+            updates[changing] = to_proposal(pr)
     return GitSnapshot(
         base_branch=conn.base_branch,
         base_sha=base_sha,
@@ -104,6 +108,7 @@ def snapshot(conn: GitHubConnection, *, manifests_path: str) -> GitSnapshot:
         kustomization=kustomization,
         proposals=dict(sorted(proposals.items())),
         offboardings=dict(sorted(offboardings.items())),
+        updates=dict(sorted(updates.items())),
     )
 
 

@@ -23,11 +23,13 @@ from bot.core.model import (
     InfisicalSecretResource,
     KubeCondition,
     KubeSecret,
+    ObjectStatus,
     PgCluster,
     ScheduledBackupRecord,
     Workload,
 )
 from bot.core.secret import Secret
+from bot.core.sizes import parse_size
 
 MANAGED_SUFFIX: Final = "-postgresql-credentials"
 RESTARTED_AT: Final = "kubectl.kubernetes.io/restartedAt"
@@ -100,6 +102,7 @@ def _role_lists(raw: Any) -> dict[str, tuple[str, ...]]:
 def parse_cluster(obj: Mapping[str, Any]) -> PgCluster:
     status = as_dict(obj.get("status"))
     roles = as_dict(status.get("managedRolesStatus"))
+    size = as_str(as_dict(as_dict(obj.get("spec")).get("storage")).get("size"))
     return PgCluster(
         name=_name(obj),
         phase=as_str(status.get("phase")),
@@ -115,13 +118,55 @@ def parse_cluster(obj: Mapping[str, Any]) -> PgCluster:
         cannot_reconcile=_role_lists(roles.get("cannotReconcile")),
         last_successful_backup=parse_time(status.get("lastSuccessfulBackup")),
         created_at=_created(obj),
+        storage_size=size,
+        storage_bytes=_quantity(size),
     )
+
+
+def _quantity(text: str) -> int | None:
+    """A Kubernetes storage quantity (``20Gi``, ``500M``) in bytes; None when absent or not one
+    (the finding that needs it is then not drawn)."""
+    if not text:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError:
+        return None
+
+
+def _declared_extensions(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """``spec.extensions[].name`` that should be present (``ensure`` defaults to present)."""
+    names: list[str] = []
+    for raw in spec.get("extensions") or ():
+        item = as_dict(raw)
+        name = as_str(item.get("name"))
+        if name and as_str(item.get("ensure")) in ("", "present") and name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def _object_status(raw: Any) -> tuple[ObjectStatus, ...]:
+    """``status.extensions[]``: {name, applied, message} as CloudNativePG reports each."""
+    found: list[ObjectStatus] = []
+    for entry in raw if isinstance(raw, list) else ():
+        item = as_dict(entry)
+        name = as_str(item.get("name"))
+        if name:
+            found.append(
+                ObjectStatus(
+                    name=name,
+                    applied=item.get("applied") is True,
+                    message=as_str(item.get("message")),
+                )
+            )
+    return tuple(found)
 
 
 def parse_database(obj: Mapping[str, Any]) -> DatabaseResource:
     spec, status = as_dict(obj.get("spec")), as_dict(obj.get("status"))
     applied = status.get("applied")
     observed = status.get("observedGeneration")
+    limit = spec.get("connectionLimit")
     return DatabaseResource(
         name=_name(obj),
         database=as_str(spec.get("name")),
@@ -133,6 +178,9 @@ def parse_database(obj: Mapping[str, Any]) -> DatabaseResource:
         observed_generation=as_int(observed) if isinstance(observed, int) else None,
         created_at=_created(obj),
         reclaim_policy=as_str(spec.get("databaseReclaimPolicy")) or None,
+        connection_limit=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
+        extensions=_declared_extensions(spec),
+        extension_status=_object_status(status.get("extensions")),
     )
 
 

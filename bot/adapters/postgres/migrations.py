@@ -172,6 +172,24 @@ MIGRATIONS: Final[list[tuple[int, str]]] = [
             ON {schema}.approvals (coalesce(env, ''), app) WHERE status = 'pending';
         """,
     ),
+    (
+        10,
+        # The limits the bot last declared for each app of each environment (SPEC §13): its
+        # create or an operator's `/pgdb limits`; limits_drift compares the role with them.
+        # One row per environment and app, replaced by each declaration.
+        """
+        CREATE TABLE {schema}.declared_limits (
+            env text NOT NULL,
+            app text NOT NULL,
+            connection_limit int NOT NULL,
+            statement_timeout_ms int NOT NULL,
+            source text NOT NULL,
+            declared_by text NOT NULL,
+            declared_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (env, app)
+        );
+        """,
+    ),
 ]
 
 

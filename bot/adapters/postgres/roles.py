@@ -7,6 +7,7 @@ When PostgreSQL refuses a change, the error names the grant that would allow it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 
 import psycopg
@@ -17,6 +18,7 @@ from psycopg.rows import dict_row
 from bot.adapters.postgres.connection import SYSTEM, Connection, Server
 from bot.adapters.postgres.passwords import PasswordChecker
 from bot.core.errors import BackendUnavailable, ConflictError, PermissionProblem, PgdbError
+from bot.core.limits import RoleLimits
 from bot.core.model import DatabaseInfo, DatabaseState, PasswordVerdict, RoleInfo
 from bot.core.names import AppName
 from bot.core.secret import Secret
@@ -33,7 +35,10 @@ SELECT current_user::text,
 
 # One catalog query for every role, membership and database, its columns named as ``RoleInfo``'s
 # fields. {password} is rolpassword from pg_authid when that is readable, else NULL;
-# {can_alter} depends on the server version.
+# {can_alter} depends on the server version. The usage figures of SPEC §13 ride along: each
+# role's statement_timeout setting (pg_db_role_setting, role-wide rows) and its open sessions
+# (pg_stat_activity: a role's row is listed whatever the bot's privileges), each database's size
+# (pg_database_size needs CONNECT on it or pg_read_all_stats; NULL when the bot has neither).
 _OBSERVE_CATALOG = """
 SELECT 'role'::text AS kind,
        r.rolname::text AS name,
@@ -50,7 +55,10 @@ SELECT 'role'::text AS kind,
        -- infinity has no Python datetime: no expiry; -infinity: expired since ever
        CASE WHEN isfinite(r.rolvaliduntil) THEN r.rolvaliduntil
             WHEN r.rolvaliduntil < 'epoch' THEN 'epoch'::timestamptz END AS valid_until,
-       r.rolconnlimit AS connection_limit
+       r.rolconnlimit AS connection_limit,
+       st.timeout AS statement_timeout,
+       COALESCE(act.sessions, 0) AS connections,
+       NULL::bigint AS size
   FROM {roles} r
   -- memberships grouped once: a subquery per role scanned pg_auth_members once per role,
   -- 1.6 s instead of 0.06 s at 5,000 roles that all grant themselves to one admin role
@@ -59,9 +67,25 @@ SELECT 'role'::text AS kind,
                FROM pg_catalog.pg_auth_members m
                JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
               GROUP BY m.member) mem ON mem.member = r.oid
+  LEFT JOIN (SELECT s.setrole, max(substr(c, 19)) AS timeout
+               FROM pg_catalog.pg_db_role_setting s, unnest(s.setconfig) c
+              WHERE s.setdatabase = 0 AND c LIKE 'statement\\_timeout=%'
+              GROUP BY s.setrole) st ON st.setrole = r.oid
+  LEFT JOIN (SELECT a.usesysid, count(*) AS sessions
+               FROM pg_catalog.pg_stat_activity a
+              WHERE a.usesysid IS NOT NULL
+                AND a.backend_type IS DISTINCT FROM 'background worker'
+              GROUP BY a.usesysid) act ON act.usesysid = r.oid
 UNION ALL
 SELECT 'database', d.datname::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       pg_catalog.pg_get_userbyid(d.datdba)::text, NULL, NULL
+       pg_catalog.pg_get_userbyid(d.datdba)::text, NULL, NULL, NULL, NULL,
+       -- has_database_privilege answers NULL for a database dropped since the scan began
+       -- (tests and other clients drop theirs at any time): its size is then not asked for,
+       -- which would fail the whole read
+       CASE WHEN pg_catalog.has_database_privilege(d.oid, 'CONNECT') IS NOT NULL
+                 AND (pg_catalog.has_database_privilege(d.oid, 'CONNECT')
+                      OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'))
+            THEN pg_catalog.pg_database_size(d.oid) END
   FROM pg_catalog.pg_database d
 """
 
@@ -140,7 +164,9 @@ class PostgresDatabase:
         for row in conn.cursor(row_factory=dict_row).execute(query):
             name = row["name"]
             if row["kind"] == "database":
-                databases[name] = DatabaseInfo(name=name, owner=row["owner"])
+                databases[name] = DatabaseInfo(
+                    name=name, owner=row["owner"], size_bytes=row["size"]
+                )
                 continue
             roles_by_name[name] = RoleInfo(
                 name=name,
@@ -156,6 +182,8 @@ class PostgresDatabase:
                 bot_can_alter=row["bot_can_alter"],
                 valid_until=row["valid_until"],
                 connection_limit=row["connection_limit"],
+                statement_timeout_ms=timeout_ms(row["statement_timeout"]),
+                connections=int(row["connections"]),
             )
         return DatabaseState(
             roles=roles_by_name,
@@ -174,15 +202,20 @@ class PostgresDatabase:
 
     # -- create / enable ------------------------------------------------------------------
 
-    def create_role(self, role: AppName, *, password: Secret) -> None:
+    def create_role(
+        self, role: AppName, *, password: Secret, limits: RoleLimits | None = None
+    ) -> None:
+        limits = limits or RoleLimits()
         self._change_role(
             "creating the role",
             role,
             _with_verifier(
                 "CREATE ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                "NOREPLICATION NOBYPASSRLS INHERIT PASSWORD {verifier}",
+                "NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT {limit} PASSWORD {verifier}",
                 role,
                 password,
+                limit=limits.connection_limit,
+                then=_timeout_statement(role, limits) if limits.statement_timeout_ms else None,
             ),
             password=password,
             raced=pgerrors.DuplicateObject,
@@ -214,6 +247,27 @@ class PostgresDatabase:
             raced=pgerrors.UndefinedObject,
             conflict=f"role `{role}` no longer exists (dropped while this command ran); "
             f"{if_dropped}",
+        )
+
+    def set_limits(self, role: AppName, *, limits: RoleLimits) -> None:
+        def statement(_: Connection) -> sql.Composed:
+            return sql.Composed(
+                [
+                    sql.SQL("ALTER ROLE {role} WITH CONNECTION LIMIT {limit}; ").format(
+                        role=sql.Identifier(role), limit=sql.Literal(limits.connection_limit)
+                    ),
+                    _timeout_statement(role, limits),
+                ]
+            )
+
+        self._change_role(
+            "setting the limits of",
+            role,
+            statement,
+            password=None,
+            raced=pgerrors.UndefinedObject,
+            conflict=f"role `{role}` no longer exists (dropped while this command ran); "
+            f"`/pgdb repair {role} --yes` creates it, then run the command again",
         )
 
     def disable_login(self, role: AppName) -> int:
@@ -326,17 +380,53 @@ class PostgresDatabase:
 
 
 def _with_verifier(
-    template: str, role: str, password: Secret
+    template: str,
+    role: str,
+    password: Secret,
+    *,
+    limit: int | None = None,
+    then: sql.Composed | None = None,
 ) -> Callable[[Connection], sql.Composed]:
-    """``template`` with ``{role}`` and ``{verifier}``: the verifier is computed on the connection
-    by libpq's ``PQencryptPasswordConn``, so the server only ever sees it, never the password."""
+    """``template`` with ``{role}``, ``{verifier}`` (and ``{limit}``), followed by ``then`` in
+    the same round trip: the verifier is computed on the connection by libpq's
+    ``PQencryptPasswordConn``, so the server only ever sees it, never the password."""
 
     def statement(conn: Connection) -> sql.Composed:
         raw = conn.pgconn.encrypt_password(
             password.reveal().encode(), role.encode(), b"scram-sha-256"
         )
-        return sql.SQL(template).format(
-            role=sql.Identifier(role), verifier=sql.Literal(raw.decode("ascii"))
-        )
+        values: dict[str, sql.Composable] = {
+            "role": sql.Identifier(role),
+            "verifier": sql.Literal(raw.decode("ascii")),
+        }
+        if limit is not None:
+            values["limit"] = sql.Literal(limit)
+        composed = sql.SQL(template).format(**values)
+        return composed if then is None else sql.Composed([composed, sql.SQL("; "), then])
 
     return statement
+
+
+def _timeout_statement(role: str, limits: RoleLimits) -> sql.Composed:
+    """The role's own ``statement_timeout`` (in ms), or its removal for 0 (none)."""
+    if limits.statement_timeout_ms:
+        return sql.SQL("ALTER ROLE {role} SET statement_timeout = {ms}").format(
+            role=sql.Identifier(role), ms=sql.Literal(limits.statement_timeout_ms)
+        )
+    return sql.SQL("ALTER ROLE {role} RESET statement_timeout").format(role=sql.Identifier(role))
+
+
+_GUC_TIME = re.compile(r"^\s*(-?[0-9]+(?:\.[0-9]+)?)\s*(us|ms|s|min|h|d)?\s*$")
+_GUC_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def timeout_ms(setting: str | None) -> int:
+    """A ``statement_timeout`` role setting as PostgreSQL stores it (``30000``, ``30s``,
+    ``5min``; the unit defaults to ms) in ms; 0 when there is none (or it cannot be read)."""
+    if not setting:
+        return 0
+    match = _GUC_TIME.fullmatch(setting.strip("'\""))
+    if match is None:
+        return 0
+    value = float(match.group(1)) * _GUC_MS[match.group(2) or "ms"]
+    return max(0, round(value))

@@ -20,6 +20,7 @@ from psycopg.rows import class_row, kwargs_row, scalar_row
 from bot.adapters.postgres.connection import LOCK_CLASS_APP, reason
 from bot.adapters.postgres.migrations import BotSchema
 from bot.core.errors import ConflictError, PgdbError
+from bot.core.limits import RoleLimits
 from bot.core.model import AuditEntry, WorkflowRecord, WorkflowStatus
 from bot.core.names import AppName
 
@@ -40,14 +41,31 @@ _LATEST_WORKFLOWS = (
     " WHERE kind = 'create' ORDER BY app, id)"
     " SELECT DISTINCT ON (w.app) "
     + ", ".join(f"w.{c.strip()}" for c in _WORKFLOW_COLUMNS.split(","))
-    + ", f.first_at AS app_first_at, c.first_requester AS app_requester"
+    + ", f.first_at AS app_first_at, c.first_requester AS app_requester,"
+    " d.connection_limit AS declared_connection_limit,"
+    " d.statement_timeout_ms AS declared_statement_timeout_ms"
     " FROM mine w JOIN firsts f ON f.app = w.app"
-    " LEFT JOIN creators c ON c.app = w.app ORDER BY w.app, w.id DESC"
+    " LEFT JOIN creators c ON c.app = w.app"
+    " LEFT JOIN {declared} d ON d.app = w.app AND d.env = {env} ORDER BY w.app, w.id DESC"
 )
 
 
-def _workflow(*, status: str, **columns: Any) -> WorkflowRecord:
-    return WorkflowRecord(status=WorkflowStatus(status), **columns)
+def _workflow(
+    *,
+    status: str,
+    declared_connection_limit: int | None = None,
+    declared_statement_timeout_ms: int | None = None,
+    **columns: Any,
+) -> WorkflowRecord:
+    declared = (
+        RoleLimits(
+            connection_limit=declared_connection_limit,
+            statement_timeout_ms=declared_statement_timeout_ms or 0,
+        )
+        if declared_connection_limit is not None
+        else None
+    )
+    return WorkflowRecord(status=WorkflowStatus(status), declared=declared, **columns)
 
 
 def _storable(text: str) -> str:
@@ -190,9 +208,35 @@ class PostgresBotState:
         return self._schema.fetch(
             "reading the workflows",
             sql.SQL(_LATEST_WORKFLOWS).format(
-                table=self._schema.table("workflows"), mine=self._mine
+                table=self._schema.table("workflows"),
+                mine=self._mine,
+                declared=self._schema.table("declared_limits"),
+                env=sql.Literal(self._env),
             ),
             row=kwargs_row(_workflow),
+        )
+
+    def declare_limits(
+        self, app: AppName, *, limits: RoleLimits, source: str, declared_by: str
+    ) -> None:
+        self._schema.execute(
+            "recording the declared limits",
+            sql.SQL(
+                "INSERT INTO {} (env, app, connection_limit, statement_timeout_ms, source,"
+                " declared_by) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (env, app) DO UPDATE SET"
+                " connection_limit = excluded.connection_limit,"
+                " statement_timeout_ms = excluded.statement_timeout_ms,"
+                " source = excluded.source, declared_by = excluded.declared_by,"
+                " declared_at = now()"
+            ).format(self._schema.table("declared_limits")),
+            (
+                self._env,
+                str(app),
+                limits.connection_limit,
+                limits.statement_timeout_ms,
+                source,
+                _storable(declared_by),
+            ),
         )
 
     def latest_workflow(self, app: AppName) -> WorkflowRecord | None:

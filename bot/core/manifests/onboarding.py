@@ -10,6 +10,7 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bot.core.limits import DatabaseOptions
 from bot.core.manifests.kustomization import (
     add_resources,
     listed_resources,
@@ -99,8 +100,10 @@ def build_manifest_set(
     base_kustomization: str | None,
     extra_namespace: str | None = None,
     runbook_page: str | None = None,
+    database_options: DatabaseOptions | None = None,
 ) -> ManifestSet:
     """Render both manifests and the kustomization that lists them, from the base branch's.
+    ``database_options``: the Database's connection limit, extensions and schemas (SPEC §13).
 
     ``base_kustomization`` is None when the base has no kustomization yet: one is created.
     ``runbook_page`` is the base branch's runbook page (None: the folder has none); when its
@@ -112,7 +115,9 @@ def build_manifest_set(
     base = base_kustomization if base_kustomization is not None else new_kustomization()
     folder = settings.manifests_path.strip("/")
     files = {
-        posixpath.join(folder, database_path(app)): render_database(app, settings=settings),
+        posixpath.join(folder, database_path(app)): render_database(
+            app, settings=settings, options=database_options
+        ),
         posixpath.join(folder, secret_path(app)): render_infisical_secret(
             app, settings=settings, extra_namespace=extra_namespace
         ),

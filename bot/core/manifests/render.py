@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from bot.core.limits import DatabaseOptions
 from bot.core.manifests.layout import ManifestSettings, checked, require_dns_label, secret_name
 from bot.core.manifests.yaml_text import commented, emit, one_line, round_trip_yaml
 from bot.core.names import AppName
@@ -21,23 +23,122 @@ DATABASE_API_VERSION: Final = "postgresql.cnpg.io/v1"
 INFISICAL_API_VERSION: Final = "secrets.infisical.com/v1alpha1"
 
 
-def render_database(app: AppName, *, settings: ManifestSettings) -> str:
-    """The CNPG Database of SPEC §4; ``retain`` so deleting the CR never drops the data."""
+def render_database(
+    app: AppName, *, settings: ManifestSettings, options: DatabaseOptions | None = None
+) -> str:
+    """The CNPG Database of SPEC §4; ``retain`` so deleting the CR never drops the data.
+    ``options`` (SPEC §13): ``connectionLimit``, and extensions and schemas to be present
+    (each schema owned by the app: else it would belong to the account CNPG connects as)."""
     app = checked(app)
+    spec: dict[str, Any] = {
+        "cluster": {"name": settings.cluster},
+        "name": app,
+        "owner": app,
+        "ensure": "present",
+        "databaseReclaimPolicy": "retain",
+    }
+    if options is not None:
+        if options.connection_limit is not None:
+            spec["connectionLimit"] = options.connection_limit
+        if options.extensions:
+            spec["extensions"] = [{"name": e, "ensure": "present"} for e in options.extensions]
+        if options.schemas:
+            spec["schemas"] = [
+                {"name": s, "owner": app, "ensure": "present"} for s in options.schemas
+            ]
     return emit(
         {
             "apiVersion": DATABASE_API_VERSION,
             "kind": "Database",
             "metadata": {"name": app, "namespace": settings.namespace},
-            "spec": {
-                "cluster": {"name": settings.cluster},
-                "name": app,
-                "owner": app,
-                "ensure": "present",
-                "databaseReclaimPolicy": "retain",
-            },
+            "spec": spec,
         }
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseManifest:
+    """What an existing Database manifest declares, as far as ``limits`` and ``update`` care."""
+
+    connection_limit: int | None
+    extensions: tuple[str, ...]
+    schemas: tuple[str, ...] = ()
+
+
+def _load_database(text: str) -> tuple[Any, CommentedMap, Any]:
+    """(yaml, document, spec) of a Database manifest, for an edit that keeps the rest."""
+    yaml = round_trip_yaml()
+    yaml.explicit_start = text.lstrip().startswith("---")
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    try:
+        data = yaml.load(text)
+    except YAMLError as exc:
+        raise ValueError(f"the Database manifest is not YAML: {one_line(exc)}") from exc
+    spec = data.get("spec") if isinstance(data, CommentedMap) else None
+    if not isinstance(spec, CommentedMap) or data.get("kind") != "Database":
+        raise ValueError("the Database manifest is not a `kind: Database` with a `spec` mapping")
+    return yaml, data, spec
+
+
+def read_database(text: str) -> DatabaseManifest:
+    """``connectionLimit`` and the extensions to be present, from a Database manifest.
+    Raises ValueError when ``text`` is not one."""
+    _, _, spec = _load_database(text)
+    limit = spec.get("connectionLimit")
+    names: list[str] = []
+    for item in spec.get("extensions") or ():
+        if isinstance(item, Mapping) and item.get("ensure", "present") == "present":
+            name = item.get("name")
+            if isinstance(name, str) and name not in names:
+                names.append(name)
+    schemas = [
+        item["name"]
+        for item in spec.get("schemas") or ()
+        if isinstance(item, Mapping)
+        and isinstance(item.get("name"), str)
+        and item.get("ensure", "present") == "present"
+    ]
+    return DatabaseManifest(
+        connection_limit=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
+        extensions=tuple(names),
+        schemas=tuple(dict.fromkeys(schemas)),
+    )
+
+
+def edit_database(
+    text: str, *, connection_limit: int | None = None, extensions: tuple[str, ...] = ()
+) -> str:
+    """The Database manifest ``text`` with ``connectionLimit`` set (when given) and
+    ``extensions`` present, edited in place: comments, key order and every other field kept,
+    an extension already there (even ``ensure: absent``, which a human chose) left alone.
+    Unchanged text when there is nothing to change. Raises ValueError for a non-Database."""
+    yaml, data, spec = _load_database(text)
+    changed = False
+    if connection_limit is not None and spec.get("connectionLimit") != connection_limit:
+        if "connectionLimit" in spec:
+            spec["connectionLimit"] = connection_limit
+        else:
+            after = [k for k in ("ensure", "owner", "name") if k in spec]
+            position = list(spec).index(after[0]) + 1 if after else len(spec)
+            spec.insert(position, "connectionLimit", connection_limit)
+        changed = True
+    present = spec.get("extensions")
+    if present is not None and not isinstance(present, CommentedSeq):
+        raise ValueError("`spec.extensions` of the Database manifest is not a list")
+    known = {i.get("name") for i in present or () if isinstance(i, Mapping)}
+    missing = [e for e in extensions if e not in known]
+    if missing:
+        if present is None:
+            present = CommentedSeq()
+            spec["extensions"] = present
+        for name in missing:
+            present.append(commented({"name": name, "ensure": "present"}))
+        changed = True
+    if not changed:
+        return text
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    return buffer.getvalue()
 
 
 def render_infisical_secret(
