@@ -1,4 +1,4 @@
--- The bot's own database account: CREATEROLE, not superuser (SPEC §8).
+-- The bot's own database account: CREATEROLE, not superuser (docs/security.md).
 -- Run as a superuser on the shared cluster (safe to run again), e.g.:
 --   kubectl exec -i -n databases postgresql-shared-1 -- psql -U postgres < deploy/sql/bot-role.sql
 -- then set its password with psql's \password (SCRAM computed client-side, so the plaintext
@@ -17,6 +17,10 @@ BEGIN
 END
 $$;
 ALTER ROLE pgdb_bot LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION NOBYPASSRLS;
+
+-- `/pgdb usage` and the usage findings (connections near the limit, database sizes) read every
+-- session and every database's size in one catalog query: that needs pg_read_all_stats.
+GRANT pg_read_all_stats TO pgdb_bot;
 
 -- Its own tables (audit log, workflow records, alert state) live in schema pgdb_bot of the
 -- `postgres` database; the bot creates and migrates them itself.
