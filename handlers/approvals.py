@@ -11,6 +11,8 @@ stopped midway for as long again.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from bot.core.errors import PgdbError
@@ -394,11 +396,32 @@ def expire_due(services: Services) -> list[ApprovalRequest]:
     ]
 
 
+# A decision that comes right after the announcement (a button clicked at once, a script) may
+# read the request before the announcement's threads are recorded: it waits this long for them.
+THREADS_WAIT_SECONDS = 3.0
+
+
 def _note_ops(services: Services, request: ApprovalRequest, text: str) -> None:
     """The decision, in the thread of the request's ops announcement (where it has one)."""
-    if not request.threads:
+    threads = request.threads or _recorded_threads(services, request)
+    if not threads:
         return
     services.announcer.announce(
         Alert(key=f"approval:{request.app}", severity="info", title=text, text="", resolved=True),
-        threads=request.threads,
+        threads=threads,
     )
+
+
+def _recorded_threads(services: Services, request: ApprovalRequest) -> Mapping[str, str]:
+    """The announcement's threads once recorded, for a request announced a moment ago; none
+    for an older one (it was never announced: no chat platform, or the post failed)."""
+    if not services.announcer.sinks:
+        return {}
+    young = services.clock() - request.requested_at < timedelta(seconds=THREADS_WAIT_SECONDS * 2)
+    end = time.monotonic() + THREADS_WAIT_SECONDS
+    while young and time.monotonic() < end:
+        time.sleep(0.1)
+        found = _store(services).get(request.id)
+        if found is not None and found.threads:
+            return found.threads
+    return {}
