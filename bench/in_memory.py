@@ -21,7 +21,7 @@ def fleet_world(size: int) -> MemoryWorld:
         app = f"app-{i:05d}"
         password = f"{app}-password-0123456789abcdefghijkl"
         world.secrets.put(app, password)
-        # with the usage findings on (SPEC §13): every tenth app near its connection limit
+        # with the usage findings on: every tenth app near its connection limit
         # and above the size warning, read in the same one catalog query
         world.database.add_role(app, password=password, connection_limit=20)
         world.database.add_database(app, owner=app, size_bytes=(6 if i % 10 == 0 else 1) << 30)

@@ -1,4 +1,4 @@
-"""Configuration: every ``PGDB_*`` variable of SPEC §9, validated once at start.
+"""Configuration: every ``PGDB_*`` variable (docs/configuration.md), validated once at start.
 
 Errors name the variable and say what a valid value looks like.
 """
@@ -226,7 +226,7 @@ class Settings(BaseSettings):
         description="Ops channel for alerts and approval requests on every chat platform that has"
         " no channel of its own. Unset: alerts go to the log.",
     )
-    # Slack (SPEC §7): Socket Mode with an app token, else HTTP mode at /slack/events
+    # Slack: Socket Mode with an app token, else HTTP mode at /slack/events
     slack_bot_token: str | None = Field(
         default=None,
         description="The Slack app's bot token (`xoxb-…`); setting it turns Slack on.",
@@ -250,7 +250,7 @@ class Settings(BaseSettings):
         description="Ops channel on Slack: a channel id such as `C0123ABCD`, or `#name`. Unset: "
         "PGDB_OPS_CHANNEL.",
     )
-    # Mattermost (SPEC §7): a custom slash command plus a bot account for the posts
+    # Mattermost: a custom slash command plus a bot account for the posts
     mattermost_url: str | None = Field(
         default=None,
         description="Mattermost server base URL as the bot reaches it, e.g. "
@@ -317,7 +317,7 @@ class Settings(BaseSettings):
         description="Namespace of the Argo CD Applications; never a destination for an app's "
         "Secret.",
     )
-    # --namespace (SPEC §11): globs a Secret may be delivered to; the never-list is in
+    # --namespace: globs a Secret may be delivered to; the never-list is in
     # handlers/policy.py. The bot's own namespace: set, else the pod's, else PGDB_NAMESPACE.
     secret_namespaces: CommaList = Field(
         default_factory=lambda: ["*"],

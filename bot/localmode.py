@@ -1,4 +1,4 @@
-"""Local mode: with no configuration at all, `pgdb-bot console` still works (SPEC §10).
+"""Local mode: with no configuration at all, `pgdb-bot console` still works.
 
 It uses a reachable local PostgreSQL (or starts a private one in the state directory), a demo
 GitOps repository and a file secret store, and says where each is. What it creates on a server

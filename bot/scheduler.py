@@ -1,4 +1,4 @@
-"""Scheduled diagnostics in ``pgdb-bot run`` (SPEC §6.2): APScheduler runs a pass on
+"""Scheduled diagnostics in ``pgdb-bot run``: APScheduler runs a pass on
 ``PGDB_DIAGNOSE_INTERVAL`` (a duration or a 5-field cron), on the leader only.
 
 Leadership is a Kubernetes ``Lease`` when Kubernetes is configured, else a PostgreSQL advisory

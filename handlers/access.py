@@ -1,4 +1,4 @@
-"""Authorization: one filter in front of every command (SPEC §8).
+"""Authorization: one filter in front of every command.
 
 Plain entries (user ids, ``*``) are decided without asking anyone. A ``group:`` entry is looked
 up only when the plain entries did not already decide, and a lookup that fails counts as "not a

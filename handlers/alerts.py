@@ -1,4 +1,4 @@
-"""The alert lifecycle (SPEC §6.2): one alert when a finding appears, a reminder at most every
+"""The alert lifecycle: one alert when a finding appears, a reminder at most every
 ``PGDB_ALERT_REPEAT`` while it persists, one "resolved" in the alert's thread when it is gone.
 
 State lives in the ``AlertStore`` (PostgreSQL), so a restart or a new leader sends nothing
@@ -76,7 +76,7 @@ FINDING_KINDS = (
     "offboard_pending",
     "offboard_incomplete",
     "kustomization_broken",
-    # SPEC §13 (guardrails)
+    # guardrails: limits, usage, extensions
     "extension_not_applied",
     "connections_near_limit",
     "database_large",
@@ -648,7 +648,7 @@ def _lasted(delta: timedelta) -> str:
 
 
 class LogAlerts:
-    """The sink when no chat platform is configured: alerts go to the log (SPEC §7)."""
+    """The sink when no chat platform is configured: alerts go to the log."""
 
     name = "log"
 

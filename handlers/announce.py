@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class Announcer:
-    """Every chat platform's ops channel and threads; with none, the log (SPEC §7)."""
+    """Every chat platform's ops channel and threads; with none, the log."""
 
     def __init__(self) -> None:
         self.sinks: list[AlertSink] = []

@@ -465,7 +465,7 @@ def _assess_app(p: _Pass, app: AppName) -> AppAssessment:
 
 
 def _usage(p: _Pass, app: AppName, role: RoleInfo | None, history: AppHistory) -> AppUsage:
-    """What the guardrail checks of one app read (SPEC §13), all from this pass."""
+    """What the guardrail checks of one app read, all from this pass."""
     snap = p.obs.cluster.value
     return AppUsage(
         app=app,

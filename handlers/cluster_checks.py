@@ -1,4 +1,4 @@
-"""What the cluster really runs: the Kubernetes layer of the assessment (SPEC §5, §6.1).
+"""What the cluster really runs: the Kubernetes layer of the assessment.
 
 Each check is declared once, with the finding it carries when it is a problem. An app's CRs are
 *expected* once its manifests are on the base branch (Argo CD applies them); before that their

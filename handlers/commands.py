@@ -14,7 +14,7 @@ class UsageError(ValueError):
 
 
 class Spread(enum.Enum):
-    """Which environments a command acts on when several are declared (SPEC §12); each
+    """Which environments a command acts on when several are declared; each
     command but ``NONE`` takes ``--env``."""
 
     NONE = "none"  # once (help, silence; approve and deny follow their request)

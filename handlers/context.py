@@ -46,7 +46,7 @@ class Services:
     bot_role: str = ""  # the bot's own PostgreSQL role: never an app name
     clock: Callable[[], datetime] = utcnow
     metrics: Metrics = UNMEASURED  # commands and workflow steps, for /metrics
-    # Every environment the bot serves, when a configuration file declares them (SPEC §12);
+    # Every environment the bot serves, when a configuration file declares them;
     # None: one environment, these services.
     fleet: Fleet | None = None
 

@@ -1,4 +1,4 @@
-"""``/pgdb create <app>``: the onboarding workflow (SPEC §3.2).
+"""``/pgdb create <app>``: the onboarding workflow.
 
 Each step observes first and acts only on what is missing, so a re-run resumes where a failed
 run stopped, and never changes a password already in use.
@@ -114,7 +114,7 @@ def run_create(
     """``thread_link``: where the follow-through goes when it is not this conversation's
     message (an approved request: the requester's thread); ``approved``: an operator approved
     this request, so it runs with an operator's say; ``options``: the extensions and schemas
-    asked for (already checked against the allowlist), SPEC §13."""
+    asked for (already checked against the allowlist)."""
     services = ctx.services
     reply = Reply(
         title=f"{'Plan for' if dry_run else 'Onboarding'} `{app}`",
@@ -254,7 +254,7 @@ def manifest_options(
     plan: CreatePlan,
     options: DatabaseOptions | None,
 ) -> DatabaseOptions:
-    """What the Database manifest declares (SPEC §13): the connection limit the role gets (the
+    """What the Database manifest declares: the connection limit the role gets (the
     configured one for a role ``create`` makes; an adopted role's own, which ``create`` never
     changes), and the extensions and schemas asked for."""
     role = seen.state.roles.get(app)

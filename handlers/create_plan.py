@@ -1,4 +1,4 @@
-"""What ``/pgdb create <app>`` will do, decided before anything is written (SPEC §3.2, §11).
+"""What ``/pgdb create <app>`` will do, decided before anything is written.
 
 The dry run renders this plan; the real run computes the same plan under the app's lock and
 carries it out, so a dry run names the step where the real run stops, and why. Every rule of

@@ -27,7 +27,7 @@ def run_diagnoses(services: Services) -> dict[str, Diagnosis]:
 
 
 def exit_code(diagnosis: Diagnosis) -> int:
-    """0 with no warning or critical finding, 1 with one or more (SPEC §6.1)."""
+    """0 with no warning or critical finding, 1 with one or more."""
     return 1 if diagnosis.alerting else 0
 
 

@@ -177,7 +177,7 @@ MIDDLEWARE: Sequence[Middleware] = (
     errors_as_replies,
     parsed,
 )
-# Then, in each environment the command acts on (SPEC §12; the only one without a
+# Then, in each environment the command acts on (the only one without a
 # configuration file), with that environment's services and policy.
 IN_EACH_ENVIRONMENT: Sequence[Middleware] = (
     audited_here,

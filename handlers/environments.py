@@ -1,4 +1,4 @@
-"""Commands across environments (SPEC §12): which environments a command acts on, running it
+"""Commands across environments: which environments a command acts on, running it
 in each (in parallel: one unreachable environment never holds up the others), and one reply
 with a section per environment.
 
@@ -80,7 +80,7 @@ def _named(fleet: Fleet, raw: str) -> tuple[str, ...]:
 
 
 def environments_of(fleet: Fleet, app: str) -> tuple[str, ...]:
-    """The environments that know ``app`` (SPEC §3.1 in each), observed in parallel."""
+    """The environments that know ``app``, observed in parallel."""
 
     def knows(env: Services) -> bool:
         return app in known_apps(observe(env), env)

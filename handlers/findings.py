@@ -1,4 +1,4 @@
-"""Diagnostics (SPEC §6.1): the findings of one assessment, as a list.
+"""Diagnostics: the findings of one assessment, as a list.
 
 The rules live in :mod:`handlers.assessment`; this module is the list view that
 ``pgdb-bot diagnose``, ``/pgdb diagnose``, the scheduled alerts and the status checks of open

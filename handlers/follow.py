@@ -1,4 +1,4 @@
-"""Follow-through after ``create`` (SPEC §3.2 step 8): the leader's diagnostics pass watches each
+"""Follow-through after ``create``: the leader's diagnostics pass watches each
 onboarded app until every layer is ok — manifests on the base branch, ``Database`` applied, the
 Secret synced with the stored password, that password opening the role — then says "`<app>` is
 ready" in the thread of the command's message; past ``PGDB_FOLLOW_DEADLINE`` it says, once,

@@ -1,5 +1,5 @@
 """Between a chat platform's ack and the command: a request that may run only once is checked
-against every replica's memory of requests already seen (SPEC §8), and refusals decided at the
+against every replica's memory of requests already seen, and refusals decided at the
 edge are told and audited like any other outcome."""
 
 from __future__ import annotations

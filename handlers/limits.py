@@ -1,4 +1,4 @@
-"""``/pgdb limits <app> [--connections N] [--statement-timeout D]`` (operators, SPEC §13): the
+"""``/pgdb limits <app> [--connections N] [--statement-timeout D]`` (operators): the
 app's role gets the new limits at once (``ALTER ROLE``), its Database manifest's
 ``connectionLimit`` follows in a pull request on its update branch, and what the bot declared
 is recorded, so ``limits_drift`` compares the role with it from then on.

@@ -192,7 +192,7 @@ def manifests_on_base(snapshot: GitSnapshot, app: AppName) -> bool:
 
 
 def known_apps(obs: Observation, services: Services) -> list[AppName]:
-    """Apps known to any source (SPEC §3.1); there is no separate registry to drift."""
+    """Apps known to any source; there is no separate registry to drift."""
     names: set[str] = set()
     if obs.secrets.value is not None:
         names |= set(obs.secrets.value)

@@ -90,7 +90,7 @@ def run_offboard(ctx: CommandContext, app: AppName, *, confirmed: bool) -> Reply
             return _rotating(ctx, app, blocked)
         return _confirm(ctx, app, reply)
     if app not in known_apps(observe(services), services):
-        return _unknown(ctx, app, reply)  # with or without --yes (SPEC §11)
+        return _unknown(ctx, app, reply)  # with or without --yes
     ctx.conversation.show(reply)
     with services.state.app_lock(app) as acquired:
         if not acquired:

@@ -1,4 +1,4 @@
-"""Where an app's Secret may be delivered (``--namespace``, SPEC §11): one rule, used by the
+"""Where an app's Secret may be delivered (``--namespace``): one rule, used by the
 command edge and by the create planner alike.
 
 A namespace must match ``PGDB_SECRET_NAMESPACES`` (comma-separated globs, default ``*``) and is

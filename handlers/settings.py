@@ -53,7 +53,7 @@ class Layout:
     argocd_app: str | None = None  # the Argo CD Application to check, when one is named
     secret_namespaces: tuple[str, ...] = ("*",)  # globs --namespace may deliver to
     ignore_roles: tuple[str, ...] = ()  # roles that are neither apps nor orphans
-    # The environment's name (SPEC §12). ``branch_scope`` is set when a configuration file
+    # The environment's name. ``branch_scope`` is set when a configuration file
     # declares environments: branches are then ``pgdb/<env>--<app>``; the environment that
     # existed before keeps the unscoped ``pgdb/<app>`` branches it opened (``owns_unscoped``).
     environment: str = "dev"
@@ -127,7 +127,7 @@ class WorkflowOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class Guardrails:
-    """What a shared cluster allows each app (SPEC §13): the limits ``create`` gives its role
+    """What a shared cluster allows each app: the limits ``create`` gives its role
     and manifest, the extensions it may ask for, and when usage becomes a finding."""
 
     connection_limit: int = 20  # CONNECTION LIMIT of each new role; -1: none

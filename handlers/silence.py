@@ -1,4 +1,4 @@
-"""``/pgdb silence <app or kind> <duration|off>``: mute matching alerts for a while (SPEC §6.2).
+"""``/pgdb silence <app or kind> <duration|off>``: mute matching alerts for a while.
 
 A silence matches a finding by its app or by its kind; silenced findings are not announced,
 nor is their "resolved". Silences are stored with the alert state, so every replica (and the

@@ -34,7 +34,7 @@ __all__ = ["ICONS", "Check", "CheckOutcome", "app_checks", "run_list", "run_stat
 def app_checks(
     obs: Observation, services: Services, app: AppName, verdict: PasswordVerdict | None
 ) -> list[Check]:
-    """The checks of one app (SPEC §5), from its assessment."""
+    """The checks of one app, from its assessment."""
     verdicts: dict[str, PasswordVerdict] = {app: verdict} if verdict is not None else {}
     return list(assess(obs, services, only=app, verdicts=verdicts).apps[app].checks)
 

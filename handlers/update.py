@@ -1,4 +1,4 @@
-"""Later changes to an app's Database manifest (SPEC §11 branches, §13): ``/pgdb update <app>
+"""Later changes to an app's Database manifest: ``/pgdb update <app>
 --extension e`` here, and the manifest half of ``/pgdb limits``.
 
 Every such change is a pull request on the app's update branch, ``pgdb-update/<app>``, touching

@@ -1,4 +1,4 @@
-"""``/pgdb usage [--top N]`` (requesters, SPEC §13): what each app takes of the shared cluster —
+"""``/pgdb usage [--top N]`` (requesters): what each app takes of the shared cluster —
 connections against its limit, its database's size, its extensions — biggest first, from the
 same one observation as ``status`` (one catalog read, one Kubernetes read)."""
 

@@ -1,4 +1,4 @@
-"""A shared cluster's guardrails, judged (SPEC §13): each app's connections against its limit,
+"""A shared cluster's guardrails, judged: each app's connections against its limit,
 its database's size, its role's limits against what the bot declared, the extensions CNPG
 could not apply; and the cluster's storage. Part of the one assessment: every figure comes
 from the pass's one catalog read and its one Kubernetes read, never from a call per app.

@@ -1,4 +1,4 @@
-"""Configuration as an operator sets it: environment variables and a ``.env`` file (SPEC §9)."""
+"""Configuration as an operator sets it: environment variables and a ``.env`` file."""
 
 from __future__ import annotations
 
@@ -288,7 +288,7 @@ def test_dotenv_elsewhere_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert load_settings().env == "dev"
 
 
-# --- guardrails of a shared cluster (SPEC §13) ---------------------------------------------
+# --- guardrails of a shared cluster ---------------------------------------------
 
 
 def test_guardrail_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Scheduled diagnostics and leader election (SPEC §6.2): one replica runs the passes, another
+"""Scheduled diagnostics and leader election: one replica runs the passes, another
 takes over within a lease period when it dies, and the alerts stay single across the switch."""
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ def test_one_of_two_schedulers_runs_and_the_other_takes_over_without_resending(
     assert b.run_pass() is None
     assert _metric("pgdb_leader") == 0.0  # (one process here: the gauge is the last asked)
     assert first is not None
-    # what an operator alerts on about the bot itself (SPEC §10)
+    # what an operator alerts on about the bot itself
     assert _passes() == before + 1
     stamp = _metric("pgdb_last_successful_diagnostics_timestamp_seconds")
     assert stamp is not None and abs(stamp - time.time()) < 60

@@ -1,4 +1,4 @@
-"""The console chat: the same commands typed in a terminal, or piped one per line (SPEC §7)."""
+"""The console chat: the same commands typed in a terminal, or piped one per line."""
 
 from __future__ import annotations
 

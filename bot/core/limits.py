@@ -1,4 +1,4 @@
-"""What a shared cluster allows one app (SPEC §13): its role's limits, and the extensions and
+"""What a shared cluster allows one app: its role's limits, and the extensions and
 schemas its Database may ask for. Values parsed once, at the edge, like app names."""
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ class RoleInfo:
     bot_can_alter: bool = True
     valid_until: datetime | None = None  # rolvaliduntil; None: no expiry
     connection_limit: int = -1  # rolconnlimit; -1: no limit
-    # SPEC §13, read in the same catalog query: the role's own statement_timeout setting in
+    # Guardrails, read in the same catalog query: the role's own statement_timeout setting in
     # ms (0: none set), and its sessions open now (pg_stat_activity)
     statement_timeout_ms: int = 0
     connections: int = 0
@@ -429,7 +429,7 @@ class Workload:
     restarted_at: str | None = None  # the template's kubectl.kubernetes.io/restartedAt
 
 
-# --- alerts (SPEC §6.2) ---------------------------------------------------------------------
+# --- alerts ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -450,7 +450,7 @@ class AlertRecord:
     absent_passes: int = 0
     flaps: int = 0
     threads: Mapping[str, str] = field(default_factory=dict)  # platform -> message reference
-    env: str | None = None  # None: recorded before environments, i.e. PGDB_ENV's (SPEC §12)
+    env: str | None = None  # None: recorded before environments, i.e. PGDB_ENV's
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -500,7 +500,7 @@ class WorkflowRecord:
     # record started, and who ran its first ``create``
     app_first_at: datetime | None = None
     app_requester: str | None = None
-    # the limits the bot last declared for the app (its create or `/pgdb limits`, SPEC §13),
+    # the limits the bot last declared for the app (its create or `/pgdb limits`),
     # filled by ``BotState.workflows``; None when it declared none
     declared: RoleLimits | None = None
 

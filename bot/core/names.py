@@ -1,4 +1,4 @@
-"""App names: validated once, at the edge, then carried as a typed value (SPEC §2)."""
+"""App names: validated once, at the edge, then carried as a typed value."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def parse_app_name(raw: str, *, bot_role: str = "", deny: Iterable[str] = ()) ->
 
 
 def is_system_role(role: str, *, bot_role: str) -> bool:
-    """Roles that are never apps and never orphans (SPEC §3.1)."""
+    """Roles that are never apps and never orphans."""
     return (
         role in {"postgres", "streaming_replica"}
         or role.startswith(("pg_", "cnpg_"))

@@ -126,7 +126,7 @@ class BotState(Protocol):
     def declare_limits(
         self, app: AppName, *, limits: RoleLimits, source: str, declared_by: str
     ) -> None:
-        """Record the limits the bot gave the app (``create`` or ``limits``, SPEC §13): what
+        """Record the limits the bot gave the app (``create`` or ``limits``): what
         ``limits_drift`` compares the role with. ``workflows()`` carries them."""
         ...
 
@@ -163,7 +163,7 @@ class BotState(Protocol):
 
     def pending_follow_ups(self) -> list[WorkflowRecord]:
         """Each app's latest workflow when it is a finished ``create`` with a chat message and
-        no follow-through sent yet (SPEC §3.2 step 8)."""
+        no follow-through sent yet."""
         ...
 
     def mark_followed_up(self, workflow_id: int, *, result: str) -> bool:

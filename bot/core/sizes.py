@@ -1,5 +1,5 @@
 """Sizes as people and Kubernetes write them (``5GiB``, ``20Gi``, ``500M``, plain bytes), and
-back into a short human form for chat (SPEC §13)."""
+back into a short human form for chat."""
 
 from __future__ import annotations
 

@@ -152,7 +152,7 @@ def core_settings(
 
 
 def guardrails(settings: Settings) -> Guardrails:
-    """SPEC §13's settings of one environment (a per-environment file overrides them later)."""
+    """The guardrails settings of one environment (a per-environment file overrides them later)."""
     return Guardrails(
         connection_limit=settings.connection_limit,
         statement_timeout_ms=settings.statement_timeout_ms,

@@ -1,4 +1,4 @@
-"""The console chat as a person at a terminal (or a pipe) reads it (SPEC §7)."""
+"""The console chat as a person at a terminal (or a pipe) reads it."""
 
 from __future__ import annotations
 

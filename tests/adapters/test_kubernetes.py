@@ -433,7 +433,7 @@ def test_the_adapter_loads_no_typed_api_or_model_class() -> None:
     assert loaded.strip() == "['kubernetes.client.models']"  # the package only: lazy
 
 
-# --- SPEC §13: what the Database CRs and the Cluster say about guardrails ------------------
+# --- guardrails: what the Database CRs and the Cluster say about guardrails ------------------
 
 NOT_AVAILABLE = (
     'while creating extension "vector": ERROR: extension "vector" is not available (SQLSTATE 0A000)'

@@ -264,7 +264,7 @@ def test_github_commit_deletes_files_and_gets_422_for_an_absent_one(
 
 
 def test_github_discovers_an_update_pull_request_as_an_update(fake_github: FakeGitHub) -> None:
-    """SPEC §11: ``pgdb-update/<app>`` pull requests are updates, never onboardings."""
+    """``pgdb-update/<app>`` pull requests are updates, never onboardings."""
     base = fake_github.commit_on("main", {DB_FILE: "kind: Database\n"}, "docspell")
     host = GitHubHost(
         repo=fake_github.full_name,

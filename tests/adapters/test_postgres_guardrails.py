@@ -1,4 +1,4 @@
-"""SPEC §13 against a real PostgreSQL: the limits a role gets, as the catalogs hold them; the
+"""Guardrails against a real PostgreSQL: the limits a role gets, as the catalogs hold them; the
 app's connections counted and refused by PostgreSQL itself past its limit; a database grown
 past the size warning; the declared limits kept in the bot's schema — each seen through the
 same one catalog read and the one assessment as every diagnostics pass."""

@@ -1,4 +1,4 @@
-"""Durations (`PGDB_GRACE`, `PGDB_ALERT_REPEAT`, `/pgdb silence`) and schedules (SPEC §6.2)."""
+"""Durations (`PGDB_GRACE`, `PGDB_ALERT_REPEAT`, `/pgdb silence`) and schedules."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §13 in the core: what ``--connections``, ``--statement-timeout``, ``--extension`` and
+"""Guardrails in the core: what ``--connections``, ``--statement-timeout``, ``--extension`` and
 ``--schema`` accept; sizes; the Database manifest with options, validated against the CRD schema
 that ships in the package, and edited in place with comments and formatting kept."""
 

@@ -894,7 +894,7 @@ def test_a_tag_kustomize_accepts_does_not_stop_the_edit_but_fails_the_check() ->
     ]
 
 
-# --- a namespace added to an app already on the base branch (SPEC §11) ----------------------
+# --- a namespace added to an app already on the base branch ----------------------
 
 
 def test_adding_a_namespace_edits_the_infisicalsecret_in_place_and_keeps_the_others() -> None:

@@ -1,4 +1,4 @@
-"""App names (SPEC §2): what a developer may type after `/pgdb create`, and why not."""
+"""App names: what a developer may type after `/pgdb create`, and why not."""
 
 from __future__ import annotations
 

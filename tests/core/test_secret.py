@@ -1,4 +1,4 @@
-"""Passwords never show up where people read (SPEC §8), and generated ones are strong."""
+"""Passwords never show up where people read, and generated ones are strong."""
 
 from __future__ import annotations
 

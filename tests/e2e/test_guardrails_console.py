@@ -1,4 +1,4 @@
-"""SPEC §13 end to end, through the console chat only, on the scram cluster (passwords really
+"""Guardrails end to end, through the console chat only, on the scram cluster (passwords really
 checked): create gives the role and the manifest a connection limit of 20; an extension is
 refused until PGDB_ALLOWED_EXTENSIONS lists it, then lands in the manifest; the app's own
 connections show in ``/pgdb usage`` and ``/pgdb status`` as PostgreSQL counts them."""

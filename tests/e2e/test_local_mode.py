@@ -1,4 +1,4 @@
-"""`pgdb-bot console` with no configuration at all (SPEC §10)."""
+"""`pgdb-bot console` with no configuration at all."""
 
 from __future__ import annotations
 

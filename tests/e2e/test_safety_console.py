@@ -1,4 +1,4 @@
-"""What ``create`` may adopt, and who may undo what (SPEC §3.2 step 4, §11), through the console
+"""What ``create`` may adopt, and who may undo what, through the console
 as a requester (``--as dev1``) and as an operator (the console's own user), checking the role
 attributes, branches and audit rows, not only the replies."""
 

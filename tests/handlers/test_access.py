@@ -1,4 +1,4 @@
-"""Who may do what: PGDB_REQUESTERS and PGDB_OPERATORS (SPEC §8)."""
+"""Who may do what: PGDB_REQUESTERS and PGDB_OPERATORS."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The alert lifecycle (SPEC §6.2) on the real alert state in PostgreSQL (and, through
+"""The alert lifecycle on the real alert state in PostgreSQL (and, through
 test_alerts_memory.py, on the in-memory one): each finding announced once, reminders at most every PGDB_ALERT_REPEAT, one "resolved" in the alert's thread; nothing
 twice across a restart or with two leaders at once; flapping and silences do not spam."""
 

@@ -97,7 +97,7 @@ def services(
         world.secrets.put(app, stored_password)
     for app in apps:
         if app not in without_role:
-            # with the limits create gives a role (SPEC §13): no limits_drift note
+            # with the limits create gives a role: no limits_drift note
             world.database.add_role(
                 app, password=passwords.get(app, password(app)), connection_limit=20
             )
@@ -571,7 +571,7 @@ def test_repair_leaves_what_it_cannot_fix_to_the_named_command(kube: FakeKuberne
 
 
 def test_an_app_known_only_by_its_infisicalsecret_is_discovered(kube: FakeKubernetes) -> None:
-    """SPEC §3.1: an `InfisicalSecret` named `<app>-postgresql-credentials` makes an app known,
+    """An app is known by any source: an `InfisicalSecret` named `<app>-postgresql-credentials` makes an app known,
     so what it points at is checked (here: nothing else exists)."""
     kube.put(infisical_secret("lonely", ready=True))
     svc = services(kube, stored={"other": password("other")}, merged=())

@@ -1,4 +1,4 @@
-"""Reading what a user typed into a command, or a short usage error (SPEC §2)."""
+"""Reading what a user typed into a command, or a short usage error."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Diagnostics derived from one observation (SPEC §6.1), without any real backend.
+"""Diagnostics derived from one observation, without any real backend.
 
 Each test describes the world as the bot would observe it and checks the findings an operator
 would read: kind, app, severity, and a remedy that is the exact command to type.
@@ -115,7 +115,7 @@ def creds(app: str = APP, *, password: bool = True, **keys: str | None) -> Store
 
 
 def login(name: str = APP, **attributes: Any) -> RoleInfo:
-    attributes.setdefault("connection_limit", 20)  # the default limits (SPEC §13): no note
+    attributes.setdefault("connection_limit", 20)  # the default limits: no note
     return RoleInfo(name=name, can_login=attributes.pop("can_login", True), **attributes)
 
 
@@ -398,7 +398,7 @@ def test_role_unsafe_attributes() -> None:
     obs = healthy(database=pg(login(superuser=True, createrole=True)))
     finding = only(run(obs), "role_unsafe")
     assert finding.app == APP
-    assert finding.severity is Severity.CRITICAL  # SPEC §11: privileged is critical
+    assert finding.severity is Severity.CRITICAL  # privileged is critical
     assert "SUPERUSER, CREATEROLE" in finding.message
     assert finding.remedy == (
         "kubectl exec -n databases postgresql-shared-1 -- psql -U postgres "

@@ -315,7 +315,7 @@ def test_create_names_an_offboarding_proposal_still_open(bot_env: BotEnv, tmp_pa
 
     back = run(services, "/pgdb create docspell")  # before the offboarding PR was merged
 
-    # SPEC §11: refused while the offboarding proposal is open; the role stays NOLOGIN
+    # refused while the offboarding proposal is open; the role stays NOLOGIN
     assert not back.ok
     assert back.step("role").state is StepState.FAILED
     assert BRANCH in back.step("role").detail and "close it" in back.step("role").detail

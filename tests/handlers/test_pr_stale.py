@@ -1,4 +1,4 @@
-"""``pr_stale``: an onboarding proposal left open past PGDB_PR_STALE_AFTER (SPEC §6.1).
+"""``pr_stale``: an onboarding proposal left open past PGDB_PR_STALE_AFTER.
 
 Until someone merges it, the app has credentials and a role but no database, and nothing else
 would say so: the proposal is "pending", so no other finding fires.

@@ -1,6 +1,6 @@
 """``/pgdb create`` over the in-memory ports: what each system holds afterwards, how a failure
 at any step is resumed by a re-run with the same password, and what is refused before anything
-is written (SPEC §3.2, §11)."""
+is written."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The follow-through after ``create`` over the in-memory ports (SPEC §3.2 step 8): "ready"
+"""The follow-through after ``create`` over the in-memory ports: "ready"
 once every layer is ok, said once in the command's thread; past the deadline, the layer that
 blocks, also to the ops channel; one replica posts it."""
 

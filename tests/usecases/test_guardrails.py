@@ -1,4 +1,4 @@
-"""SPEC §13 over the in-memory ports, through the one dispatch every chat platform calls: limits
+"""Guardrails (limits, extensions, usage) over the in-memory ports, through the one dispatch every chat platform calls: limits
 at create, extensions only from the allowlist (nothing written on a refusal), ``/pgdb update``
 and ``/pgdb limits`` on the app's update branch, the usage findings and ``/pgdb usage``."""
 

@@ -1,5 +1,5 @@
 """The Infisical secret store: the team's real secret manager, behind the same port as the file
-store (SPEC §3.2 step 3, §5, §6.1).
+store.
 
 It speaks to Infisical through the official SDK (``infisicalsdk``) as a machine identity with
 Universal Auth, and adds what the SDK leaves to its caller: bounded time, tokens renewed before

@@ -1,4 +1,4 @@
-"""Mattermost (SPEC §7), one module per concern:
+"""Mattermost, one module per concern:
 
 - ``api``: the REST v4 client (timeouts, the one retry loop, ``MattermostError``);
 - ``render``: replies and alerts as markdown posts, escaped and cut to size;

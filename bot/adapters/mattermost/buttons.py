@@ -35,7 +35,7 @@ def button_context(
 ) -> dict[str, Any]:
     """What a button carries: its command, a one-time nonce and an expiry, signed with
     ``PGDB_ACTION_SECRET`` (the secret itself never leaves the bot). The command token is
-    static, so the nonce is what makes a replayed click recognisable (SPEC §8)."""
+    static, so the nonce is what makes a replayed click recognisable."""
     expires = int((time.time() if now is None else now) + BUTTON_VALIDITY_SECONDS)
     nonce = secrets.token_hex(16)
     return {

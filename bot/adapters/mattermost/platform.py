@@ -1,5 +1,5 @@
 """Mattermost as a chat platform of `pgdb-bot run`: a custom slash command in, a bot account's
-posts out (SPEC §7).
+posts out.
 
 Two endpoints on the shared HTTP server: ``/mattermost/command`` (the custom slash command,
 token checked in constant time) and ``/mattermost/actions`` (button clicks, whose signed

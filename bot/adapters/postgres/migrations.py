@@ -151,7 +151,7 @@ MIGRATIONS: Final[list[tuple[int, str]]] = [
         8,
         # Alerts grouped per (environment, kind) (issue 17): every alert row carries its
         # environment; NULL is a row written before, which belongs to PGDB_ENV's environment
-        # (SPEC §12), so an upgrade never announces it again.
+        #, so an upgrade never announces it again.
         """
         ALTER TABLE {schema}.alert_state ADD COLUMN env text;
         DROP INDEX {schema}.alert_state_one_open;
@@ -161,7 +161,7 @@ MIGRATIONS: Final[list[tuple[int, str]]] = [
     ),
     (
         9,
-        # Environments (SPEC §12): every workflow, audit entry and approval carries its
+        # Environments: every workflow, audit entry and approval carries its
         # environment. NULL is a row written before, which belongs to PGDB_ENV's environment.
         """
         ALTER TABLE {schema}.workflows ADD COLUMN env text;
@@ -174,7 +174,7 @@ MIGRATIONS: Final[list[tuple[int, str]]] = [
     ),
     (
         10,
-        # The limits the bot last declared for each app of each environment (SPEC §13): its
+        # The limits the bot last declared for each app of each environment: its
         # create or an operator's `/pgdb limits`; limits_drift compares the role with them.
         # One row per environment and app, replaced by each declaration.
         """

@@ -76,7 +76,7 @@ def _storable(text: str) -> str:
 class PostgresBotState:
     """Audit log, workflow records and cross-replica locks in the bot's schema (``BotState``),
     for one environment: every row it writes carries ``env``, and it reads only its own; rows
-    written before environments existed (``env`` NULL) are ``legacy_env``'s (SPEC §12)."""
+    written before environments existed (``env`` NULL) are ``legacy_env``'s."""
 
     def __init__(self, schema: BotSchema, *, env: str = "dev", legacy_env: str = "dev") -> None:
         self._schema = schema

@@ -1,4 +1,4 @@
-"""Slack (SPEC §7), one module per concern:
+"""Slack, one module per concern:
 
 - ``client``: the Web API client with slack_sdk's bounded retries;
 - ``inbound``: what arrives over HTTP, checked first (the signature, the body's shape, the

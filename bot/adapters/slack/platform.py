@@ -1,5 +1,5 @@
 """Slack as a chat platform of `pgdb-bot run`: every ``/pgdb`` command through slack-bolt, in
-Socket Mode or HTTP mode (SPEC §7).
+Socket Mode or HTTP mode.
 
 The ack never waits for work. Bolt runs our listeners inline (``process_before_response``),
 and a listener only hands the command to the :class:`~bot.runner.CommandRunner`, which hands
@@ -101,7 +101,7 @@ class SlackPlatform:
             self.app = App(
                 client=messenger.client,
                 # HTTP mode: our route checks the signature, once, where the size limit and
-                # the replay key live (SPEC §8 rev. 2), so Bolt's check is off and Bolt is
+                # the replay key live , so Bolt's check is off and Bolt is
                 # not even given the secret; Socket Mode is not signed at all.
                 signing_secret="",
                 request_verification_enabled=False,
@@ -313,7 +313,7 @@ class SlackPlatform:
         intake = self._intake
 
         def work() -> None:
-            # the replay check runs there, after the ack and before any work (SPEC §8)
+            # the replay check runs there, after the ack and before any work
             intake(text=text, requester=requester, conversation=conversation, once=once)
 
         try:

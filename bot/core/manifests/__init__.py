@@ -1,4 +1,4 @@
-"""The GitOps files of one app: pure code, text in and text out (SPEC §3.2, §4).
+"""The GitOps files of one app: pure code, text in and text out.
 
 Each name is imported from the module that owns it; this package re-exports nothing.
 

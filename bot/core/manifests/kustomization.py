@@ -1,4 +1,4 @@
-"""Reading and editing ``kustomization.yaml`` (SPEC §3.2 step 5), which every onboarding shares.
+"""Reading and editing ``kustomization.yaml``, which every onboarding shares.
 
 One parse serves both: :func:`parse_kustomization` composes the text into YAML nodes once and
 keeps, in a :class:`Kustomization`, the loaded values (what ``resources`` lists, every other

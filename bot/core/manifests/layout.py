@@ -1,5 +1,5 @@
 """Where one app's files live in the GitOps repository, what they are called, and the settings
-the manifests carry besides the app name (SPEC §3.2 step 5, §9).
+the manifests carry besides the app name.
 
 Imports no YAML or schema library, so configuration can build :class:`ManifestSettings` cheaply.
 """
@@ -22,7 +22,7 @@ DNS1123_SUBDOMAIN: Final = re.compile(
 
 @dataclass(frozen=True, kw_only=True)
 class ManifestSettings:
-    """What the manifests say besides the app name (SPEC §9); defaults are the seed's values."""
+    """What the manifests say besides the app name; defaults are the seed's values."""
 
     namespace: str = "databases"
     cluster: str = "postgresql-shared"
@@ -70,7 +70,7 @@ class ManifestSettings:
 
 
 def database_path(app: AppName) -> str:
-    """Where the Database manifest lives, relative to the manifests folder (SPEC §3.2 step 5)."""
+    """Where the Database manifest lives, relative to the manifests folder."""
     return f"databases/{checked(app)}.yaml"
 
 
@@ -85,7 +85,7 @@ def secret_name(app: AppName) -> str:
 
 
 def checked(app: AppName) -> AppName:
-    """Names reach paths and YAML only after validation at the edge (SPEC §2)."""
+    """Names reach paths and YAML only after validation at the edge."""
     if not isinstance(app, AppName):
         raise TypeError("app must be an AppName from bot.core.names.parse_app_name, not a str")
     return app

@@ -1,4 +1,4 @@
-"""What onboarding changes in the GitOps repository (SPEC §3.2 step 5): both manifests and the
+"""What onboarding changes in the GitOps repository: both manifests and the
 kustomization that lists them, built from the base branch's kustomization (and the app's line
 on the runbook page when the folder has one); and whether an app is already on the base branch,
 so that nothing is committed twice.
@@ -37,7 +37,7 @@ from bot.core.names import AppName
 
 @dataclass(frozen=True, kw_only=True)
 class ManifestSet:
-    """The files one onboarding commits, keyed by repo-relative path (SPEC §3.2 step 5): both
+    """The files one onboarding commits, keyed by repo-relative path: both
     manifests, the kustomization, and the runbook page when its list gains the app's line."""
 
     app: AppName
@@ -103,7 +103,7 @@ def build_manifest_set(
     database_options: DatabaseOptions | None = None,
 ) -> ManifestSet:
     """Render both manifests and the kustomization that lists them, from the base branch's.
-    ``database_options``: the Database's connection limit, extensions and schemas (SPEC §13).
+    ``database_options``: the Database's connection limit, extensions and schemas.
 
     ``base_kustomization`` is None when the base has no kustomization yet: one is created.
     ``runbook_page`` is the base branch's runbook page (None: the folder has none); when its
@@ -134,7 +134,7 @@ def on_base(app: AppName, *, files_on_base: frozenset[str], kustomization: str |
     """Whether the app is already on the base branch: nothing to commit, no branch, no PR.
 
     True when both manifests exist (paths relative to the manifests folder) and both are
-    listed in ``resources`` (SPEC §3.2 step 5). Raises ValueError for a malformed kustomization.
+    listed in ``resources``. Raises ValueError for a malformed kustomization.
     """
     if kustomization is None:
         return False

@@ -1,4 +1,4 @@
-"""The two manifests the bot writes for one app (SPEC §4): the CNPG ``Database`` and the
+"""The two manifests the bot writes for one app: the CNPG ``Database`` and the
 ``InfisicalSecret``, and the in-place edit that delivers an existing app's Secret to one more
 namespace. Text out, through ruamel.yaml's emitter only (:mod:`.yaml_text`).
 """
@@ -26,8 +26,8 @@ INFISICAL_API_VERSION: Final = "secrets.infisical.com/v1alpha1"
 def render_database(
     app: AppName, *, settings: ManifestSettings, options: DatabaseOptions | None = None
 ) -> str:
-    """The CNPG Database of SPEC §4; ``retain`` so deleting the CR never drops the data.
-    ``options`` (SPEC §13): ``connectionLimit``, and extensions and schemas to be present
+    """The CNPG Database the bot writes; ``retain`` so deleting the CR never drops the data.
+    ``options``: ``connectionLimit``, and extensions and schemas to be present
     (each schema owned by the app: else it would belong to the account CNPG connects as)."""
     app = checked(app)
     spec: dict[str, Any] = {

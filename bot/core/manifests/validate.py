@@ -1,4 +1,4 @@
-"""The ``pgdb/manifests`` status check's rules for each file (SPEC §3.2): the two manifests
+"""The ``pgdb/manifests`` status check's rules for each file: the two manifests
 against the CRD schemas vendored in ``schemas/`` (see ``SOURCES.md`` there) plus the rules the
 schemas cannot say, and the kustomization's well-formedness.
 
