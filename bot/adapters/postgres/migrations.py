@@ -151,7 +151,7 @@ MIGRATIONS: Final[list[tuple[int, str]]] = [
         8,
         # Alerts grouped per (environment, kind) (issue 17): every alert row carries its
         # environment; NULL is a row written before, which belongs to PGDB_ENV's environment
-        #, so an upgrade never announces it again.
+        # , so an upgrade never announces it again.
         """
         ALTER TABLE {schema}.alert_state ADD COLUMN env text;
         DROP INDEX {schema}.alert_state_one_open;

@@ -35,7 +35,7 @@ SELECT current_user::text,
 
 # One catalog query for every role, membership and database, its columns named as ``RoleInfo``'s
 # fields. {password} is rolpassword from pg_authid when that is readable, else NULL;
-# {can_alter} depends on the server version. The usage figures (limits, sessions, sizes) ride along: each
+# {can_alter} depends on the server version. The usage figures ride along: each
 # role's statement_timeout setting (pg_db_role_setting, role-wide rows) and its open sessions
 # (pg_stat_activity: a role's row is listed whatever the bot's privileges), each database's size
 # (pg_database_size needs CONNECT on it or pg_read_all_stats; NULL when the bot has neither).
