@@ -16,7 +16,8 @@ $(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	@echo "Installing pgdb-bot and its pinned dependencies into $(VENV) (once)..."
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --upgrade pip -c $(CONSTRAINTS)
-	@$(BIN)/pip install --quiet -e '.[dev]' -c $(CONSTRAINTS)
+	@$(BIN)/pip install --quiet -e '.[dev]' -c $(CONSTRAINTS) > $(VENV)/install.log 2>&1 \
+	  || { cat $(VENV)/install.log; exit 1; }  # the build backend's notices only on failure
 	@touch $@
 
 console: $(BIN)/.installed
