@@ -7,7 +7,6 @@ onboarding into prod, into dev, and into both at once.
 
 from __future__ import annotations
 
-import io
 import subprocess
 import time
 from pathlib import Path
@@ -15,13 +14,11 @@ from typing import Any
 
 from bench.fleet import Fleet
 from bench.measure import counting, median
-from bot.adapters.console_chat import ConsoleConversation
+from bench.onboarding import create
 from bot.config import Settings
-from bot.core.model import Requester
 from bot.pgcluster import PrivateCluster
 from bot.wiring import build_services, instrumented
 from handlers.diagnose import run_diagnoses
-from handlers.dispatch import dispatch
 
 PROD_PATH = "apps/04-databases/postgresql-shared-prod/base"
 
@@ -57,17 +54,10 @@ def two_environments(fleet: Fleet, prod: PrivateCluster, *, runs: int) -> dict[s
         seconds = time.perf_counter() - start
     onboarding: dict[str, float] = {}
     for where in ("dev", "prod", "all"):
-        timings = []
-        for i in range(runs):
-            start = time.perf_counter()
-            reply = dispatch(
-                services,
-                text=f"/pgdb create bench-{where}-{i}-{int(time.time())} --env {where}",
-                requester=Requester(user_id="bench", platform="console", is_console_owner=True),
-                conversation=ConsoleConversation(io.StringIO()),
-            )
-            timings.append(time.perf_counter() - start)
-            assert reply.ok, reply
+        timings = [
+            create(services, f"bench-{where}-{i}-{int(time.time())}", "--env", where)
+            for i in range(runs)
+        ]
         onboarding[where] = round(median(timings), 4)
     return {
         "apps": {env: len(d.apps) for env, d in diagnoses.items()},

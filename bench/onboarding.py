@@ -11,6 +11,7 @@ from bench.measure import counting, median
 from bot.adapters.console_chat import ConsoleConversation
 from bot.core.model import Requester
 from bot.wiring import instrumented
+from handlers.context import Services
 from handlers.dispatch import dispatch
 
 # The fewest port calls a first onboarding needs from each system, and why.
@@ -31,22 +32,28 @@ MINIMUM = {
 }
 
 
+def create(services: Services, app: str, *options: str) -> float:
+    """One ``/pgdb create`` through the dispatch the chat platforms call; its seconds."""
+    start = time.perf_counter()
+    reply = dispatch(
+        services,
+        text=" ".join((f"/pgdb create {app}", *options)),
+        requester=Requester(user_id="bench", platform="console", is_console_owner=True),
+        conversation=ConsoleConversation(io.StringIO()),
+    )
+    seconds = time.perf_counter() - start
+    assert reply.ok, reply
+    return seconds
+
+
 def onboard(fleet: Fleet, *, runs: int) -> dict[str, Any]:
     services = instrumented(fleet.services())
     seconds: list[float] = []
     calls: list[dict[str, float]] = []
     for i in range(runs):
         with counting() as counted:
-            start = time.perf_counter()
-            reply = dispatch(
-                services,
-                text=f"/pgdb create bench-{i}-{int(time.time())}",
-                requester=Requester(user_id="bench", platform="console", is_console_owner=True),
-                conversation=ConsoleConversation(io.StringIO()),
-            )
-            seconds.append(time.perf_counter() - start)
+            seconds.append(create(services, f"bench-{i}-{int(time.time())}"))
         calls.append(counted)
-        assert reply.ok, reply
     return {
         "runs": runs,
         "median_seconds": round(median(seconds), 4),

@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 
 from bot.adapters.local_git import init_demo_repo
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, fresh_bot_env
 from tests.fixtures.kubernetes import FakeKubernetes, kubernetes_server, pg_cluster
 from tests.fixtures.postgres import (
     dropping_new_objects_on_private_cluster,
@@ -89,15 +89,7 @@ def two_envs(
     for args in (("add", "-A"), ("commit", "-qm", "prod folder")):
         subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
     state_db = fresh_database(pg_superuser_dsn, owner="postgres")
-    bot = BotEnv(
-        dsn=pg_superuser_dsn,
-        superuser_dsn=pg_superuser_dsn,
-        repo=repo,
-        secrets_dir=tmp_path / "secrets",
-        state_dir=tmp_path / "state",
-    )
-    bot.state_dir.mkdir()
-    bot.secrets_dir.mkdir(mode=0o700)
+    bot = fresh_bot_env(tmp_path, dsn=pg_superuser_dsn, superuser_dsn=pg_superuser_dsn, repo=repo)
     envs = TwoEnvironments(
         bot=bot,
         dev_dsn=pg_superuser_dsn,

@@ -65,17 +65,24 @@ class DatabaseManifest:
     schemas: tuple[str, ...] = ()
 
 
-def _load_database(text: str) -> tuple[Any, CommentedMap, Any]:
-    """(yaml, document, spec) of a Database manifest, for an edit that keeps the rest."""
+def _load_for_edit(text: str, *, kind: str) -> tuple[Any, Any, Any]:
+    """(yaml, document, spec) of a manifest, for an edit that keeps the rest (comments, key
+    order, document marker, indentation); spec is None when it is not a mapping."""
     yaml = round_trip_yaml()
     yaml.explicit_start = text.lstrip().startswith("---")
     yaml.indent(mapping=2, sequence=4, offset=2)
     try:
         data = yaml.load(text)
     except YAMLError as exc:
-        raise ValueError(f"the Database manifest is not YAML: {one_line(exc)}") from exc
+        raise ValueError(f"the {kind} manifest is not YAML: {one_line(exc)}") from exc
     spec = data.get("spec") if isinstance(data, CommentedMap) else None
-    if not isinstance(spec, CommentedMap) or data.get("kind") != "Database":
+    return yaml, data, spec if isinstance(spec, CommentedMap) else None
+
+
+def _load_database(text: str) -> tuple[Any, CommentedMap, Any]:
+    """(yaml, document, spec) of a Database manifest, for an edit that keeps the rest."""
+    yaml, data, spec = _load_for_edit(text, kind="Database")
+    if spec is None or data.get("kind") != "Database":
         raise ValueError("the Database manifest is not a `kind: Database` with a `spec` mapping")
     return yaml, data, spec
 
@@ -214,15 +221,8 @@ def add_secret_namespace(text: str, *, namespace: str, cluster_namespace: str) -
     operator's list form with it first. Unchanged when the namespace is already there.
     Raises ValueError when ``text`` is not an InfisicalSecret with a Secret reference."""
     require_dns_label(namespace, what="--namespace")
-    yaml = round_trip_yaml()
-    yaml.explicit_start = text.lstrip().startswith("---")
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    try:
-        data = yaml.load(text)
-    except YAMLError as exc:
-        raise ValueError(f"the InfisicalSecret manifest is not YAML: {one_line(exc)}") from exc
-    spec = data.get("spec") if isinstance(data, CommentedMap) else None
-    if not isinstance(spec, CommentedMap):
+    yaml, data, spec = _load_for_edit(text, kind="InfisicalSecret")
+    if spec is None:
         raise ValueError("the InfisicalSecret manifest has no `spec` mapping")
     refs = spec.get("managedKubeSecretReferences")
     single = spec.get("managedSecretReference")
