@@ -75,3 +75,34 @@ def test_limits_extensions_and_usage_through_the_console(bot_env: BotEnv) -> Non
     assert "photos: 0/20 connections · no database" in out.stdout
     assert "17 of 20 open (85 %)" in out.stdout  # status docspell
     assert "connections_near_limit" in out.stdout  # diagnose
+
+
+def test_update_and_limits_propose_the_database_manifest_alone(bot_env: BotEnv) -> None:
+    allowed = {"PGDB_ALLOWED_EXTENSIONS": "vector,pg_trgm"}
+    created = bot_env.console("/pgdb create photos --extension vector", **allowed)
+    assert created.returncode == 0, created.stderr
+    bot_env.git("merge", "-q", "--ff-only", "pgdb/photos")  # the onboarding PR, merged
+
+    refused = bot_env.console("/pgdb update photos --extension postgis", **allowed)
+    assert "`postgis` not allowed" in refused.stdout, refused.stdout
+    assert "pgdb-update/photos" not in bot_env.git("branch", "--list")
+
+    updated = bot_env.console(
+        "/pgdb update photos --extension pg_trgm",
+        "/pgdb limits photos --connections 30 --statement-timeout 30s --yes",
+        **allowed,
+    )
+
+    assert updated.returncode == 0, updated.stderr
+    changed = bot_env.git("diff", "--name-only", "main...pgdb-update/photos").split()
+    assert changed == [f"{BASE}/databases/photos.yaml"], updated.stdout
+    text = bot_env.git("show", f"pgdb-update/photos:{BASE}/databases/photos.yaml")
+    spec = yaml.safe_load(text)["spec"]
+    assert [e["name"] for e in spec["extensions"]] == ["vector", "pg_trgm"]
+    assert spec["connectionLimit"] == 30  # the limits change joined the open update branch
+    assert bot_env.sql("SELECT rolconnlimit FROM pg_roles WHERE rolname = 'photos'") == [(30,)]
+    settings = bot_env.sql(
+        "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole"
+        " WHERE r.rolname = 'photos' AND s.setdatabase = 0"
+    )
+    assert settings and "statement_timeout=30000" in str(settings[0][0])  # in ms
