@@ -68,10 +68,9 @@ class PasswordChecker:
         # with a per-process random key so the cache holds nothing useful to guess against.
         self._cache_key = secrets.token_bytes(32)
         self._cache: dict[tuple[str, bytes], tuple[PasswordVerdict, float]] = {}
-        # keyed hash of (verifier, password) -> whether they match (None: a format we do not
-        # know). One small bytes key and a shared value per role: a pass over thousands of apps
-        # leaves no verifier string or verdict object behind, which would keep the interpreter's
-        # memory arenas the pass used from being freed.
+        # keyed hash of (role, verifier, password) -> whether they match (None: a format we do
+        # not know). One small bytes key and a shared value per role: the idle bot keeps no
+        # verifier string or verdict object per app between passes.
         self._verifier_memo: dict[bytes, bool | None] = {}
         self._lock = threading.Lock()
         self._filling = threading.Lock()  # one verifier-memo filler at a time
