@@ -68,7 +68,10 @@ class PasswordChecker:
         # with a per-process random key so the cache holds nothing useful to guess against.
         self._cache_key = secrets.token_bytes(32)
         self._cache: dict[tuple[str, bytes], tuple[PasswordVerdict, float]] = {}
-        self._verifier_memo: dict[tuple[str, bytes], PasswordVerdict | None] = {}
+        # keyed hash of (role, verifier, password) -> whether they match (None: a format we do
+        # not know). One small bytes key and a shared value per role: the idle bot keeps no
+        # verifier string or verdict object per app between passes.
+        self._verifier_memo: dict[bytes, bool | None] = {}
         self._lock = threading.Lock()
         self._filling = threading.Lock()  # one verifier-memo filler at a time
         self.login_probes: int = 0
@@ -153,7 +156,7 @@ class PasswordChecker:
                 info = state.roles.get(role)
                 if info is None or not info.verifier or not password.reveal():
                     continue
-                if (info.verifier, self._cache_slot(role, password)[1]) not in self._verifier_memo:
+                if self._memo_key(info, password) not in self._verifier_memo:
                     missing.append((info, password))
         if len(missing) < _VERIFIER_BATCH:
             return
@@ -165,27 +168,22 @@ class PasswordChecker:
         """Compare against the verifier; the (slow, PBKDF2) result is remembered for the same
         verifier and password, so a diagnostics pass only pays for what changed."""
         assert info.verifier is not None
-        key = (info.verifier, self._cache_slot(info.name, password)[1])
-        with self._lock:
-            known = self._verifier_memo.get(key)
-        if known is None:
-            known = self._compare_verifier(info, password)
-            with self._lock:
-                if len(self._verifier_memo) >= _VERIFIER_MEMO_SIZE:
-                    self._verifier_memo.clear()
-                self._verifier_memo[key] = known
-        return known
-
-    @staticmethod
-    def _compare_verifier(info: RoleInfo, password: Secret) -> PasswordVerdict | None:
-        assert info.verifier is not None
         if info.verifier == "":
             return PasswordVerdict(
                 result=PasswordResult.MISMATCH,
                 method="verifier",
                 detail=f"role `{info.name}` has no password",
             )
-        matches = verifier_matches(info.verifier, role=info.name, password=password)
+        key = self._memo_key(info, password)
+        with self._lock:
+            known = key in self._verifier_memo
+            matches = self._verifier_memo.get(key)
+        if not known:
+            matches = verifier_matches(info.verifier, role=info.name, password=password)
+            with self._lock:
+                if len(self._verifier_memo) >= _VERIFIER_MEMO_SIZE:
+                    self._verifier_memo.clear()
+                self._verifier_memo[key] = matches
         if matches is None:
             return None  # a format we do not know: a real login decides
         if matches:
@@ -195,6 +193,14 @@ class PasswordChecker:
             method="verifier",
             detail=f"the stored password does not match role `{info.name}`'s verifier",
         )
+
+    def _memo_key(self, info: RoleInfo, password: Secret) -> bytes:
+        """The verifier memo's key: keyed like the login cache, so it holds nothing to guess
+        against (the verifier is not kept either). The role is part of it: an md5 verifier is
+        salted with the role's name."""
+        assert info.verifier is not None
+        message = "\0".join((info.name, info.verifier, password.reveal())).encode()
+        return hmac.digest(self._cache_key, message, "sha256")
 
     # -- by login -------------------------------------------------------------------------
 
