@@ -119,6 +119,7 @@ def test_the_image_installs_exactly_the_lock() -> None:
 
 
 @pytest.mark.server  # builds a wheel, a venv, and starts the bot
+@pytest.mark.slow
 def test_the_wheel_installs_into_a_clean_venv_and_starts(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from bot.core.names import parse_app_name
 from tests.e2e.test_github_console import CONTEXTS, github_env
 from tests.e2e.test_slack_run import CHANNEL, final_message, running, slack_env
@@ -17,6 +19,7 @@ def posted_statuses(github: FakeGitHub) -> list[Call]:
     return [c for c in list(github.calls) if c.method == "POST" and "/statuses/" in c.path]
 
 
+@pytest.mark.slow
 def test_the_pr_link_and_snippet_are_shown_before_the_statuses_go_out(
     bot_env: BotEnv, slack_api: FakeSlack, fake_github: FakeGitHub
 ) -> None:

@@ -454,6 +454,7 @@ def test_socket_mode_create(
         assert password not in logs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["refresh requested", "dropped connection"])
 def test_socket_mode_reconnects_and_keeps_serving(
     bot_env: BotEnv, slack_api: FakeSlack, slack_socket: FakeSocketMode, how: str
