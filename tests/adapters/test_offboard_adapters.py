@@ -250,7 +250,7 @@ def test_github_commit_deletes_files_and_gets_422_for_an_absent_one(
         repo=fake_github.full_name,
         token=Secret(fake_github.token),
         api_url=fake_github.url,
-        throttle=False,
+        write_spacing=0,
     )
 
     sha = host.commit(parent=base, files={DB_FILE: None}, message="offboard docspell")
