@@ -9,6 +9,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from tests.fixtures.bot import BotEnv
 
 BASE = "apps/04-databases/postgresql-shared/base"
@@ -267,6 +269,8 @@ def test_diagnose_finds_drift_and_repair_fixes_a_dropped_role(bot_env: BotEnv) -
     assert password not in everything_the_bot_wrote(bot_env, clean, dropped, repaired, drift)
 
 
+# the bot's account is never used here (replaced, or the configuration refused first): once
+@pytest.mark.parametrize("scram_admin_dsn", ["superuser"], indirect=True)
 def test_diagnose_cannot_run_without_postgres(bot_env: BotEnv) -> None:
     out = bot_env.diagnose("--json", PGDB_PG_DSN="postgresql://x:hunter2-secret@127.0.0.1:1/db")
     assert out.returncode == 2
@@ -275,6 +279,8 @@ def test_diagnose_cannot_run_without_postgres(bot_env: BotEnv) -> None:
     assert "hunter2-secret" not in out.stderr
 
 
+# the bot's account is never used here (replaced, or the configuration refused first): once
+@pytest.mark.parametrize("scram_admin_dsn", ["superuser"], indirect=True)
 def test_invalid_configuration_names_the_variable(bot_env: BotEnv) -> None:
     out = bot_env.diagnose(PGDB_GRACE="ten minutes")
     assert out.returncode == 2
