@@ -23,11 +23,11 @@ $(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 console: $(BIN)/.installed
 	@$(BIN)/pgdb-bot console $(ARGS)
 
+# The linters, in turn: `make lint`, and `make test` beside the tests.
+LINT = $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
+
 lint: $(BIN)/.installed
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
-	$(BIN)/lint-imports
+	$(LINT)
 
 # Bytecode is written (it is git-ignored) even where PYTHONDONTWRITEBYTECODE is set: otherwise
 # every worker rewrites every test module's asserts and each bot subprocess recompiles the bot.
@@ -36,7 +36,7 @@ lint: $(BIN)/.installed
 # when they fail (after the tests' summary), and either failing fails `make test`.
 test: $(BIN)/.installed
 	@lint_log="$$(mktemp)"; \
-	nice -n 10 $(MAKE) --no-print-directory lint >"$$lint_log" 2>&1 & lint_pid=$$!; \
+	nice -n 10 sh -c '$(LINT)' >"$$lint_log" 2>&1 & lint_pid=$$!; \
 	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -n $(TEST_JOBS) --dist worksteal; tests=$$?; \
 	wait $$lint_pid; linted=$$?; \
 	if [ $$linted -ne 0 ]; then cat "$$lint_log"; echo "make test: lint failed (make lint)" >&2; fi; \
