@@ -23,16 +23,25 @@ $(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 console: $(BIN)/.installed
 	@$(BIN)/pgdb-bot console $(ARGS)
 
+# The linters, in turn: `make lint`, and `make test` beside the tests.
+LINT = $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
+
 lint: $(BIN)/.installed
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
-	$(BIN)/lint-imports
+	$(LINT)
 
 # Bytecode is written (it is git-ignored) even where PYTHONDONTWRITEBYTECODE is set: otherwise
 # every worker rewrites every test module's asserts and each bot subprocess recompiles the bot.
-test: lint
-	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -n $(TEST_JOBS) --dist worksteal
+# The linters run beside the tests, at a lower priority: the tests often wait (on subprocesses,
+# servers, timeouts) and the linters' half a minute fits in those gaps. Their report is shown
+# when they fail (after the tests' summary), and either failing fails `make test`.
+test: $(BIN)/.installed
+	@lint_log="$$(mktemp)"; \
+	nice -n 10 sh -c '$(LINT)' >"$$lint_log" 2>&1 & lint_pid=$$!; \
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -n $(TEST_JOBS) --dist worksteal; tests=$$?; \
+	wait $$lint_pid; linted=$$?; \
+	if [ $$linted -ne 0 ]; then cat "$$lint_log"; echo "make test: lint failed (make lint)" >&2; fi; \
+	rm -f "$$lint_log"; \
+	[ $$tests -eq 0 ] && [ $$linted -eq 0 ]
 
 # Re-resolve constraints.txt: the newest versions pyproject.toml allows, in a scratch venv.
 constraints:

@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         description="Comma-separated reviewers asked on new pull requests: logins, or "
         "`org/team-slug` for a team.",
     )
+    github_write_spacing: str = Field(
+        default="1s",
+        description="Time between two writes to GitHub, which asks integrations for a second "
+        "against its secondary rate limits; `0` turns the spacing off (a GitHub Enterprise "
+        "Server without those limits, a test's fake GitHub).",
+    )
     pr_stale_after: str = Field(
         default="7d",
         description="An onboarding pull request open longer than this is a `pr_stale` warning.",
@@ -553,6 +559,13 @@ class Settings(BaseSettings):
         parse_duration(value)
         return value
 
+    @field_validator("github_write_spacing")
+    @classmethod
+    def _github_write_spacing(cls, value: str) -> str:
+        if parse_duration(value, zero_allowed=True) > 60:
+            raise ValueError(f"{value!r} must be at most 60s (GitHub asks for 1s between writes)")
+        return value
+
     @property
     def github_enabled(self) -> bool:
         """GitHub is the git host when any PGDB_GITHUB_* variable that selects it is set."""
@@ -570,6 +583,10 @@ class Settings(BaseSettings):
     @property
     def pr_stale_after_seconds(self) -> float:
         return parse_duration(self.pr_stale_after)
+
+    @property
+    def github_write_spacing_seconds(self) -> float:
+        return parse_duration(self.github_write_spacing, zero_allowed=True)
 
     @field_validator("state_schema")
     @classmethod

@@ -26,10 +26,10 @@ from bot.core.ports import (
     Cluster,
     GitHost,
     ManagedDatabase,
+    Metrics,
     SecretStore,
 )
 from bot.core.secret import Secret
-from bot.metrics import Instrumented, PrometheusMetrics
 from bot.runner import CommandRunner
 from bot.wiring.kubernetes import build_cluster
 from handlers.announce import Announcer
@@ -173,7 +173,7 @@ def build_services(settings: Settings) -> Services:
 
     declared = resolve(settings, settings.config)
     schema = BotSchema(declared.state_dsn, name=settings.state_schema)
-    shared = _Shared(schema=schema, git=None, metrics=PrometheusMetrics())
+    shared = _Shared(schema=schema, git=None)
     environments = {
         name: _environment(env_settings, shared=shared, environment=name, legacy=declared.legacy)
         for name, env_settings in declared.settings.items()
@@ -186,13 +186,12 @@ def build_services(settings: Settings) -> Services:
 @dataclasses.dataclass(kw_only=True)
 class _Shared:
     """What every environment shares: the bot's state, the GitOps repository, one Kubernetes
-    client per context, the metrics."""
+    client per context (and, once `instrumented`, the metrics)."""
 
     schema: BotSchema
     git: GitHost | None
     # one Kubernetes client per context, whichever environments use it
     kube_clients: dict[KubeSource, KubeApi] = dataclasses.field(default_factory=dict)
-    metrics: PrometheusMetrics
     announcer: Announcer = dataclasses.field(default_factory=Announcer)  # the ops channel
 
 
@@ -216,7 +215,7 @@ def _single_environment(settings: Settings) -> Services:
     dsn = settings.state_dsn or settings.pg_dsn
     assert dsn is not None
     schema = BotSchema(dsn, name=settings.state_schema)  # one schema, migrated once, for all
-    shared = _Shared(schema=schema, git=None, metrics=PrometheusMetrics())
+    shared = _Shared(schema=schema, git=None)
     return _environment(settings, shared=shared, environment=None, legacy=settings.env)
 
 
@@ -240,7 +239,6 @@ def _environment(
         git=shared.git,
         cluster=build_cluster(settings, clients=shared.kube_clients),
         bot_role=bot_role_of(dsn),
-        metrics=shared.metrics,
         announcer=shared.announcer,
     )
 
@@ -268,19 +266,28 @@ def readiness_checks(services: Services) -> list[tuple[str, Callable[[], None]]]
 
 
 def instrumented(services: Services) -> Services:
-    """The same services, each adapter counted by system for /metrics (in every
-    environment)."""
+    """The same services, each adapter counted by system, and the commands and workflow steps
+    counted, for /metrics (in every environment). Only `pgdb-bot run` serves /metrics: the
+    console and diagnose count nothing, so they do not load prometheus_client."""
+    from bot.metrics import PrometheusMetrics
+
+    metrics = PrometheusMetrics()
     fleet = services.fleet
     if fleet is None:
-        return _instrumented(services)
-    environments = {name: _instrumented(env) for name, env in fleet.environments.items()}
+        return _instrumented(services, metrics=metrics)
+    environments = {
+        name: _instrumented(env, metrics=metrics) for name, env in fleet.environments.items()
+    }
     fleet = dataclasses.replace(fleet, environments=environments)
     return dataclasses.replace(next(iter(environments.values())), fleet=fleet)
 
 
-def _instrumented(services: Services) -> Services:
+def _instrumented(services: Services, *, metrics: Metrics) -> Services:
+    from bot.metrics import Instrumented
+
     return dataclasses.replace(
         services,
+        metrics=metrics,
         secrets=cast(SecretStore, Instrumented(services.secrets, system="secret store")),
         database=cast(ManagedDatabase, Instrumented(services.database, system="postgresql")),
         state=cast(BotState, Instrumented(services.state, system="bot state")),

@@ -14,8 +14,9 @@ from bot.core.secret import Secret
 
 def build_github_host(settings: Settings, *, throttle: bool = True) -> GitHubHost:
     """The GitHub host the PGDB_GITHUB_* variables describe; ConfigError names what is
-    missing or wrong (the local git host is then not used). ``throttle`` off drops the 1 s
-    between writes that GitHub asks of integrations: for a benchmark against the fake only."""
+    missing or wrong (the local git host is then not used). Writes are spaced by
+    PGDB_GITHUB_WRITE_SPACING (1 s, as GitHub asks of integrations); ``throttle`` off drops the
+    spacing whatever the setting: for a benchmark against the fake only."""
     if settings.github_repo is None:
         raise ConfigError(
             "missing configuration: PGDB_GITHUB_REPO (owner/name of the GitOps repository)"
@@ -74,5 +75,5 @@ def _host(
         base_branch=settings.gitops_base_branch,
         labels=settings.github_labels,
         reviewers=settings.github_reviewers,
-        throttle=throttle,
+        write_spacing=settings.github_write_spacing_seconds if throttle else 0.0,
     )

@@ -48,12 +48,11 @@ from handlers.status import run_status
 from tests.fakes.faults import FakeClock
 from tests.fakes.services import MemoryWorld, memory_services
 from tests.fixtures.github import FakeGitHub, Pull
-from tests.fixtures.gitrepo import MANIFESTS, PROJECT_ROOT
+from tests.fixtures.gitrepo import KUBECTL, MANIFESTS, PROJECT_ROOT
 
 APP = AppName("docspell")
 BRANCH = "pgdb/docspell"
 CONTEXTS = ["pgdb/secret", "pgdb/role", "pgdb/manifests"]
-KUBECTL = PROJECT_ROOT / ".venv" / "bin" / "kubectl"
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -69,7 +68,7 @@ def token_host(fake: FakeGitHub, **options: Any) -> GitHubHost:
         repo=fake.full_name,
         token=Secret(fake.token),
         api_url=fake.url,
-        throttle=False,
+        write_spacing=0,
         retry=quick_retry(),
         **options,
     )
@@ -423,7 +422,7 @@ def test_every_call_has_a_timeout(fake_github: FakeGitHub) -> None:
             repo="acme/gitops",
             token=Secret(fake_github.token),
             api_url=f"http://127.0.0.1:{port}/api/v3",
-            throttle=False,
+            write_spacing=0,
             timeout=1,
             retry=RetryPolicy(retries=1, backoff=0.0),
         )
@@ -451,7 +450,7 @@ def test_errors_name_the_fix_and_never_the_token(
         repo="acme/gitops",
         token=Secret("ghp_" + "x" * 36),
         api_url=fake.url,
-        throttle=False,
+        write_spacing=0,
         retry=quick_retry(),
     )
     with pytest.raises(BackendUnavailable) as bad_token:
@@ -461,7 +460,7 @@ def test_errors_name_the_fix_and_never_the_token(
     assert "set PGDB_GITHUB_TOKEN" in messages[-1]
 
     missing = GitHubHost(
-        repo="acme/nothing", token=Secret(fake.token), api_url=fake.url, throttle=False
+        repo="acme/nothing", token=Secret(fake.token), api_url=fake.url, write_spacing=0
     )
     with pytest.raises(BackendUnavailable) as no_repo:
         missing.snapshot(manifests_path=MANIFESTS)
@@ -474,7 +473,7 @@ def test_errors_name_the_fix_and_never_the_token(
         token=Secret(fake.token),
         api_url=fake.url,
         base_branch="trunk",
-        throttle=False,
+        write_spacing=0,
     )
     with pytest.raises(BackendUnavailable) as no_branch:
         other_base.snapshot(manifests_path=MANIFESTS)
@@ -504,7 +503,7 @@ def test_errors_name_the_fix_and_never_the_token(
         repo="acme/gitops",
         token=Secret("plain-secret-value-123"),
         api_url=fake.url,
-        throttle=False,
+        write_spacing=0,
         retry=quick_retry(),
     )
     with pytest.raises(BackendUnavailable) as echoed:
@@ -525,7 +524,7 @@ def app_host(fake: FakeGitHub, key: str, *, installation: int = 456) -> GitHubHo
         repo=fake.full_name,
         app=AppCredentials(app_id="123", private_key=Secret(key), installation_id=installation),
         api_url=fake.url,
-        throttle=False,
+        write_spacing=0,
         retry=quick_retry(),
     )
 
@@ -761,7 +760,7 @@ def test_writes_are_spaced_a_second_apart_and_reads_are_not(fake_github: FakeGit
         token=Secret(fake_github.token),
         api_url=fake_github.url,
         retry=quick_retry(),
-    )  # throttle on, as in production
+    )  # the default spacing, as in production
     sha = fake_github.branch_sha("main")
     assert sha is not None
     checks = [CheckResult(context=c, state=CheckState.SUCCESS, description="ok") for c in CONTEXTS]
@@ -776,6 +775,34 @@ def test_writes_are_spaced_a_second_apart_and_reads_are_not(fake_github: FakeGit
     assert len(reads) == 5 and len(writes) == 3
     assert reads[-1] - reads[0] < 1.0
     assert all(later - earlier >= 0.95 for earlier, later in itertools.pairwise(writes))
+
+
+def test_the_spacing_is_a_setting(fake_github: FakeGitHub) -> None:
+    """PGDB_GITHUB_WRITE_SPACING: a second unless set (the e2e tests turn it off)."""
+    assert Settings(_env_file=None).github_write_spacing_seconds == 1.0
+    with pytest.raises(ValueError, match="github_write_spacing"):
+        Settings(_env_file=None, github_write_spacing="soon")
+    host = build_github_host(
+        Settings(
+            _env_file=None,
+            github_repo=fake_github.full_name,
+            github_api_url=fake_github.url,
+            github_token=fake_github.token,
+            github_write_spacing="0.4s",
+        )
+    )
+    sha = fake_github.branch_sha("main")
+    assert sha is not None
+    checks = [CheckResult(context=c, state=CheckState.SUCCESS, description="ok") for c in CONTEXTS]
+
+    host.publish_checks(
+        proposal=Proposal(branch="main", head_sha=sha, url="https://x.test/pull/1"), checks=checks
+    )
+
+    writes = [c.at for c in fake_github.writes()]
+    assert len(writes) == 3
+    gaps = [later - earlier for earlier, later in itertools.pairwise(writes)]
+    assert min(gaps) >= 0.35 and min(gaps) < 0.9, gaps  # spaced, by less than the default
 
 
 def test_a_revoked_installation_token_is_renewed_once(

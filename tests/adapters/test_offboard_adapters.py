@@ -250,7 +250,7 @@ def test_github_commit_deletes_files_and_gets_422_for_an_absent_one(
         repo=fake_github.full_name,
         token=Secret(fake_github.token),
         api_url=fake_github.url,
-        throttle=False,
+        write_spacing=0,
     )
 
     sha = host.commit(parent=base, files={DB_FILE: None}, message="offboard docspell")
@@ -270,7 +270,7 @@ def test_github_discovers_an_update_pull_request_as_an_update(fake_github: FakeG
         repo=fake_github.full_name,
         token=Secret(fake_github.token),
         api_url=fake_github.url,
-        throttle=False,
+        write_spacing=0,
     )
     sha = host.commit(
         parent=base, files={DB_FILE: "kind: Database\nspec:\n  connectionLimit: 40\n"}, message="x"

@@ -560,6 +560,7 @@ def test_a_private_ending_replaces_the_progress_and_goes_to_the_requester(
     assert "already being onboarded" in answer.raw
 
 
+@pytest.mark.slow
 def test_slack_failures_never_reach_the_workflow(slack_api: FakeSlack) -> None:
     talk = conversation(slack_api, messenger_for(slack_api, interval=0.0))
     slack_api.fail("chat.postMessage", status=500, times=3)

@@ -13,18 +13,20 @@ from bot.config import Settings
 from bot.core.manifests.validate import validate_database, validate_infisical_secret
 from tests.fixtures.bot import BotEnv
 from tests.fixtures.github import FakeGitHub
-from tests.fixtures.gitrepo import MANIFESTS, PROJECT_ROOT
+from tests.fixtures.gitrepo import KUBECTL, MANIFESTS
 
-KUBECTL = PROJECT_ROOT / ".venv" / "bin" / "kubectl"
 CONTEXTS = {"pgdb/secret", "pgdb/role", "pgdb/manifests"}
 
 
 def github_env(fake: FakeGitHub) -> dict[str, str]:
+    """The bot on the fake GitHub. Its writes are not spaced: GitHub's second between writes
+    would add 6 s to every onboarding (tests/adapters/test_github.py checks the spacing)."""
     return {
         "PGDB_GITHUB_REPO": fake.full_name,
         "PGDB_GITHUB_API_URL": fake.url,
         "PGDB_GITHUB_TOKEN": fake.token,
         "PGDB_GITHUB_LABELS": "pgdb",
+        "PGDB_GITHUB_WRITE_SPACING": "0",
     }
 
 

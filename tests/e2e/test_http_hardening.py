@@ -423,6 +423,7 @@ def blackholed_postgres() -> Iterator[str]:
         listener.close()
 
 
+@pytest.mark.slow
 def test_with_postgresql_blackholed_45_readiness_probes_do_not_delay_an_ack(
     bot_env: BotEnv, slack_api: FakeSlack, fake_mattermost: FakeMattermost, tmp_path: Path
 ) -> None:

@@ -328,6 +328,7 @@ def test_a_repair_button_is_checked_and_authorized_on_every_click(
     assert ACTION_SECRET not in log
 
 
+@pytest.mark.slow
 def test_follow_through_says_ready_in_the_command_thread_once_the_app_is_usable(
     bot_env: BotEnv, fake_mattermost: FakeMattermost, tmp_path: Path
 ) -> None:

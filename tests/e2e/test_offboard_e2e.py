@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.e2e.test_github_console import github_env
 from tests.e2e.test_mattermost_run import OPERATOR as MM_OPERATOR
@@ -81,6 +82,7 @@ def test_console_offboard_then_create_on_local_git(bot_env: BotEnv) -> None:
         assert password not in output.stdout + output.stderr
 
 
+@pytest.mark.slow
 def test_console_offboard_on_github_with_a_server_error_then_a_rerun(
     bot_env: BotEnv, fake_github: FakeGitHub
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from bot.core.names import parse_app_name
 from tests.e2e.test_github_console import CONTEXTS, github_env
 from tests.e2e.test_slack_run import CHANNEL, final_message, running, slack_env
@@ -17,12 +19,16 @@ def posted_statuses(github: FakeGitHub) -> list[Call]:
     return [c for c in list(github.calls) if c.method == "POST" and "/statuses/" in c.path]
 
 
+@pytest.mark.slow
 def test_the_pr_link_and_snippet_are_shown_before_the_statuses_go_out(
     bot_env: BotEnv, slack_api: FakeSlack, fake_github: FakeGitHub
 ) -> None:
     app = parse_app_name("docspell")
     fake_github.latency = 0.2  # a realistic round trip: the statuses take a while
-    env = bot_env.env(**slack_env(slack_api), **github_env(fake_github))
+    # and production's second between GitHub writes: without it the first status reaches
+    # GitHub about 0.2 s before Slack has the answer (the order still rests on the spacing)
+    github = {**github_env(fake_github), "PGDB_GITHUB_WRITE_SPACING": "1s"}
+    env = bot_env.env(**slack_env(slack_api), **github)
 
     with running(env, bot_env.state_dir, slack_api) as bot:
         response, _, _ = bot.command(f"create {app}")

@@ -119,6 +119,7 @@ def alerts_about(fake: FakeMattermost, kind: str) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.slow
 def test_each_alert_once_across_a_restart_and_one_resolved_in_its_thread(
     bot: Bot, fake_mattermost: FakeMattermost, fake_kube: FakeKubernetes
 ) -> None:

@@ -494,7 +494,7 @@ def test_status_of_an_unreachable_cluster_says_unknown_because(kube: FakeKuberne
 # --- the pass stays constant in the number of apps ------------------------------------------
 
 
-@pytest.mark.parametrize("count", [10, 100, 1000])
+@pytest.mark.parametrize("count", [10, 100, pytest.param(1000, marks=pytest.mark.slow)])
 def test_one_pass_makes_the_same_calls_whatever_the_number_of_apps(
     kube: FakeKubernetes, count: int
 ) -> None:

@@ -56,7 +56,7 @@ class GitHubConnection:
         base_branch: str,
         timeout: int,
         retry: RetryPolicy,
-        throttle: bool,
+        write_spacing: float,
     ) -> None:
         self.repo = repo
         self.owner = repo.split("/", 1)[0]
@@ -67,7 +67,7 @@ class GitHubConnection:
         self._app = app
         self._timeout = timeout
         self._retry = retry
-        self._throttle = throttle
+        self._write_spacing = write_spacing
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
         self._installation: tuple[Secret, float] | None = None  # token, monotonic renewal time
@@ -90,11 +90,11 @@ class GitHubConnection:
         return self._json("GET", self._url(path), params=params)
 
     def post(self, path: str, body: Mapping[str, Any]) -> Any:
-        """``POST /repos/<owner>/<name>/<path>`` (a write: spaced, see ``throttle``)."""
+        """``POST /repos/<owner>/<name>/<path>`` (a write: spaced, see ``_write_turn``)."""
         return self._json("POST", self._url(path), body=body)
 
     def patch(self, path: str, body: Mapping[str, Any]) -> Any:
-        """``PATCH /repos/<owner>/<name>/<path>`` (a write: spaced, see ``throttle``)."""
+        """``PATCH /repos/<owner>/<name>/<path>`` (a write: spaced, see ``_write_turn``)."""
         return self._json("PATCH", self._url(path), body=body)
 
     def pages(self, path: str, *, params: Mapping[str, str | int]) -> list[Any]:
@@ -224,10 +224,11 @@ class GitHubConnection:
 
     @contextmanager
     def _write_turn(self) -> Iterator[None]:
-        """One write at a time, each ``WRITE_SPACING`` after the end of the one before, as
-        GitHub asks of integrations ("serially", "at least one second between each") to stay
-        clear of its secondary rate limits. ``throttle`` off: no wait, no turn."""
-        if not self._throttle:
+        """One write at a time, each ``write_spacing`` (by default ``WRITE_SPACING``) after the
+        end of the one before, as GitHub asks of integrations ("serially", "at least one second
+        between each") to stay clear of its secondary rate limits. A spacing of 0: no wait, no
+        turn."""
+        if self._write_spacing <= 0:
             yield
             return
         with self._write_lock:
@@ -237,7 +238,7 @@ class GitHubConnection:
             try:
                 yield
             finally:
-                self._next_write = time.monotonic() + WRITE_SPACING
+                self._next_write = time.monotonic() + self._write_spacing
 
     def _next_page(self, response: httpx.Response) -> str | None:
         """The next page's URL; refused when it leaves the API (the token would follow it)."""

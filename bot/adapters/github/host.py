@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from bot.adapters.github import reading, statuses, writing
-from bot.adapters.github.connection import DEFAULT_API_URL, TIMEOUT_SECONDS, GitHubConnection
+from bot.adapters.github.connection import (
+    DEFAULT_API_URL,
+    TIMEOUT_SECONDS,
+    WRITE_SPACING,
+    GitHubConnection,
+)
 from bot.adapters.github.credentials import AppCredentials
 from bot.adapters.github.refs import REPO
 from bot.adapters.github.retry import RetryPolicy
@@ -35,11 +40,11 @@ class GitHubHost:
         reviewers: Sequence[str] = (),
         timeout: int = TIMEOUT_SECONDS,
         retry: RetryPolicy | None = None,
-        throttle: bool = True,
+        write_spacing: float = WRITE_SPACING,
     ) -> None:
-        """``retry`` None means :class:`RetryPolicy` with its defaults. ``throttle`` spaces
-        writes by a second, as GitHub asks of integrations; tests against a local server turn
-        it off."""
+        """``retry`` None means :class:`RetryPolicy` with its defaults. ``write_spacing``:
+        seconds between two writes (a second, as GitHub asks of integrations; 0 turns the
+        spacing off, for a GitHub without secondary rate limits or a local fake)."""
         if not REPO.fullmatch(repo):
             raise ValueError(f"{repo!r} is not a GitHub repository name (owner/name)")
         if (token is None) == (app is None):
@@ -57,7 +62,7 @@ class GitHubHost:
             base_branch=base_branch,
             timeout=timeout,
             retry=retry if retry is not None else RetryPolicy(),
-            throttle=throttle,
+            write_spacing=write_spacing,
         )
 
     def snapshot(self, *, manifests_path: str) -> GitSnapshot:
