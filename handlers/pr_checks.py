@@ -5,9 +5,10 @@ turns `pgdb/role` red before anyone merges)."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from bot.core.errors import PgdbError
-from bot.core.model import CheckResult, CheckState, ProposalState
+from bot.core.model import CheckResult, CheckState, ProposalState, WorkflowStatus
 from handlers.assessment import CHECK_CREDENTIALS, CHECK_LOGIN, CHECK_PASSWORD, CHECK_ROLE
 from handlers.checks import CheckOutcome
 from handlers.context import Services
@@ -37,6 +38,19 @@ def role_check(app: str, *, ok: bool) -> CheckResult:
     )
 
 
+# A workflow record still "running" after this long was interrupted: its checks are refreshed.
+RUNNING_FOR_AT_MOST = timedelta(minutes=10)
+
+
+def _workflows_running(obs: Observation) -> set[str]:
+    """Apps whose latest workflow is running right now (not an interrupted one)."""
+    return {
+        w.app
+        for w in obs.workflows.value or []
+        if w.status is WorkflowStatus.RUNNING and obs.at - w.updated_at < RUNNING_FOR_AT_MOST
+    }
+
+
 class CheckRefresher:
     """Re-publishes `pgdb/secret` and `pgdb/role` on open proposals when they change; what was
     published is remembered per head commit, so a steady fleet costs no call."""
@@ -50,9 +64,10 @@ class CheckRefresher:
         if snapshot is None or stored is None or state is None:
             return 0  # a system was not observed: change nothing
         updated = 0
+        busy = _workflows_running(obs)
         for app, proposal in snapshot.proposals.items():
-            if proposal.state is not ProposalState.OPEN:
-                continue
+            if proposal.state is not ProposalState.OPEN or app in busy:
+                continue  # a workflow running on the app publishes its own checks when done
             judged = diagnosis.assessment.apps.get(app) if diagnosis.assessment else None
             if judged is None:
                 continue

@@ -25,9 +25,9 @@ def test_the_pr_link_and_snippet_are_shown_before_the_statuses_go_out(
 ) -> None:
     app = parse_app_name("docspell")
     fake_github.latency = 0.2  # a realistic round trip: the statuses take a while
-    # and production's second between GitHub writes: without it the first status reaches
-    # GitHub about 0.2 s before Slack has the answer (the order still rests on the spacing)
-    github = {**github_env(fake_github), "PGDB_GITHUB_WRITE_SPACING": "1s"}
+    # No spacing between GitHub writes: the order must not rest on it (nor may the scheduled
+    # pass publish checks on a proposal whose create is still running).
+    github = {**github_env(fake_github), "PGDB_GITHUB_WRITE_SPACING": "0"}
     env = bot_env.env(**slack_env(slack_api), **github)
 
     with running(env, bot_env.state_dir, slack_api) as bot:
