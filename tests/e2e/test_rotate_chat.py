@@ -38,7 +38,9 @@ def test_rotate_through_the_slack_button(bot_env: BotEnv, slack_api: FakeSlack) 
     assert bot_env.can_login(APP, new) and not bot_env.can_login(APP, old)
     assert new not in slack_api.everything_sent()
     assert new not in logs
-    audit = bot_env.services().state.audit_entries()
+    audit = bot_env.audit_once(
+        lambda entries: any(e.command == f"/pgdb rotate {APP} --yes" for e in entries)
+    )
     assert (OPERATOR, f"/pgdb rotate {APP} --yes", "ok") in [
         (e.user, e.command, e.result) for e in audit
     ]
