@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS := constraints.txt
 # Parallel pytest workers (pytest-xdist). The suite mostly waits on subprocesses and servers,
 # so more workers than cores pays off; each has its own name prefix on the test server.
-TEST_JOBS ?= 6
+TEST_JOBS ?= 4
 
 .PHONY: console test test-fast lint bench clean constraints
 
