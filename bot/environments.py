@@ -21,7 +21,7 @@ from ruamel.yaml.error import YAMLError
 
 from bot.config import Settings
 from bot.core.errors import ConfigError
-from bot.core.names import ENV_SEPARATOR
+from bot.core.names import ENV_SEPARATOR, InvalidAppName, parse_app_name
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,6 @@ class Environments:
 
 
 def _valid_name(name: str) -> bool:
-    from bot.core.names import InvalidAppName, parse_app_name
-
     try:
         parse_app_name(name)
     except InvalidAppName:

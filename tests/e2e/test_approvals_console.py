@@ -7,18 +7,11 @@ OS user is an operator, ``--as`` names anyone else.
 from __future__ import annotations
 
 import json
-import re
 import time
 
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, request_id
 
 APP = "docspell"
-
-
-def _request_id(output: str) -> int:
-    found = re.search(r"Request #(\d+)", output)
-    assert found, output
-    return int(found.group(1))
 
 
 def _nothing_created(env: BotEnv) -> None:
@@ -40,7 +33,7 @@ def test_a_requesters_create_waits_for_an_operator_then_runs(bot_env: BotEnv) ->
 
     assert asked.returncode == 0, asked.stderr
     assert "waits for an operator's approval" in asked.stdout
-    request = _request_id(asked.stdout)
+    request = request_id(asked.stdout)
     assert f"/pgdb approve {request}" in asked.stdout
     _nothing_created(bot_env)
     # the ops channel (the log, with no chat platform) hears of it, with both commands
@@ -98,7 +91,7 @@ def test_operators_creates_need_no_approval_under_requesters(bot_env: BotEnv) ->
 def test_under_all_an_operator_cannot_approve_their_own_request(bot_env: BotEnv) -> None:
     env = {"PGDB_REQUIRE_APPROVAL": "all", "PGDB_OPERATORS": "bob,carol"}
     asked = bot_env.console(f"/pgdb create {APP} --namespace docspell", as_user="bob", **env)
-    request = _request_id(asked.stdout)
+    request = request_id(asked.stdout)
 
     own = bot_env.console(f"/pgdb approve {request}", as_user="bob", **env)
 
@@ -126,7 +119,7 @@ def test_a_dry_run_needs_no_approval_and_changes_nothing(bot_env: BotEnv) -> Non
 
 def test_a_denied_request_creates_nothing_and_says_why(bot_env: BotEnv) -> None:
     env = {"PGDB_REQUIRE_APPROVAL": "requesters", "PGDB_OPERATORS": "bob"}
-    request = _request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
+    request = request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
 
     denied = bot_env.console(
         f"/pgdb deny {request} use the team's existing database, it's there", as_user="bob", **env
@@ -149,7 +142,7 @@ def test_a_denied_request_creates_nothing_and_says_why(bot_env: BotEnv) -> None:
 
 def test_an_expired_request_cannot_be_approved_and_can_be_asked_again(bot_env: BotEnv) -> None:
     env = {"PGDB_REQUIRE_APPROVAL": "requesters", "PGDB_APPROVAL_TTL": "2s"}
-    first = _request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
+    first = request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
     time.sleep(2.5)
 
     late = bot_env.console(f"/pgdb approve {first}", **env)
@@ -159,7 +152,7 @@ def test_an_expired_request_cannot_be_approved_and_can_be_asked_again(bot_env: B
     _nothing_created(bot_env)
     audit = _audit(bot_env)
     assert ("pgdb-bot", f"expire request #{first} (/pgdb create {APP})", "expired") in audit
-    second = _request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
+    second = request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
     assert second != first
 
 
@@ -167,7 +160,7 @@ def test_an_approval_holds_for_a_rerun_of_a_create_that_stopped(bot_env: BotEnv)
     env = {"PGDB_REQUIRE_APPROVAL": "requesters"}
     # a role made by hand with no stored password: create stops at the credentials step
     bot_env.sql(f"CREATE ROLE {APP} LOGIN PASSWORD 'made-by-hand-0123456789'")
-    request = _request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
+    request = request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
     stopped = bot_env.console(f"/pgdb approve {request}", **env)
     assert "Stopped at step" in stopped.stdout
     # the operator stores the password the role has; alice runs create again
@@ -183,7 +176,7 @@ def test_an_approval_holds_for_a_rerun_of_a_create_that_stopped(bot_env: BotEnv)
 
 def test_a_name_denied_since_the_request_is_refused_at_approval(bot_env: BotEnv) -> None:
     env = {"PGDB_REQUIRE_APPROVAL": "requesters"}
-    request = _request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
+    request = request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
 
     refused = bot_env.console(f"/pgdb approve {request}", PGDB_DENY_NAMES=APP, **env)
 
@@ -196,7 +189,7 @@ def test_a_name_denied_since_the_request_is_refused_at_approval(bot_env: BotEnv)
 def test_an_approval_is_not_a_pass_for_someone_else(bot_env: BotEnv) -> None:
     env = {"PGDB_REQUIRE_APPROVAL": "requesters"}
     bot_env.sql(f"CREATE ROLE {APP} LOGIN PASSWORD 'made-by-hand-0123456789'")
-    request = _request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
+    request = request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
     assert "Stopped at step" in bot_env.console(f"/pgdb approve {request}", **env).stdout
 
     other = bot_env.console(f"/pgdb create {APP}", as_user="mallory", **env)
@@ -208,7 +201,7 @@ def test_a_request_hides_neither_an_offboarding_nor_real_problems(bot_env: BotEn
     env = {"PGDB_REQUIRE_APPROVAL": "requesters", "PGDB_OPERATORS": "bob"}
     assert f"Onboarded `{APP}`" in bot_env.console(f"/pgdb create {APP}", **env).stdout
     assert "offboard" in bot_env.console(f"/pgdb offboard {APP} --yes", **env).stdout
-    request = _request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
+    request = request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
 
     status = bot_env.console(f"/pgdb status {APP}", as_user="alice", **env)
 
@@ -229,7 +222,7 @@ def test_a_pending_request_does_not_hide_a_drifted_password(bot_env: BotEnv) -> 
     assert f"Onboarded `{APP}`" in bot_env.console(f"/pgdb create {APP}", **env).stdout
     stored = bot_env.secrets_dir / "dev" / "postgresql" / APP / "password"
     stored.write_text("drifted-by-hand-0123456789-abcdef")
-    _request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
+    request_id(bot_env.console(f"/pgdb create {APP}", as_user="alice", **env).stdout)
 
     diagnosis = json.loads(bot_env.diagnose("--json", **env).stdout)
 

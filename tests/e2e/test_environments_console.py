@@ -8,7 +8,6 @@ per environment, one state database for the bot.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import pytest
 from psycopg import sql
 
 from bot.adapters.local_git import init_demo_repo
-from tests.fixtures.bot import BotEnv, fresh_bot_env
+from tests.fixtures.bot import BotEnv, fresh_bot_env, request_id
 from tests.fixtures.kubernetes import FakeKubernetes, kubernetes_server, pg_cluster
 from tests.fixtures.postgres import (
     dropping_new_objects_on_private_cluster,
@@ -102,12 +101,6 @@ def two_envs(
         yield envs
 
 
-def _request_id(output: str) -> int:
-    found = re.search(r"Request #(\d+)", output)
-    assert found, output
-    return int(found.group(1))
-
-
 def test_create_in_dev_then_prod_with_approval_and_a_prod_finding(
     two_envs: TwoEnvironments,
 ) -> None:
@@ -131,7 +124,7 @@ def test_create_in_dev_then_prod_with_approval_and_a_prod_finding(
     asked = two_envs.console(f"/pgdb create {app} --env prod", as_user="alice")
     assert asked.returncode == 0, asked.stderr
     assert "[prod]" in asked.stdout and "approval" in asked.stdout, asked.stdout
-    request = _request_id(asked.stdout)
+    request = request_id(asked.stdout)
     assert two_envs.roles(two_envs.prod_dsn, app) == []
     assert two_envs.stored("prod", app) is None
     own = two_envs.console(f"/pgdb approve {request}", as_user="alice")
@@ -294,7 +287,7 @@ def test_one_create_for_dev_and_prod_runs_dev_and_waits_for_prod(
     assert both.returncode == 0, both.stderr
     assert f"[dev] Onboarded `{app}`" in both.stdout, both.stdout
     assert "[prod]" in both.stdout and "approval" in both.stdout
-    assert f"/pgdb approve {_request_id(both.stdout)}" in both.stdout
+    assert f"/pgdb approve {request_id(both.stdout)}" in both.stdout
     assert two_envs.roles(two_envs.dev_dsn, app) == [(app,)]
     assert two_envs.roles(two_envs.prod_dsn, app) == []
     assert two_envs.stored("prod", app) is None
