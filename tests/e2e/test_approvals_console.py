@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import time
 
-from tests.fixtures.bot import BotEnv, request_id
+from tests.fixtures.bot import BotEnv, one_account, request_id
+
+pytestmark = one_account()  # a chat surface's cases: tests/fixtures/bot.py
 
 APP = "docspell"
 

@@ -19,9 +19,11 @@ from tests.e2e.test_slack_run import (
     running,
     slack_env,
 )
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, one_account
 from tests.fixtures.mattermost import FakeMattermost
 from tests.fixtures.slack import FakeSlack, Message
+
+pytestmark = one_account()  # a chat surface's cases: tests/fixtures/bot.py
 
 OPS = "C0OPS"
 

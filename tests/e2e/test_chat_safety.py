@@ -18,9 +18,11 @@ import psycopg
 
 from tests.e2e import test_mattermost_run as mm
 from tests.e2e.test_slack_run import CHANNEL, OPERATOR, final_message, running, slack_env
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, one_account
 from tests.fixtures.mattermost import FakeMattermost
 from tests.fixtures.slack import FakeSlack, Message
+
+pytestmark = one_account()  # a chat surface's cases: tests/fixtures/bot.py
 
 OPS = "C0OPS"
 APP = "docspell"

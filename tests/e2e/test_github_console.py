@@ -11,9 +11,11 @@ from ruamel.yaml import YAML
 from bot import localmode
 from bot.config import Settings
 from bot.core.manifests.validate import validate_database, validate_infisical_secret
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, one_account
 from tests.fixtures.github import FakeGitHub
 from tests.fixtures.gitrepo import KUBECTL, MANIFESTS
+
+pytestmark = one_account()  # GitHub's cases: tests/fixtures/bot.py
 
 CONTEXTS = {"pgdb/secret", "pgdb/role", "pgdb/manifests"}
 

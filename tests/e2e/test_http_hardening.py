@@ -32,12 +32,11 @@ import pytest
 from bot.adapters.mattermost.buttons import button_context
 from bot.core.model import AuditEntry
 from bot.pgcluster import free_port
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, one_account
 from tests.fixtures.mattermost import BOT_TOKEN, FakeMattermost
 from tests.fixtures.slack import FakeSlack, slack_signature
 
-# one account is enough here: these cases are about the HTTP surface, not the role's rights
-pytestmark = pytest.mark.parametrize("scram_admin_dsn", ["superuser"], indirect=True)
+pytestmark = one_account("superuser")  # the HTTP surface's cases: tests/fixtures/bot.py
 
 SIGNING_SECRET = "hardening-signing-secret-1234"
 COMMAND_TOKEN = "hardeningcommandtoken00001"
@@ -115,6 +114,23 @@ class Bot:
             timeout=10,
         )
         return response, time.monotonic() - start
+
+    def mattermost_told(self, text: str, *, user: str = MM_USER) -> str:
+        """What the user reads for ``text``: the inline answer or, when a loaded machine took
+        longer than the bot's inline wait, the "Working on" acknowledgement and then the
+        message the bot sends Mattermost after it."""
+        before = len(self.mattermost.recorded())
+        response, _ = self.mattermost_command(text, user=user)
+        told = str(response.json()["text"])
+        if not told.startswith("⏳ Working on"):
+            return told
+
+        def sent_since() -> str:
+            later = self.mattermost.recorded()[before:]
+            return "\n".join(c.raw for c in later if c.method in ("POST", "PUT"))
+
+        self.mattermost.wait_for(lambda: bool(sent_since()))
+        return f"{told}\n{sent_since()}"
 
     def click(self, context: dict[str, Any], *, user: str = MM_USER) -> httpx.Response:
         payload = {
@@ -567,8 +583,7 @@ def test_malformed_signed_requests_get_4xx_without_a_traceback(bot: Bot) -> None
     answers = {name: bot.slack_post(body)[0] for name, body in MALFORMED.items()}
     bad_unicode = bot.slack_post(b"command=%2Fpgdb&text=\xff\xfe")[0]
     usage = {
-        text: bot.mattermost_command(text, user=MM_OPERATOR)[0].json()["text"]
-        for text in ("list --page ²", "approve ²")
+        text: bot.mattermost_told(text, user=MM_OPERATOR) for text in ("list --page ²", "approve ²")
     }
 
     assert {name: a.status_code for name, a in answers.items()} == dict.fromkeys(MALFORMED, 400)

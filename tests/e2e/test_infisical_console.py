@@ -3,7 +3,7 @@ fake Infisical on loopback (the real SDK talks to it over HTTP)."""
 
 from __future__ import annotations
 
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, one_account
 from tests.fixtures.infisical import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -11,6 +11,8 @@ from tests.fixtures.infisical import (
     FakeInfisical,
     closed_url,
 )
+
+pytestmark = one_account()  # Infisical's cases: tests/fixtures/bot.py
 
 PATH = "/postgresql/docspell"
 

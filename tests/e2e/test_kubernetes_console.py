@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, one_account
 from tests.fixtures.kubernetes import (
     FakeKubernetes,
     backup,
@@ -16,6 +16,8 @@ from tests.fixtures.kubernetes import (
     pg_cluster,
     scheduled_backup,
 )
+
+pytestmark = one_account()  # the cluster's cases: tests/fixtures/bot.py
 
 APP = "docspell"
 

@@ -19,8 +19,10 @@ import httpx
 import pytest
 
 from bot.pgcluster import free_port
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, one_account
 from tests.fixtures.mattermost import BOT_TOKEN, FakeMattermost
+
+pytestmark = one_account()  # a chat surface's cases: tests/fixtures/bot.py
 
 CHANNEL = "devchannel0000000000000001"
 OPS = "opschannel0000000000000001"

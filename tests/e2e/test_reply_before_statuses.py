@@ -10,9 +10,11 @@ import pytest
 from bot.core.names import parse_app_name
 from tests.e2e.test_github_console import CONTEXTS, github_env
 from tests.e2e.test_slack_run import CHANNEL, final_message, running, slack_env
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, one_account
 from tests.fixtures.github import Call, FakeGitHub
 from tests.fixtures.slack import FakeSlack
+
+pytestmark = one_account()  # a chat surface's cases: tests/fixtures/bot.py
 
 
 def posted_statuses(github: FakeGitHub) -> list[Call]:

@@ -8,9 +8,11 @@ from pathlib import Path
 from tests.e2e.test_mattermost_run import OPERATOR as MM_OPERATOR
 from tests.e2e.test_mattermost_run import _post_saying, _running_bot
 from tests.e2e.test_slack_run import CHANNEL, OPERATOR, click, final_message, running, slack_env
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, one_account
 from tests.fixtures.mattermost import FakeMattermost
 from tests.fixtures.slack import FakeSlack
+
+pytestmark = one_account()  # a chat surface's cases: tests/fixtures/bot.py
 
 APP = "docspell"
 

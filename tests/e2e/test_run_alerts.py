@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from bot.pgcluster import free_port
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, one_account
 from tests.fixtures.kubernetes import (
     FakeKubernetes,
     backup,
@@ -29,6 +29,8 @@ from tests.fixtures.kubernetes import (
     scheduled_backup,
 )
 from tests.fixtures.mattermost import BOT_TOKEN, FakeMattermost
+
+pytestmark = one_account()  # a chat surface's cases: tests/fixtures/bot.py
 
 OPS = "opschannel0000000000000001"
 APP = "docspell"

@@ -8,9 +8,11 @@ from __future__ import annotations
 import subprocess
 
 from tests.e2e.test_github_console import github_env
-from tests.fixtures.bot import BotEnv
+from tests.fixtures.bot import BotEnv, one_account
 from tests.fixtures.github import FakeGitHub
 from tests.fixtures.gitrepo import MANIFESTS, git
+
+pytestmark = one_account()  # the GitOps repository's page cases: tests/fixtures/bot.py
 
 PAGE_PATH = f"{MANIFESTS}/README.md"
 LINE = b"- **Nextcloud**: onboarded with pgdb-bot (database: `nextcloud`, user: `nextcloud`)\n"

@@ -24,8 +24,10 @@ import httpx
 import pytest
 
 from bot.pgcluster import free_port
-from tests.fixtures.bot import BotEnv, wait_healthy
+from tests.fixtures.bot import BotEnv, one_account, wait_healthy
 from tests.fixtures.slack import FakeSlack, FakeSocketMode, Message, slack_signature
+
+pytestmark = one_account()  # a chat surface's cases: tests/fixtures/bot.py
 
 SECRET = "e2e-signing-secret-1234"
 CHANNEL = "C0PGDB"
