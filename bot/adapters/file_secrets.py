@@ -73,7 +73,7 @@ class FileSecretStore:
             except OSError as exc:
                 raise _error(exc, Path(entry.path), action="list") from exc
             if is_dir:
-                found[entry.name] = self._read_folder(Path(entry.path))
+                found[entry.name] = self._read_folder(entry.path)
         return found
 
     def read(self, app: AppName) -> StoredCredentials | None:
@@ -92,8 +92,10 @@ class FileSecretStore:
             raise _error(exc, folder, action="read") from exc
         return self._read_folder(folder)
 
-    def _read_folder(self, folder: Path) -> StoredCredentials:
-        values = {key: self._read_key(folder / key) for key in SECRET_KEYS}
+    def _read_folder(self, folder: str | Path) -> StoredCredentials:
+        # plain strings, not Path objects: a pass reads three files of every app
+        base = os.fspath(folder)
+        values = {key: self._read_key(os.path.join(base, key)) for key in SECRET_KEYS}
         password = values["password"]
         return StoredCredentials(
             username=values["username"],
@@ -102,13 +104,14 @@ class FileSecretStore:
         )
 
     @staticmethod
-    def _read_key(path: Path) -> str | None:
+    def _read_key(path: str) -> str | None:
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as file:
+                data = file.read()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise _error(exc, path, action="read") from exc
+            raise _error(exc, Path(path), action="read") from exc
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:

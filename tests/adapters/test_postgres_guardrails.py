@@ -165,7 +165,7 @@ def test_a_database_grown_past_the_size_warning_is_database_large(
     admin_dsn: str, pg_superuser_dsn: str, app_name: AppName, sessions: ExitStack
 ) -> None:
     password = generate_password()
-    db = PostgresDatabase(admin_dsn)
+    db = PostgresDatabase(admin_dsn, size_refresh_seconds=0)  # every observation measures
     db.create_role(app_name, password=password, limits=RoleLimits(connection_limit=20))
     app_database(pg_superuser_dsn, app_name)
     world = MemoryWorld()
@@ -193,6 +193,28 @@ def test_a_database_grown_past_the_size_warning_is_database_large(
     assert f"-d {app_name}" in large.remedy
     grown = db.observe().databases[app_name].size_bytes
     assert grown is not None and grown > warn
+
+
+def test_a_size_is_measured_once_per_refresh_period_and_a_new_database_at_once(
+    admin_dsn: str, pg_superuser_dsn: str, app_name: AppName, sessions: ExitStack
+) -> None:
+    """pg_database_size walks every file of a database: a pass reuses a recent figure."""
+    password = generate_password()
+    db = PostgresDatabase(admin_dsn)  # the default: five minutes
+    db.create_role(app_name, password=password, limits=RoleLimits(connection_limit=20))
+    assert app_name not in db.observe().databases
+    app_database(pg_superuser_dsn, app_name)
+    first = db.observe().databases[app_name].size_bytes  # new since the last look: measured
+    assert first is not None and first > 0
+
+    app = open_as(sessions, pg_superuser_dsn, app_name, password)
+    app.execute(
+        "CREATE TABLE blobs AS SELECT repeat(md5(g::text), 40) AS b FROM generate_series(1, 3000) g"
+    )
+
+    assert db.observe().databases[app_name].size_bytes == first  # within the period: kept
+    fresh = PostgresDatabase(admin_dsn).observe().databases[app_name].size_bytes
+    assert fresh is not None and fresh > first
 
 
 def test_declared_limits_ride_along_with_the_workflows(state_dsn: str) -> None:

@@ -8,6 +8,8 @@ When PostgreSQL refuses a change, the error names the grant that would allow it.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable, Mapping
 
 import psycopg
@@ -39,6 +41,9 @@ SELECT current_user::text,
 # role's statement_timeout setting (pg_db_role_setting, role-wide rows) and its open sessions
 # (pg_stat_activity: a role's row is listed whatever the bot's privileges), each database's size
 # (pg_database_size needs CONNECT on it or pg_read_all_stats; NULL when the bot has neither).
+# Sizes are asked for only for the databases not in %(sized_recently)s: pg_database_size walks
+# every file of a database, about 0.3 s a pass over 500 of them (``PostgresDatabase`` keeps the
+# figures a few minutes); ``measured`` says which rows carry a fresh one.
 _OBSERVE_CATALOG = """
 SELECT 'role'::text AS kind,
        r.rolname::text AS name,
@@ -58,7 +63,8 @@ SELECT 'role'::text AS kind,
        r.rolconnlimit AS connection_limit,
        st.timeout AS statement_timeout,
        COALESCE(act.sessions, 0) AS connections,
-       NULL::bigint AS size
+       NULL::bigint AS size,
+       NULL::boolean AS measured
   FROM {roles} r
   -- memberships grouped once: a subquery per role scanned pg_auth_members once per role,
   -- 1.6 s instead of 0.06 s at 5,000 roles that all grant themselves to one admin role
@@ -69,7 +75,7 @@ SELECT 'role'::text AS kind,
               GROUP BY m.member) mem ON mem.member = r.oid
   LEFT JOIN (SELECT s.setrole, max(substr(c, 19)) AS timeout
                FROM pg_catalog.pg_db_role_setting s, unnest(s.setconfig) c
-              WHERE s.setdatabase = 0 AND c LIKE 'statement\\_timeout=%'
+              WHERE s.setdatabase = 0 AND c LIKE 'statement\\_timeout=%%'
               GROUP BY s.setrole) st ON st.setrole = r.oid
   LEFT JOIN (SELECT a.usesysid, count(*) AS sessions
                FROM pg_catalog.pg_stat_activity a
@@ -82,10 +88,12 @@ SELECT 'database', d.datname::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NU
        -- has_database_privilege answers NULL for a database dropped since the scan began
        -- (tests and other clients drop theirs at any time): its size is then not asked for,
        -- which would fail the whole read
-       CASE WHEN pg_catalog.has_database_privilege(d.oid, 'CONNECT') IS NOT NULL
+       CASE WHEN d.datname = ANY(%(sized_recently)s) THEN NULL
+            WHEN pg_catalog.has_database_privilege(d.oid, 'CONNECT') IS NOT NULL
                  AND (pg_catalog.has_database_privilege(d.oid, 'CONNECT')
                       OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'))
-            THEN pg_catalog.pg_database_size(d.oid) END
+            THEN pg_catalog.pg_database_size(d.oid) END,
+       d.datname <> ALL(%(sized_recently)s)
   FROM pg_catalog.pg_database d
 """
 
@@ -106,6 +114,7 @@ class PostgresDatabase:
         login_timeout: float = 5,
         login_recheck_seconds: float = 3600,
         statement_timeout: float = 30,
+        size_refresh_seconds: float = 300,
     ) -> None:
         if login_concurrency < 1:
             raise ValueError("login_concurrency must be at least 1")
@@ -121,6 +130,11 @@ class PostgresDatabase:
             login_timeout=login_timeout,
             login_recheck_seconds=login_recheck_seconds,
         )
+        # database sizes change slowly and cost a walk of every file: one figure per database
+        # serves the passes and `usage` of the next ``size_refresh_seconds``
+        self._size_refresh_seconds = size_refresh_seconds
+        self._sizes: dict[str, tuple[int | None, float]] = {}  # name: (bytes, measured at)
+        self._sizes_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({self._server.describe()})"
@@ -161,12 +175,22 @@ class PostgresDatabase:
         )
         roles_by_name: dict[str, RoleInfo] = {}
         databases: dict[str, DatabaseInfo] = {}
-        for row in conn.cursor(row_factory=dict_row).execute(query):
+        now = time.monotonic()
+        with self._sizes_lock:
+            recent = {
+                name: size
+                for name, (size, measured_at) in self._sizes.items()
+                if now - measured_at < self._size_refresh_seconds
+            }
+        rows = conn.cursor(row_factory=dict_row).execute(query, {"sized_recently": list(recent)})
+        measured: dict[str, tuple[int | None, float]] = {}
+        for row in rows:
             name = row["name"]
             if row["kind"] == "database":
-                databases[name] = DatabaseInfo(
-                    name=name, owner=row["owner"], size_bytes=row["size"]
-                )
+                size = row["size"] if row["measured"] else recent.get(name)
+                if row["measured"]:
+                    measured[name] = (size, now)
+                databases[name] = DatabaseInfo(name=name, owner=row["owner"], size_bytes=size)
                 continue
             roles_by_name[name] = RoleInfo(
                 name=name,
@@ -185,6 +209,12 @@ class PostgresDatabase:
                 statement_timeout_ms=timeout_ms(row["statement_timeout"]),
                 connections=int(row["connections"]),
             )
+        with self._sizes_lock:  # kept for the databases that still exist
+            self._sizes = {
+                name: measured.get(name) or self._sizes[name]
+                for name in databases
+                if name in measured or name in self._sizes
+            }
         return DatabaseState(
             roles=roles_by_name,
             databases=databases,
