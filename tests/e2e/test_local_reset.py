@@ -66,11 +66,22 @@ def assert_as_found(after: Snapshot, before: Snapshot) -> None:
         assert not {n for n in new if n.startswith(owned_prefix()) or n == "pgdb_bot"}, new
 
 
-def test_reset_removes_only_what_local_mode_created(tmp_path: Path, pg_superuser_dsn: str) -> None:
+@pytest.fixture
+def bot_database(pg_superuser_dsn: str) -> str:
+    """The bot's schema in a database of its own: the shared server's `postgres` is others' too."""
+    return fresh_database(pg_superuser_dsn, owner=dsn_user(pg_superuser_dsn))
+
+
+@pytest.fixture
+def bot_dsn(pg_superuser_dsn: str, bot_database: str) -> str:
+    return with_params(pg_superuser_dsn, dbname=bot_database)
+
+
+def test_reset_removes_only_what_local_mode_created(
+    tmp_path: Path, pg_superuser_dsn: str, bot_database: str, bot_dsn: str
+) -> None:
+    database = bot_database
     state_dir = tmp_path / "state"
-    # The bot's schema in a database of its own: the shared server's `postgres` is others' too.
-    database = fresh_database(pg_superuser_dsn, owner=dsn_user(pg_superuser_dsn))
-    bot_dsn = with_params(pg_superuser_dsn, dbname=database)
     new_app, old_app = unique_app("new"), unique_app("old")
     # A role that was there before local mode, with its password in the store: `create`
     # adopts it. And a database local mode never made.
@@ -129,11 +140,10 @@ def test_reset_removes_only_what_local_mode_created(tmp_path: Path, pg_superuser
 
 
 def test_reset_leaves_a_role_that_now_owns_what_local_mode_did_not_make(
-    tmp_path: Path, pg_superuser_dsn: str
+    tmp_path: Path, pg_superuser_dsn: str, bot_database: str, bot_dsn: str
 ) -> None:
+    database = bot_database
     state_dir = tmp_path / "state"
-    database = fresh_database(pg_superuser_dsn, owner=dsn_user(pg_superuser_dsn))
-    bot_dsn = with_params(pg_superuser_dsn, dbname=database)
     app = unique_app("owner")
     assert console(state_dir, f"/pgdb create {app}\n", PGDB_PG_DSN=bot_dsn).returncode == 0
     theirs = owned_name("theirs")
@@ -209,11 +219,9 @@ def on_terminal(state_dir: Path, typed: str, *args: str, **env: str) -> tuple[in
 
 
 def test_on_a_terminal_the_log_goes_to_a_file_and_reset_asks(
-    tmp_path: Path, pg_superuser_dsn: str
+    tmp_path: Path, pg_superuser_dsn: str, bot_dsn: str
 ) -> None:
     state_dir = tmp_path / "state"
-    database = fresh_database(pg_superuser_dsn, owner=dsn_user(pg_superuser_dsn))
-    bot_dsn = with_params(pg_superuser_dsn, dbname=database)
     app = unique_app("tty")
     log_file = state_dir / "pgdb-bot.log"
 
