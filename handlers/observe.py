@@ -49,6 +49,9 @@ class Observation:
     workflows: Observed[list[WorkflowRecord]]
     cluster: Observed[ClusterSnapshot]
     at: datetime
+    # when the reads began: a change recorded after it may be missing from a system that was
+    # read before the change and present in one read after it (None: at ``at``)
+    started_at: datetime | None = None
     # creates waiting for approval: not apps yet (nothing is created until approved)
     approvals: Observed[list[ApprovalRequest]] = field(default_factory=Observed.not_configured)
 
@@ -130,6 +133,7 @@ def _observe(services: Services) -> Observation:
     if services.approvals is not None:
         approvals = services.approvals
         reads["approvals"] = lambda: _read("bot state", approvals.pending)
+    started_at = services.clock()
     with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="observe") as pool:
         futures = {name: pool.submit(read) for name, read in reads.items()}
         seen = {name: future.result() for name, future in futures.items()}
@@ -140,6 +144,7 @@ def _observe(services: Services) -> Observation:
         workflows=seen["workflows"],
         cluster=seen.get("cluster", Observed.not_configured()),
         at=services.clock(),
+        started_at=started_at,
         approvals=seen.get("approvals", Observed.not_configured()),
     )
 

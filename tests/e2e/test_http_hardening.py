@@ -401,7 +401,7 @@ def test_a_nul_byte_is_refused_at_the_edge_and_audited(bot: Bot, bot_env: BotEnv
         ("slack", SLACK_USER, "/pgdb rotate x\\x00 --yes"),
     ]
     time.sleep(0.3)
-    assert bot.slack.calls_to("chat.postMessage") == []  # nothing ran
+    assert bot.slack.posts_in(SLACK_CHANNEL) == []  # nothing ran
     log = bot.stop()
     assert "\x00" not in log
 
@@ -516,14 +516,14 @@ def test_a_replayed_slack_request_is_refused(bot: Bot, bot_env: BotEnv) -> None:
     headers = signed(body)
 
     first, _ = bot.slack_post(body, headers)
-    bot.slack.wait_for(lambda: bot.slack.calls_to("chat.postMessage"))
+    bot.slack.wait_for(lambda: bot.slack.posts_in(SLACK_CHANNEL))
     replayed, elapsed = bot.slack_post(body, headers)  # the same bytes, seconds later
 
     assert first.status_code == 200 and replayed.status_code == 200 and elapsed < ONE_SECOND
     [refusal] = bot.slack.wait_for(lambda: bot.slack.responses_to(response_url))
     assert refusal["response_type"] == "ephemeral"
     assert "was already received once" in json.dumps(refusal)
-    assert len(bot.slack.calls_to("chat.postMessage")) == 1  # help ran once
+    assert len(bot.slack.posts_in(SLACK_CHANNEL)) == 1  # help ran once
     [replay] = audit_rows(bot_env, "replayed", count=1)
     assert (replay.user, replay.platform, replay.command) == (SLACK_USER, "slack", "/pgdb help")
     assert len(audit_rows(bot_env, "ok", count=1)) == 1

@@ -167,7 +167,7 @@ def test_signed_create_is_acked_fast_then_shown_in_place(
         "text": "Working on `/pgdb create docspell`…",
     }
     message = final_message(slack, CHANNEL, "Onboarded `docspell`")
-    posts = slack.calls_to("chat.postMessage")
+    posts = slack.posts_in(CHANNEL)
     updates = slack.calls_to("chat.update")
     assert len(posts) == 1 and len(slack.channel_messages(CHANNEL)) == 1  # one message, in place
     assert updates and all(u.params["ts"] == message.ts for u in updates)
@@ -240,7 +240,7 @@ def test_errors_for_the_requester_are_ephemeral(slack_bot: SlackBot) -> None:
     answer = slack.wait_for(lambda: slack.responses_to(response_url))[0]
     assert answer["response_type"] == "ephemeral"
     assert "reserved" in json.dumps(answer)
-    assert slack.calls_to("chat.postMessage") == []
+    assert slack.posts_in(CHANNEL) == []
 
 
 def test_rate_limits_are_honoured_not_dropped(slack_bot: SlackBot) -> None:
@@ -252,7 +252,7 @@ def test_rate_limits_are_honoured_not_dropped(slack_bot: SlackBot) -> None:
 
     assert response.status_code == 200 and elapsed < 1.0
     message = final_message(slack, CHANNEL, "Onboarded `docspell`")
-    posts = slack.calls_to("chat.postMessage")
+    posts = slack.posts_in(CHANNEL)
     assert len(posts) == 2
     assert posts[1].at - posts[0].at >= 1.0  # waited for Retry-After
     assert message.updates >= 1
@@ -266,7 +266,7 @@ def test_server_errors_are_retried(slack_bot: SlackBot) -> None:
     slack_bot.command("help")
 
     final_message(slack, CHANNEL, "self-service PostgreSQL")
-    assert len(slack.calls_to("chat.postMessage")) == 3
+    assert len(slack.posts_in(CHANNEL)) == 3
 
 
 def test_not_in_channel_falls_back_to_the_response_url(slack_bot: SlackBot) -> None:
