@@ -26,7 +26,7 @@ from typing import Any
 
 from bot.core.manifests.kustomization import listed_set
 from bot.core.manifests.layout import database_path, secret_name, secret_path
-from bot.core.manifests.onboarding import on_base
+from bot.core.manifests.onboarding import listed_on_base
 from bot.core.model import (
     PRIVILEGED_ROLES,
     DatabaseState,
@@ -165,6 +165,7 @@ class _Pass:
     store_error: str | None
     database: DatabaseState | None
     git: GitSnapshot | None
+    listed: frozenset[str] | None  # the base's resources entries (None: none readable)
     broken: Mapping[str, Finding]  # kustomization entry -> kustomization_broken
     argocd: Finding | None
     privileged_roles: frozenset[str]  # roles whose membership makes a role privileged
@@ -206,6 +207,7 @@ def assess(
         wanted = [a for a in apps if not records.get(a, NO_HISTORY).retired]
         verdicts = check_passwords(obs, services, wanted) if store is not None else {}
     snap = obs.cluster.value
+    listed = _listed(obs.git.value)
     p = _Pass(
         obs=obs,
         services=services,
@@ -217,7 +219,8 @@ def assess(
         store_error=store_error,
         database=obs.database.value,
         git=obs.git.value,
-        broken=_broken_entries(obs.git.value),
+        listed=listed,
+        broken=_broken_entries(obs.git.value, listed),
         argocd=argocd_finding(snap, services) if snap is not None else None,
         privileged_roles=privileged_roles(obs.database.value),
     )
@@ -345,14 +348,23 @@ def _store(
     return None, why, why
 
 
-def _broken_entries(snapshot: GitSnapshot | None) -> dict[str, Finding]:
+def _listed(snapshot: GitSnapshot | None) -> frozenset[str] | None:
+    """The base's ``resources`` entries, parsed once per pass; None when there is no
+    kustomization or it cannot be read (its problem is reported by the GitOps row)."""
+    if snapshot is None or snapshot.kustomization is None:
+        return None
+    try:
+        return listed_set(snapshot.kustomization)
+    except ValueError:
+        return None
+
+
+def _broken_entries(
+    snapshot: GitSnapshot | None, listed: frozenset[str] | None
+) -> dict[str, Finding]:
     """``resources`` entries naming a file that does not exist: Argo CD cannot build the
     kustomization, so every app of the folder stops syncing."""
-    if snapshot is None or snapshot.kustomization is None:
-        return {}
-    try:
-        listed = listed_set(snapshot.kustomization)
-    except ValueError:
+    if snapshot is None or listed is None:
         return {}
     folders = {f.rsplit("/", 1)[0] for f in snapshot.files if "/" in f}
     out: dict[str, Finding] = {}
@@ -526,7 +538,7 @@ def _kube_view(
         services=p.services,
         at=p.at,
         grace=p.grace,
-        expected=_on_base(p.git, app) if p.git is not None else None,
+        expected=_on_base(p, app) if p.git is not None else None,
         base_branch=p.git.base_branch if p.git is not None else "the base branch",
         fresh_app=fresh,
         stored_password=stored.password if stored is not None else None,
@@ -538,13 +550,12 @@ def _kube_view(
     )
 
 
-def _on_base(snapshot: GitSnapshot, app: AppName) -> bool:
+def _on_base(p: _Pass, app: AppName) -> bool:
     """``create``'s "already on the base branch"; a kustomization that cannot be read is not
     (its problem is reported as `kustomization_broken` or by the GitOps row)."""
-    try:
-        return on_base(app, files_on_base=snapshot.files, kustomization=snapshot.kustomization)
-    except ValueError:
+    if p.git is None or p.listed is None:
         return False
+    return listed_on_base(app, files_on_base=p.git.files, listed=p.listed)
 
 
 def _store_source(p: _Pass) -> str:
@@ -856,7 +867,7 @@ def _manifests(p: _Pass, app: AppName, *, fresh: bool) -> Check:
         return problem(name, broken.message, source, broken)
     base = snapshot.base_branch
     leaving = snapshot.offboardings.get(app)
-    if _on_base(snapshot, app):
+    if _on_base(p, app):
         if leaving is not None:
             return problem(
                 name,

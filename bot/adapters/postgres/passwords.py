@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -42,6 +42,14 @@ def verifier_matches(verifier: str, *, role: str, password: Secret) -> bool | No
         digest = hashlib.md5((password.reveal() + role).encode(), usedforsecurity=False).hexdigest()
         return hmac.compare_digest("md5" + digest, verifier)
     return None
+
+
+class _Pair(NamedTuple):
+    """A role, its candidate password and their verifier-memo key."""
+
+    info: RoleInfo
+    password: Secret
+    key: bytes
 
 
 class PasswordChecker:
@@ -87,8 +95,9 @@ class PasswordChecker:
     ) -> dict[str, PasswordVerdict]:
         verdicts: dict[str, PasswordVerdict] = {}
         probes: dict[str, Secret] = {}
-        now = time.monotonic()
-        self._compare_new_verifiers(candidates, state=state)
+        self._expire_logins(time.monotonic())
+        keys = self._memo_keys(candidates, state=state)
+        self._compare_new_verifiers(keys)
         for role, password in candidates.items():
             info = state.roles.get(role)
             if info is None:
@@ -106,7 +115,8 @@ class PasswordChecker:
                 )
                 continue
             if info.verifier is not None:
-                verdict = self._by_verifier(info, password)
+                pair = keys.get(role)
+                verdict = self._by_verifier(info, password, key=pair.key if pair else None)
                 if verdict is not None:
                     verdicts[role] = verdict
                     continue
@@ -118,7 +128,7 @@ class PasswordChecker:
                     "its password",
                 )
                 continue
-            cached = self._cached(role, password, now)
+            cached = self._cached(role, password)
             if cached is not None:
                 verdicts[role] = cached
             else:
@@ -129,9 +139,20 @@ class PasswordChecker:
 
     # -- by verifier ----------------------------------------------------------------------
 
-    def _compare_new_verifiers(
+    def _memo_keys(
         self, candidates: Mapping[str, Secret], *, state: DatabaseState
-    ) -> None:
+    ) -> dict[str, _Pair]:
+        """role -> (its role, its password, the memo key) for the pairs a verifier decides:
+        each key is computed once per pass, for the filler and the verdicts alike."""
+        keys: dict[str, _Pair] = {}
+        for role, password in candidates.items():
+            info = state.roles.get(role)
+            if info is None or not info.verifier or not password.reveal():
+                continue
+            keys[role] = _Pair(info, password, self._memo_key(info, password))
+        return keys
+
+    def _compare_new_verifiers(self, keys: Mapping[str, _Pair]) -> None:
         """Fill the verifier memo for the pairs it lacks, one thread per core.
 
         A first pass over N apps is N PBKDF2 runs (4,096 SHA-256 rounds each, about 1.5 ms);
@@ -145,26 +166,20 @@ class PasswordChecker:
         # a restart) wait for it and find the memo filled, instead of each running the same
         # N PBKDF2 side by side.
         with self._filling:
-            self._fill_memo(candidates, state=state, workers=workers)
+            self._fill_memo(keys, workers=workers)
 
-    def _fill_memo(
-        self, candidates: Mapping[str, Secret], *, state: DatabaseState, workers: int
-    ) -> None:
-        missing: list[tuple[RoleInfo, Secret]] = []
+    def _fill_memo(self, keys: Mapping[str, _Pair], *, workers: int) -> None:
         with self._lock:
-            for role, password in candidates.items():
-                info = state.roles.get(role)
-                if info is None or not info.verifier or not password.reveal():
-                    continue
-                if self._memo_key(info, password) not in self._verifier_memo:
-                    missing.append((info, password))
+            missing = [k for k in keys.values() if k.key not in self._verifier_memo]
         if len(missing) < _VERIFIER_BATCH:
             return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgdb-verifier") as pool:
-            for _ in pool.map(lambda pair: self._by_verifier(*pair), missing):
+            for _ in pool.map(lambda k: self._by_verifier(k.info, k.password, key=k.key), missing):
                 pass
 
-    def _by_verifier(self, info: RoleInfo, password: Secret) -> PasswordVerdict | None:
+    def _by_verifier(
+        self, info: RoleInfo, password: Secret, *, key: bytes | None
+    ) -> PasswordVerdict | None:
         """Compare against the verifier; the (slow, PBKDF2) result is remembered for the same
         verifier and password, so a diagnostics pass only pays for what changed."""
         assert info.verifier is not None
@@ -174,7 +189,8 @@ class PasswordChecker:
                 method="verifier",
                 detail=f"role `{info.name}` has no password",
             )
-        key = self._memo_key(info, password)
+        if key is None:
+            key = self._memo_key(info, password)
         with self._lock:
             known = key in self._verifier_memo
             matches = self._verifier_memo.get(key)
@@ -207,10 +223,14 @@ class PasswordChecker:
     def _cache_slot(self, role: str, password: Secret) -> tuple[str, bytes]:
         return role, hmac.digest(self._cache_key, password.reveal().encode(), "sha256")
 
-    def _cached(self, role: str, password: Secret, now: float) -> PasswordVerdict | None:
+    def _expire_logins(self, now: float) -> None:
+        """Forget login results past their recheck time (once per check, not per role)."""
         with self._lock:
             for key in [k for k, (_, expiry) in self._cache.items() if expiry <= now]:
                 del self._cache[key]
+
+    def _cached(self, role: str, password: Secret) -> PasswordVerdict | None:
+        with self._lock:
             hit = self._cache.get(self._cache_slot(role, password))
         return hit[0] if hit is not None else None
 

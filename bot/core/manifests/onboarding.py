@@ -138,5 +138,10 @@ def on_base(app: AppName, *, files_on_base: frozenset[str], kustomization: str |
     """
     if kustomization is None:
         return False
-    needed = {database_path(app), secret_path(app)}
-    return needed <= listed_set(kustomization) and all(p in files_on_base for p in needed)
+    return listed_on_base(app, files_on_base=files_on_base, listed=listed_set(kustomization))
+
+
+def listed_on_base(app: AppName, *, files_on_base: frozenset[str], listed: frozenset[str]) -> bool:
+    """``on_base`` with the ``resources`` entries already parsed: a pass over every app parses
+    (and compares) the kustomization once, not once per app."""
+    return all(p in listed and p in files_on_base for p in (database_path(app), secret_path(app)))
