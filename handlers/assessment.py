@@ -66,7 +66,7 @@ from handlers.cluster_checks import (
 )
 from handlers.context import Services
 from handlers.lifecycle import NO_HISTORY, AppHistory, Lifecycle, histories, interrupted
-from handlers.observe import Observation, check_passwords, known_apps
+from handlers.observe import Observation, SingleFlight, check_passwords, known_apps
 from handlers.usage_checks import AppUsage, storage_finding, usage_checks
 
 PG = "PostgreSQL"
@@ -196,7 +196,27 @@ def assess(
     verdicts: Mapping[str, PasswordVerdict] | None = None,
 ) -> Assessment:
     """Judge every known app (or ``only`` that one) from one observation, in time linear in
-    the number of apps and records."""
+    the number of apps and records. Callers judging the whole fleet from the same (shared)
+    observation at the same time share one judgement."""
+    if only is None and verdicts is None:
+        return _FLEET_JUDGEMENTS.run(
+            (id(obs), id(services), respect_grace),
+            lambda: _assess(obs, services, only=None, respect_grace=respect_grace, verdicts=None),
+        )
+    return _assess(obs, services, only=only, respect_grace=respect_grace, verdicts=verdicts)
+
+
+_FLEET_JUDGEMENTS: SingleFlight[Assessment] = SingleFlight()
+
+
+def _assess(
+    obs: Observation,
+    services: Services,
+    *,
+    only: AppName | None,
+    respect_grace: bool,
+    verdicts: Mapping[str, PasswordVerdict] | None,
+) -> Assessment:
     apps = known_apps(obs, services)
     if only is not None:
         apps = [only]

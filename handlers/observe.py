@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from bot.core.errors import PgdbError
 from bot.core.manifests.kustomization import listed_set
@@ -81,43 +81,42 @@ def _read(system: str, fn: Callable[[], T]) -> Observed[T]:
         return Observed.failed(f"{system}: unexpected error {type(exc).__name__}")
 
 
-class _SingleFlight:
-    """Concurrent callers share the one observation in flight instead of each making their
-    own: ten `/pgdb status` at once over a large fleet read every system once, and the
-    process holds one snapshot of the fleet instead of ten. Nothing is kept once it is done:
-    a call that starts after it finished observes afresh."""
+class SingleFlight(Generic[T]):
+    """Concurrent callers with the same key share the one computation in flight instead of
+    each making their own: ten `/pgdb status` at once over a large fleet read every system
+    once and judge it once, and the process holds one copy of it instead of ten. Nothing is
+    kept once it is done: a call that starts after it finished computes afresh."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._in_flight: dict[int, Future[Observation]] = {}
+        self._in_flight: dict[Hashable, Future[T]] = {}
 
-    def run(self, services: Services, read: Callable[[], Observation]) -> Observation:
-        key = id(services)
+    def run(self, key: Hashable, compute: Callable[[], T]) -> T:
         with self._lock:
             shared = self._in_flight.get(key)
             if shared is None:
-                mine: Future[Observation] = Future()
+                mine: Future[T] = Future()
                 self._in_flight[key] = mine
         if shared is not None:
             return shared.result()
         try:
-            observation = read()
+            value = compute()
         except BaseException as exc:
             mine.set_exception(exc)
             raise
         finally:
             with self._lock:
                 del self._in_flight[key]
-        mine.set_result(observation)
-        return observation
+        mine.set_result(value)
+        return value
 
 
-_SHARED = _SingleFlight()
+_OBSERVATIONS: SingleFlight[Observation] = SingleFlight()
 
 
 def observe(services: Services) -> Observation:
     """Read every system once (shared with the callers that ask while it is being read)."""
-    return _SHARED.run(services, lambda: _observe(services))
+    return _OBSERVATIONS.run(id(services), lambda: _observe(services))
 
 
 def _observe(services: Services) -> Observation:

@@ -1,19 +1,24 @@
-"""One observation in flight is shared by the commands that ask meanwhile, never reused after."""
+"""One observation in flight, and one judgement of the whole fleet, are shared by the commands
+that ask meanwhile, never reused after."""
 
 from __future__ import annotations
 
 import dataclasses
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from bot.core.model import StoredCredentials
+from bot.core.model import DatabaseState, PasswordVerdict, StoredCredentials
 from bot.core.names import AppName
 from bot.core.ports import SecretStore
 from bot.core.secret import Secret
+from handlers.assessment import assess
 from handlers.context import Services
 from handlers.observe import observe
-from tests.fakes.services import memory_services
+from tests.fakes.database import MemoryDatabase
+from tests.fakes.services import MemoryWorld, memory_services
 from tests.fixtures.bot import BotEnv
 
 
@@ -71,3 +76,51 @@ def shares_the_flight(base: Services) -> None:
     # once done, nothing is kept: the next command observes afresh
     again = observe(services)
     assert store.listings == 2 and again is not results[0]
+
+
+class GatedPasswords:
+    """The in-memory database, whose password check (a fleet judgement's first step) waits for
+    the test's go and is counted."""
+
+    def __init__(self, inner: MemoryDatabase) -> None:
+        self.inner = inner
+        self.checks = 0
+        self.started = threading.Event()
+        self.go = threading.Event()
+
+    def check_passwords(
+        self, candidates: Mapping[str, Secret], *, state: DatabaseState
+    ) -> dict[str, PasswordVerdict]:
+        self.checks += 1
+        self.started.set()
+        assert self.go.wait(30)
+        return self.inner.check_passwords(candidates, state=state)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_concurrent_fleet_judgements_of_one_observation_are_shared() -> None:
+    world = MemoryWorld()
+    for app in ("docspell", "wiki"):
+        world.secrets.put(app, f"{app}-password-0123456789abcdef")
+        world.database.add_role(app, password=f"{app}-password-0123456789abcdef")
+    database = GatedPasswords(world.database)
+    services = dataclasses.replace(world.services(), database=database)
+    obs = observe(services)
+
+    with ThreadPoolExecutor(5) as pool:
+        first = pool.submit(assess, obs, services)
+        assert database.started.wait(30)
+        others = [pool.submit(assess, obs, services) for _ in range(4)]
+        time.sleep(1.0)  # the four reach the shared judgement while the first one waits
+        database.go.set()
+        results = [first.result(), *(f.result() for f in others)]
+
+    assert database.checks == 1
+    assert all(r is results[0] for r in results)
+    assert sorted(results[0].apps) == ["docspell", "wiki"]
+    # one app's judgement, or one after it finished, is made afresh
+    assess(obs, services, only=results[0].apps["wiki"].app)
+    again = assess(obs, services)
+    assert database.checks == 3 and again is not results[0]
