@@ -1,4 +1,4 @@
-"""`pgdb-bot run`: cold start to ready, and resident memory."""
+"""`pgdb-bot run`: cold start to ready, and resident memory; `--help` and `--version`."""
 
 from __future__ import annotations
 
@@ -66,4 +66,19 @@ def footprint(fleet: Fleet, *, starts: int) -> dict[str, Any]:
         "cold_start_to_ready_seconds": round(min(cold), 3),
         "cold_start_median_seconds": round(sorted(cold)[len(cold) // 2], 3),
         "idle_rss_mib": round(min(idle), 1),
+        **{f"{flag[2:]}_seconds": quick_command(flag) for flag in ("--help", "--version")},
     }
+
+
+def quick_command(flag: str, *, runs: int = 7) -> dict[str, float]:
+    """Wall time of ``pgdb-bot <flag>`` from process start to exit (min and median): what an
+    operator waits for, imports included."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "bot", flag], capture_output=True, check=True, timeout=30
+        )
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return {"min": round(times[0], 3), "median": round(times[len(times) // 2], 3)}

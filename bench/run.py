@@ -258,6 +258,9 @@ def main() -> int:
             fp["idle_rss_mib"],
         )
     )
+    for flag in ("help", "version"):
+        took = fp[f"{flag}_seconds"]
+        print(_row(f"pgdb-bot --{flag} s, min / median", took["min"], took["median"]))
     fc = results["footprint_after_commands"]
     print(
         _row(
