@@ -36,7 +36,6 @@ from bot.core.model import (
     ProposalState,
     RoleInfo,
     StoredCredentials,
-    WorkflowRecord,
 )
 from bot.core.names import AppName, InvalidAppName, is_system_role, parse_app_name
 from handlers.checks import (
@@ -65,7 +64,7 @@ from handlers.cluster_checks import (
     rotation_note,
 )
 from handlers.context import Services
-from handlers.lifecycle import NO_HISTORY, AppHistory, Lifecycle, histories, interrupted
+from handlers.lifecycle import NO_HISTORY, AppHistory, Lifecycle, interrupted
 from handlers.observe import Observation, SingleFlight, check_passwords, known_apps
 from handlers.usage_checks import AppUsage, storage_finding, usage_checks
 
@@ -220,7 +219,7 @@ def _assess(
     apps = known_apps(obs, services)
     if only is not None:
         apps = [only]
-    records = histories(obs.workflows.value or [])
+    records = obs.histories
     grace = timedelta(seconds=services.settings.timing.grace.seconds if respect_grace else 0)
     store, store_error, untrusted = _store(obs, services, apps, records=records)
     if verdicts is None:
@@ -306,22 +305,6 @@ def _said_of_environment(assessment: Assessment, services: Services) -> Assessme
     )
 
 
-# How far the bot's clock and the state database's may disagree without a create's progress
-# being taken for older than the observation that may have missed it.
-OBSERVATION_CLOCK_MARGIN = timedelta(seconds=30)
-
-
-def created_during(obs: Observation, latest: WorkflowRecord | None) -> bool:
-    """Whether the app's create moved while (or just before) the systems were read. They are
-    read side by side, so the store may have answered before the create wrote its credentials
-    and PostgreSQL after it made the role: that is no lost store and no missing secret."""
-    return (
-        latest is not None
-        and latest.kind == "create"
-        and latest.updated_at >= (obs.started_at or obs.at) - OBSERVATION_CLOCK_MARGIN
-    )
-
-
 def _store(
     obs: Observation,
     services: Services,
@@ -342,8 +325,6 @@ def _store(
         if history.retired and history.secret_deleted:
             return False
         latest = history.latest
-        if created_during(obs, latest):
-            return False
         # a create that has not finished its first step has not written anything yet
         writing = (
             latest is not None
@@ -597,8 +578,6 @@ def _credentials(
     repair = repair_command(app)
     if stored is None or stored.password is None:
         detail = f"no password stored at {location}"
-        if role is not None and created_during(p.obs, p.history(app).latest):
-            return pending(name, f"{detail} when it was read, while `create` was writing", source)
         if role is not None:
             return problem(
                 name,

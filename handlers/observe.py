@@ -7,6 +7,7 @@ instead of failing the whole pass.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -34,6 +35,7 @@ from bot.core.model import (
 from bot.core.names import ENV_SEPARATOR, AppName, InvalidAppName, parse_app_name
 from bot.core.secret import Secret
 from handlers.context import Services
+from handlers.lifecycle import NO_HISTORY, AppHistory, histories
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,11 +51,13 @@ class Observation:
     workflows: Observed[list[WorkflowRecord]]
     cluster: Observed[ClusterSnapshot]
     at: datetime
-    # when the reads began: a change recorded after it may be missing from a system that was
-    # read before the change and present in one read after it (None: at ``at``)
-    started_at: datetime | None = None
     # creates waiting for approval: not apps yet (nothing is created until approved)
     approvals: Observed[list[ApprovalRequest]] = field(default_factory=Observed.not_configured)
+
+    @functools.cached_property
+    def histories(self) -> Mapping[str, AppHistory]:
+        """Every app's history from the bot's records, built once per observation."""
+        return histories(self.workflows.value or [])
 
     def pending_request(self, app: str) -> ApprovalRequest | None:
         """The app's request waiting for an operator, if any."""
@@ -132,19 +136,45 @@ def _observe(services: Services) -> Observation:
     if services.approvals is not None:
         approvals = services.approvals
         reads["approvals"] = lambda: _read("bot state", approvals.pending)
-    started_at = services.clock()
     with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="observe") as pool:
         futures = {name: pool.submit(read) for name, read in reads.items()}
         seen = {name: future.result() for name, future in futures.items()}
-    return Observation(
+    obs = Observation(
         secrets=seen["secrets"],
         database=seen["database"],
         git=seen["git"],
         workflows=seen["workflows"],
         cluster=seen.get("cluster", Observed.not_configured()),
         at=services.clock(),
-        started_at=started_at,
         approvals=seen.get("approvals", Observed.not_configured()),
+    )
+    if _store_may_be_behind(obs):
+        # The reads ran side by side: the store may have answered just before a create wrote
+        # credentials that its records or its proposal, read later, already show. A create
+        # writes the store first, so a read started now sees whatever they saw.
+        obs = dataclasses.replace(obs, secrets=_read("secret store", services.secrets.read_all))
+    return obs
+
+
+def _store_may_be_behind(obs: Observation) -> bool:
+    """Whether an app the bot's records (not offboarded) or an open proposal show is missing
+    from the store's answer: a create in progress, or credentials really lost (then one more
+    read confirms it)."""
+    stored = obs.secrets.value
+    if stored is None:
+        return False
+    shown: set[str] = set()
+    if obs.git.value is not None:
+        proposals = obs.git.value.proposals
+        shown |= {a for a, p in proposals.items() if p.state is not ProposalState.CLOSED}
+    if obs.workflows.value is not None:
+        shown |= {w.app for w in obs.workflows.value}
+    missing = shown.difference(stored)
+    if not missing:
+        return False
+    records = obs.histories
+    return any(
+        _valid(app) is not None and not records.get(app, NO_HISTORY).retired for app in missing
     )
 
 

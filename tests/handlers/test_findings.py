@@ -644,26 +644,6 @@ def test_grace_hides_a_fresh_app_without_stored_password() -> None:
     assert run(obs).findings == []
 
 
-@pytest.mark.parametrize("status", [WorkflowStatus.RUNNING, WorkflowStatus.DONE])
-def test_a_create_that_moved_while_the_store_was_read_leaves_an_empty_store_trusted(
-    status: WorkflowStatus,
-) -> None:
-    # The systems are read side by side: the store answered before the first create wrote,
-    # the state database after it had moved on (or finished). No lost store in that.
-    moved = workflow(status=status, age=timedelta(0))
-    obs = replace(healthy(secrets={}, workflows=[moved]), started_at=NOW - timedelta(seconds=1))
-    assert run(obs).findings == []
-    # with other apps in the store, the new app's role is not taken for one without a secret
-    crowded = replace(obs, secrets=Observed.ok({"other": creds("other")}))
-    assert [f for f in run(crowded).findings if f.app == APP] == []
-
-    # the same empty answer once the create is older than the observation is a lost store
-    settled = workflow(status=WorkflowStatus.DONE, age=timedelta(minutes=11))
-    lost = only(run(replace(obs, workflows=Observed.ok([settled]))), "system_unreachable")
-    assert lost.severity is Severity.CRITICAL
-    assert "answered with no app at all" in lost.message and APP in lost.message
-
-
 def test_grace_never_hides_drift_or_unsafe_roles() -> None:
     database = Database({APP: PasswordResult.MISMATCH})
     obs = healthy(

@@ -10,12 +10,15 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bot.core.model import DatabaseState, PasswordVerdict, StoredCredentials
+import pytest
+
+from bot.core.model import DatabaseState, PasswordVerdict, StoredCredentials, WorkflowStatus
 from bot.core.names import AppName
 from bot.core.ports import SecretStore
 from bot.core.secret import Secret
 from handlers.assessment import assess
 from handlers.context import Services
+from handlers.findings import Severity, diagnose
 from handlers.observe import observe
 from tests.fakes.database import MemoryDatabase
 from tests.fakes.services import MemoryWorld, memory_services
@@ -124,3 +127,85 @@ def test_concurrent_fleet_judgements_of_one_observation_are_shared() -> None:
     assess(obs, services, only=results[0].apps["wiki"].app)
     again = assess(obs, services)
     assert database.checks == 3 and again is not results[0]
+
+
+class LaggingStore:
+    """The in-memory store whose first listing answers as it was before a create wrote (an
+    empty store, or one without ``behind``); later listings see what is there. Counted."""
+
+    def __init__(self, inner: SecretStore, *, behind: str) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.behind = behind
+        self.listings = 0
+
+    def location(self, app: AppName) -> str:
+        return self.inner.location(app)
+
+    def read_all(self) -> dict[str, StoredCredentials]:
+        self.listings += 1
+        found = self.inner.read_all()
+        return found if self.listings > 1 else {a: c for a, c in found.items() if a != self.behind}
+
+    def read(self, app: AppName) -> StoredCredentials | None:
+        return self.inner.read(app)
+
+    def write(self, app: AppName, *, username: str, password: Secret, database: str) -> None:
+        self.inner.write(app, username=username, password=password, database=database)
+
+    def delete(self, app: AppName) -> bool:
+        return self.inner.delete(app)
+
+
+def created(world: MemoryWorld, app: str, *, others: tuple[str, ...] = ()) -> None:
+    """``app`` as a create leaves it: record, credentials, role; ``others`` already live."""
+    for name in (*others, app):
+        password = f"{name}-password-0123456789abcdef"
+        world.secrets.put(name, password)
+        world.database.add_role(name, password=password)
+        record = world.state.start_workflow(app=AppName(name), kind="create", requester="alan")
+        world.state.update_workflow(record, step="done", status=WorkflowStatus.DONE)
+
+
+@pytest.mark.parametrize("others", [(), ("wiki",)], ids=["first app", "among others"])
+def test_a_store_read_before_a_create_wrote_is_read_again(others: tuple[str, ...]) -> None:
+    # The reads run side by side: the store answered before the create wrote; the records
+    # and PostgreSQL, read after, show it done. No lost store, no missing secret.
+    world = MemoryWorld()
+    created(world, "docspell", others=others)
+    store = LaggingStore(world.secrets, behind="docspell")
+    services = dataclasses.replace(world.services(), secrets=store)
+
+    obs = observe(services)
+
+    assert store.listings == 2
+    assert obs.secrets.value is not None and "docspell" in obs.secrets.value
+    assert [f for f in diagnose(obs, services).findings if f.severity is not Severity.INFO] == []
+
+
+def test_credentials_really_missing_are_read_twice_and_reported() -> None:
+    world = MemoryWorld()
+    created(world, "docspell", others=("wiki",))
+    world.secrets.delete(AppName("docspell"))
+    store = LaggingStore(world.secrets, behind="")
+    services = dataclasses.replace(world.services(), secrets=store)
+
+    finding = next(f for f in diagnose(observe(services), services).findings if f.app)
+
+    assert store.listings == 2
+    assert (finding.kind, finding.app, finding.severity) == (
+        "secret_missing",
+        "docspell",
+        Severity.CRITICAL,
+    )
+
+
+def test_a_store_that_holds_every_app_is_read_once() -> None:
+    world = MemoryWorld()
+    created(world, "docspell", others=("wiki",))
+    store = LaggingStore(world.secrets, behind="")
+    services = dataclasses.replace(world.services(), secrets=store)
+
+    observe(services)
+
+    assert store.listings == 1
