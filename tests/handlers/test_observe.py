@@ -25,23 +25,20 @@ from tests.fakes.services import MemoryWorld, memory_services
 from tests.fixtures.bot import BotEnv
 
 
-class GatedStore:
-    """The real file store, whose listing waits for the test's go and is counted."""
+class CountedStore:
+    """A secret store that delegates to ``inner`` and counts its listings; subclasses change
+    what a listing does."""
 
     def __init__(self, inner: SecretStore) -> None:
         self.inner = inner
         self.kind = inner.kind
         self.listings = 0
-        self.started = threading.Event()
-        self.go = threading.Event()
 
     def location(self, app: AppName) -> str:
         return self.inner.location(app)
 
     def read_all(self) -> dict[str, StoredCredentials]:
         self.listings += 1
-        self.started.set()
-        assert self.go.wait(30)
         return self.inner.read_all()
 
     def read(self, app: AppName) -> StoredCredentials | None:
@@ -52,6 +49,20 @@ class GatedStore:
 
     def delete(self, app: AppName) -> bool:
         return self.inner.delete(app)
+
+
+class GatedStore(CountedStore):
+    """The real file store, whose listing waits for the test's go."""
+
+    def __init__(self, inner: SecretStore) -> None:
+        super().__init__(inner)
+        self.started = threading.Event()
+        self.go = threading.Event()
+
+    def read_all(self) -> dict[str, StoredCredentials]:
+        self.started.set()
+        assert self.go.wait(30)
+        return super().read_all()
 
 
 def test_concurrent_callers_share_the_observation_in_flight(bot_env: BotEnv) -> None:
@@ -129,32 +140,17 @@ def test_concurrent_fleet_judgements_of_one_observation_are_shared() -> None:
     assert database.checks == 3 and again is not results[0]
 
 
-class LaggingStore:
-    """The in-memory store whose first listing answers as it was before a create wrote (an
-    empty store, or one without ``behind``); later listings see what is there. Counted."""
+class LaggingStore(CountedStore):
+    """A store whose first listing answers as it was before a create wrote ``behind`` (an
+    empty store, or one without that app); later listings see what is there."""
 
     def __init__(self, inner: SecretStore, *, behind: str) -> None:
-        self.inner = inner
-        self.kind = inner.kind
+        super().__init__(inner)
         self.behind = behind
-        self.listings = 0
-
-    def location(self, app: AppName) -> str:
-        return self.inner.location(app)
 
     def read_all(self) -> dict[str, StoredCredentials]:
-        self.listings += 1
-        found = self.inner.read_all()
+        found = super().read_all()
         return found if self.listings > 1 else {a: c for a, c in found.items() if a != self.behind}
-
-    def read(self, app: AppName) -> StoredCredentials | None:
-        return self.inner.read(app)
-
-    def write(self, app: AppName, *, username: str, password: Secret, database: str) -> None:
-        self.inner.write(app, username=username, password=password, database=database)
-
-    def delete(self, app: AppName) -> bool:
-        return self.inner.delete(app)
 
 
 def created(world: MemoryWorld, app: str, *, others: tuple[str, ...] = ()) -> None:
