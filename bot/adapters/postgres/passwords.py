@@ -114,9 +114,15 @@ class PasswordChecker:
                     detail="the stored password is empty",
                 )
                 continue
+            if info.verifier == "":
+                verdicts[role] = PasswordVerdict(
+                    result=PasswordResult.MISMATCH,
+                    method="verifier",
+                    detail=f"role `{role}` has no password",
+                )
+                continue
             if info.verifier is not None:
-                pair = keys.get(role)
-                verdict = self._by_verifier(info, password, key=pair.key if pair else None)
+                verdict = self._by_verifier(keys[role])
                 if verdict is not None:
                     verdicts[role] = verdict
                     continue
@@ -174,23 +180,14 @@ class PasswordChecker:
         if len(missing) < _VERIFIER_BATCH:
             return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgdb-verifier") as pool:
-            for _ in pool.map(lambda k: self._by_verifier(k.info, k.password, key=k.key), missing):
+            for _ in pool.map(self._by_verifier, missing):
                 pass
 
-    def _by_verifier(
-        self, info: RoleInfo, password: Secret, *, key: bytes | None
-    ) -> PasswordVerdict | None:
+    def _by_verifier(self, pair: _Pair) -> PasswordVerdict | None:
         """Compare against the verifier; the (slow, PBKDF2) result is remembered for the same
         verifier and password, so a diagnostics pass only pays for what changed."""
-        assert info.verifier is not None
-        if info.verifier == "":
-            return PasswordVerdict(
-                result=PasswordResult.MISMATCH,
-                method="verifier",
-                detail=f"role `{info.name}` has no password",
-            )
-        if key is None:
-            key = self._memo_key(info, password)
+        info, password, key = pair
+        assert info.verifier
         with self._lock:
             known = key in self._verifier_memo
             matches = self._verifier_memo.get(key)
