@@ -24,6 +24,7 @@ from bench import (
 )
 from bench.fleet import FleetBuilder, private_cluster
 from bench.machine import describe
+from bot import memory
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +83,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    memory.tune_collector()  # as every `pgdb-bot` command does: the passes below run here
     results: dict[str, Any] = {"plan": asdict(plan)}
     with private_cluster() as (cluster, root):
         import psycopg

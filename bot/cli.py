@@ -178,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         _logging(None)
         sys.stderr.write(f"pgdb-bot: {exc}\n")
         return 2
+    from bot import memory
+
+    memory.tune_collector()
     console = args.command == "console"
     if console and args.yes and not args.reset:
         sys.stderr.write("pgdb-bot: --yes confirms --reset; without --reset it does nothing\n")
