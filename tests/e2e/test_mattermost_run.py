@@ -192,8 +192,13 @@ def test_create_by_slash_command_posts_progress_and_onboards_the_app(
     assert "postgresql://docspell:<password>@postgresql-shared-rw.databases.svc" in post["message"]
     assert post["message"].endswith("_`/pgdb create docspell` · @alan_")
 
-    creates = fake_mattermost.recorded("POST", "/api/v4/posts")
-    patches = fake_mattermost.recorded("PUT", PATCH)
+    # the command's own message (a scheduled alert would go to the ops channel)
+    creates = [
+        c
+        for c in fake_mattermost.recorded("POST", "/api/v4/posts")
+        if c.body.get("channel_id") == CHANNEL
+    ]
+    patches = fake_mattermost.recorded("PUT", rf"/api/v4/posts/{post['id']}/patch")
     assert len(creates) == 1
     assert "Onboarding `docspell`" in creates[0].body["message"]
     assert patches[0].status == 503
