@@ -25,7 +25,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.core.manifests.kustomization import listed_set
-from bot.core.manifests.layout import database_path, secret_name, secret_path
+from bot.core.manifests.layout import (
+    KUSTOMIZATION_FILE,
+    database_path,
+    secret_name,
+    secret_path,
+)
 from bot.core.manifests.onboarding import listed_on_base
 from bot.core.model import (
     PRIVILEGED_ROLES,
@@ -65,7 +70,13 @@ from handlers.cluster_checks import (
 )
 from handlers.context import Services
 from handlers.lifecycle import NO_HISTORY, AppHistory, Lifecycle, interrupted
-from handlers.observe import Observation, SingleFlight, check_passwords, known_apps
+from handlers.observe import (
+    Observation,
+    SingleFlight,
+    check_passwords,
+    known_apps,
+    listed_entries,
+)
 from handlers.usage_checks import AppUsage, storage_finding, usage_checks
 
 PG = "PostgreSQL"
@@ -226,7 +237,7 @@ def _assess(
         wanted = [a for a in apps if not records.get(a, NO_HISTORY).retired]
         verdicts = check_passwords(obs, services, wanted) if store is not None else {}
     snap = obs.cluster.value
-    listed = _listed(obs.git.value)
+    listed = listed_entries(obs.git.value)
     p = _Pass(
         obs=obs,
         services=services,
@@ -349,24 +360,34 @@ def _store(
     return None, why, why
 
 
-def _listed(snapshot: GitSnapshot | None) -> frozenset[str] | None:
-    """The base's ``resources`` entries, parsed once per pass; None when there is no
-    kustomization or it cannot be read (its problem is reported by the GitOps row)."""
-    if snapshot is None or snapshot.kustomization is None:
-        return None
+def _unreadable_kustomization(snapshot: GitSnapshot) -> Finding:
+    base = snapshot.base_branch
     try:
-        return listed_set(snapshot.kustomization)
-    except ValueError:
-        return None
+        listed_set(snapshot.kustomization or "")
+        why = f"{KUSTOMIZATION_FILE} cannot be read"
+    except ValueError as exc:  # the reason, parsed again only for a broken file
+        why = str(exc)
+    return Finding(
+        kind="kustomization_broken",
+        app=None,
+        severity=Severity.CRITICAL,
+        message=f"{why} (branch {base}): Argo CD cannot build the folder, so no app in it "
+        "syncs, and the bot cannot add or remove an app there",
+        remedy=f"fix {KUSTOMIZATION_FILE} by hand on branch {base} (the bot does not edit a "
+        "file it cannot read)",
+    )
 
 
 def _broken_entries(
     snapshot: GitSnapshot | None, listed: frozenset[str] | None
 ) -> dict[str, Finding]:
-    """``resources`` entries naming a file that does not exist: Argo CD cannot build the
-    kustomization, so every app of the folder stops syncing."""
-    if snapshot is None or listed is None:
+    """``resources`` entries naming a file that does not exist, or a kustomization that cannot
+    be read at all (keyed by its own name): Argo CD cannot build the folder, so every app of
+    it stops syncing."""
+    if snapshot is None or snapshot.kustomization is None:
         return {}
+    if listed is None:
+        return {KUSTOMIZATION_FILE: _unreadable_kustomization(snapshot)}
     folders = {f.rsplit("/", 1)[0] for f in snapshot.files if "/" in f}
     out: dict[str, Finding] = {}
     for entry in sorted(listed):
@@ -865,6 +886,8 @@ def _manifests(p: _Pass, app: AppName, *, fresh: bool) -> Check:
     if broken is not None:
         return problem(name, broken.message, source, broken)
     base = snapshot.base_branch
+    if KUSTOMIZATION_FILE in p.broken:
+        return unknown(name, f"{KUSTOMIZATION_FILE} on branch {base} cannot be read", source)
     leaving = snapshot.offboardings.get(app)
     if _on_base(p, app):
         if leaving is not None:
@@ -1227,8 +1250,10 @@ def _system_rows(p: _Pass, kube: list[Finding]) -> list[tuple[str, str]]:
         rows.append(("GitOps", f"{bad} {obs.git.error}"))
     else:
         text = f"{p.services.git.kind}, {git.base_branch} at {git.base_sha[:8]}"
-        if p.broken:
-            text += f"; kustomization.yaml lists {len(p.broken)} missing file(s)"
+        if KUSTOMIZATION_FILE in p.broken:
+            text += f"; {KUSTOMIZATION_FILE} cannot be read"
+        elif p.broken:
+            text += f"; {KUSTOMIZATION_FILE} lists {len(p.broken)} missing file(s)"
         rows.append(("GitOps", f"{bad if p.broken else good} {text}"))
     alerting = [f for f in kube if f.severity is not Severity.INFO]
     row = kube_system_row(

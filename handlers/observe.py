@@ -210,11 +210,21 @@ def _valid(name: str) -> AppName | None:
         return None
 
 
+def listed_entries(snapshot: GitSnapshot | None) -> frozenset[str] | None:
+    """The base's ``resources`` entries, normalized; None when there is no kustomization or
+    it cannot be read (its problem is the GitOps check's to report, not a reason to fail)."""
+    if snapshot is None or snapshot.kustomization is None:
+        return None
+    try:
+        return listed_set(snapshot.kustomization)
+    except ValueError:
+        return None
+
+
 def apps_on_base(snapshot: GitSnapshot) -> set[str]:
     """Apps whose ``databases/<app>.yaml`` is on the base branch or listed in resources."""
     found: set[str] = set()
-    listed = listed_set(snapshot.kustomization) if snapshot.kustomization else frozenset()
-    for path in snapshot.files | listed:
+    for path in snapshot.files | (listed_entries(snapshot) or frozenset()):
         if path.startswith("databases/") and path.endswith(".yaml"):
             found.add(path.removeprefix("databases/").removesuffix(".yaml"))
     return found

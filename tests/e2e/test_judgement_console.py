@@ -213,6 +213,29 @@ def test_a_leftover_offboarding_branch_and_a_broken_kustomization_are_findings(
     assert "⚠️" in line_with(out, "manifests:", "pgdb-offboard/docspell")
 
 
+def test_a_kustomization_that_is_not_yaml_is_a_finding_not_an_internal_error(
+    bot_env: BotEnv,
+) -> None:
+    assert bot_env.console("/pgdb create docspell").returncode == 0
+    merge(bot_env, "pgdb/docspell")
+    (bot_env.repo / BASE / "kustomization.yaml").write_text(
+        "resources: [databases/docspell.yaml\n  - : :\n"
+    )
+    bot_env.git("commit", "-qam", "a hand edit that broke the YAML")
+
+    kinds = findings(bot_env.diagnose("--json", PGDB_GRACE="0"))
+    out = bot_env.console(
+        "/pgdb status", "/pgdb status docspell", "/pgdb list", "/pgdb diagnose", PGDB_GRACE="0"
+    ).stdout
+
+    assert ("kustomization_broken", None) in kinds
+    assert "internal error" not in out
+    assert "❌" in line_with(out, "GitOps", "kustomization.yaml cannot be read")
+    assert "not valid YAML" in out and "fix kustomization.yaml by hand on branch main" in out
+    assert "❔" in line_with(out, "manifests:", "cannot be read")
+    assert "manifest_missing" not in out  # no repair offered for what cannot be read
+
+
 def test_smaller_cases_read_as_a_user_expects(bot_env: BotEnv) -> None:
     out = bot_env.console(
         "/pgdb create docspell --namespace docspell",
