@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from bench.fleet import Fleet
+from bench.measure import median
 from bot.pgcluster import free_port
 
 
@@ -64,7 +65,7 @@ def footprint(fleet: Fleet, *, starts: int) -> dict[str, Any]:
         process.wait(timeout=30)
     return {
         "cold_start_to_ready_seconds": round(min(cold), 3),
-        "cold_start_median_seconds": round(sorted(cold)[len(cold) // 2], 3),
+        "cold_start_median_seconds": round(median(cold), 3),
         "idle_rss_mib": round(min(idle), 1),
         **{f"{flag[2:]}_seconds": quick_command(flag) for flag in ("--help", "--version")},
     }
@@ -80,5 +81,4 @@ def quick_command(flag: str, *, runs: int = 7) -> dict[str, float]:
             [sys.executable, "-m", "bot", flag], capture_output=True, check=True, timeout=30
         )
         times.append(time.perf_counter() - start)
-    times.sort()
-    return {"min": round(times[0], 3), "median": round(times[len(times) // 2], 3)}
+    return {"min": round(min(times), 3), "median": round(median(times), 3)}
